@@ -1,0 +1,3 @@
+from fakescope_cli.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""Placeholder; replaced by the Typer app."""
+
+
+def main() -> None:
+    raise SystemExit("not yet")

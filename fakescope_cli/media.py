@@ -1,0 +1,280 @@
+"""One evidence file: its bytes, identity and format, and its pixels on demand, behind guards.
+
+The file is opened read-only, once, and never written. Pixels are decoded only when a reader or
+detector asks for them, so a metadata-only scan (`--no-pixels`) never pays for decoding.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import stat
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from fakescope_cli.errors import InputError
+
+DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k; a decompression bomb is far above this
+DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
+# Pillow caps text chunks on its own; ours are stricter so one file cannot eat the heap.
+MAX_TEXT_CHUNK = 4 << 20
+MAX_TEXT_MEMORY = 16 << 20
+
+# Extensions that claim "image": a file with one of these is never silently skipped.
+IMAGE_EXTENSIONS = frozenset(
+    "jpg jpeg jpe jfif png apng webp tif tiff gif bmp dib heic heif hif avif".split()
+)
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_GENERIC_HEIF_BRANDS = {b"mif1", b"msf1", b"mif2"}
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Name the image format from its leading bytes (at least 32), or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:2] == b"BM" and len(head) >= 14:
+        return "BMP"
+    if head[4:8] == b"ftyp":
+        box_len = int.from_bytes(head[0:4], "big")
+        brands = {head[8:12]}
+        end = min(len(head), max(box_len, 16))
+        brands.update(head[i : i + 4] for i in range(16, end - 3, 4))
+        if brands & _AVIF_BRANDS:
+            return "AVIF"
+        if brands & (_HEIF_BRANDS | _GENERIC_HEIF_BRANDS):
+            return "HEIF"
+    return None
+
+
+def has_image_extension(path: str | os.PathLike[str]) -> bool:
+    suffix = os.path.splitext(os.fsdecode(path))[1].lower().lstrip(".")
+    return suffix in IMAGE_EXTENSIONS
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """The path as printable text; undecodable bytes become backslash escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_pillow_ready = False
+
+
+def _prepare_pillow() -> None:
+    global _pillow_ready
+    if _pillow_ready:
+        return
+    from PIL import Image, ImageFile, PngImagePlugin
+
+    PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK
+    PngImagePlugin.MAX_TEXT_MEMORY = MAX_TEXT_MEMORY
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        if hasattr(pillow_heif, "register_avif_opener"):
+            pillow_heif.register_avif_opener()
+    except ImportError:  # HEIC support is optional at run time
+        pass
+    _pillow_ready = True
+
+
+def _stat_error(path: str | os.PathLike[str], exc: OSError) -> InputError:
+    if exc.errno == errno.ELOOP:
+        return InputError("symbolic link loop", "symlink-loop")
+    if exc.errno == errno.ENOENT:
+        if os.path.islink(path):
+            return InputError("symbolic link target does not exist", "dangling-symlink")
+        return InputError("no such file", "not-found")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return InputError("permission denied", "permission-denied")
+    return InputError(f"cannot read: {exc.strerror or exc}", "read-error")
+
+
+def read_file_readonly(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """Read a regular file without ever opening a FIFO, socket or device.
+
+    O_NONBLOCK makes even a racing FIFO swap return at once; O_NOATIME keeps the access time
+    where the owner allows it. The file is never opened for writing.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _stat_error(path, exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError("not a regular file (FIFO, socket, device or folder)", "not-a-regular-file")
+    if st.st_size == 0:
+        raise InputError("empty file (0 bytes)", "empty-file")
+    if st.st_size > max_bytes:
+        raise InputError(f"file is {st.st_size} bytes, over the {max_bytes}-byte limit", "file-too-large")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:
+            fd = os.open(path, flags)  # O_NOATIME needs ownership
+    except OSError as exc:
+        raise _stat_error(path, exc) from None
+    try:
+        fst = os.fstat(fd)
+        if not stat.S_ISREG(fst.st_mode):
+            raise InputError("not a regular file", "not-a-regular-file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", "read-error") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise InputError(f"file grew past the {max_bytes}-byte limit while reading", "file-too-large")
+    if not data:
+        raise InputError("empty file (0 bytes)", "empty-file")
+    return data, fst
+
+
+@dataclass
+class Media:
+    """One file under analysis. Readers use `data`, `format`, `info` and `pixels()`."""
+
+    path: str  # as given or found; may hold surrogate escapes for non-UTF-8 names
+    data: bytes
+    size: int
+    mtime_ns: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    allow_pixels: bool = True
+    _header_error: InputError | None = field(default=None, repr=False)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        allow_pixels: bool = True,
+    ) -> Media:
+        data, st = read_file_readonly(path, max_bytes)
+        return cls(
+            path=os.fspath(path),
+            data=data,
+            size=len(data),
+            mtime_ns=st.st_mtime_ns,
+            max_pixels=max_pixels,
+            allow_pixels=allow_pixels,
+        )
+
+    @property
+    def display_path(self) -> str:
+        return display_path(self.path)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @cached_property
+    def format(self) -> str | None:
+        return sniff_format(self.data[:64])
+
+    @cached_property
+    def header(self) -> Any:
+        """The Pillow image opened lazily (header parsed, pixels not decoded).
+
+        Raises InputError for unsupported or unparseable data.
+        """
+        _prepare_pillow()
+        from PIL import Image, UnidentifiedImageError
+
+        if self.format is None:
+            raise InputError("not a recognised image format", "unsupported-format")
+        try:
+            img = Image.open(io.BytesIO(self.data))
+        except UnidentifiedImageError:
+            raise InputError(
+                f"{self.format} signature found but the data cannot be parsed", "corrupt-image"
+            ) from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
+            raise _decode_error(exc) from None
+        return img
+
+    @property
+    def width(self) -> int | None:
+        try:
+            return int(self.header.size[0])
+        except InputError:
+            return None
+
+    @property
+    def height(self) -> int | None:
+        try:
+            return int(self.header.size[1])
+        except InputError:
+            return None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Pillow's metadata dict (PNG text chunks, 'exif', 'xmp', 'icc_profile' …); {} if unparseable."""
+        try:
+            return dict(self.header.info)
+        except InputError:
+            return {}
+
+    def check_pixel_limit(self) -> None:
+        w, h = self.header.size
+        if w * h > self.max_pixels:
+            raise InputError(
+                f"{w}x{h} = {w * h} pixels exceeds the limit of {self.max_pixels} "
+                "(decompression-bomb guard; raise with --max-pixels)",
+                "pixel-limit",
+            )
+
+    @cached_property
+    def _decoded(self) -> Any:
+        self.check_pixel_limit()
+        img = self.header
+        try:
+            img.load()
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                MemoryError, ZeroDivisionError) as exc:
+            raise _decode_error(exc) from None
+        return img
+
+    def pixels(self) -> Any:
+        """The decoded Pillow image (first frame), mode as stored. Raises InputError."""
+        if not self.allow_pixels:
+            raise InputError("pixel decoding is disabled (--no-pixels)", "unsupported-format")
+        return self._decoded
+
+    def rgb(self) -> Any:
+        """The decoded image converted to 8-bit RGB (16-bit, CMYK, palette handled)."""
+        from fakescope_cli.imageops import to_rgb8
+
+        return to_rgb8(self.pixels())
+
+
+def _decode_error(exc: BaseException) -> InputError:
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "truncated" in lowered or isinstance(exc, EOFError) or "premature end" in lowered:
+        return InputError(f"truncated image data: {text}", "truncated")
+    if isinstance(exc, MemoryError):
+        return InputError("not enough memory to decode the image", "pixel-limit")
+    return InputError(f"cannot decode image: {text}", "corrupt-image")

@@ -1,5 +1,158 @@
-"""Placeholder; replaced by the Typer app."""
+"""The command line: parse, then delegate. No analysis logic lives here.
+
+Start-up stays light: heavy modules (torch, transformers, llama_cpp, onnxruntime) are imported only
+by the command that needs them, never at import time of this module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fakescope_cli import __version__
+from fakescope_cli.errors import EXIT_DETECTOR, EXIT_USAGE, DetectorUnavailable
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done, no gate tripped; 1 a --fail-above gate tripped; 2 usage error; "
+    "3 done, but some input could not be analysed (1 wins when both apply); "
+    "4 a detector could not be loaded or reached; 130 interrupted (Ctrl-C / SIGTERM)."
+)
+
+app = typer.Typer(
+    name="fakescope",
+    help="Tell whether an image was made by a generative model, how sure, and why.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+    sarif = "sarif"
+
+
+class Quantize(str, Enum):
+    none = "none"
+    q4 = "4bit"
+    q8 = "8bit"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"fakescope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Tell whether an image was made by a generative model, how sure, and why."""
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"fakescope: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _use_color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def _backend_options(**opts: object) -> dict[str, object]:
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def scan(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or - to read paths from stdin.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", "-r/-R", help="Descend into sub-folders.")] = True,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow folder symlinks inside folders.")] = False,
+    ext: Annotated[Optional[list[str]], typer.Option("--ext", "-e", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
+    null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Detector: builtin, hf, gguf, or none (provenance only).")] = "builtin",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model folder or file (hf, gguf).")] = None,
+    mmproj: Annotated[Optional[str], typer.Option("--mmproj", help="Multimodal projector GGUF (gguf backend).")] = None,
+    quantize: Annotated[Optional[Quantize], typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
+    device: Annotated[Optional[DeviceChoice], typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per detection batch (hf).")] = None,
+    attributes: Annotated[Optional[bool], typer.Option("--attributes/--no-attributes", help="Score the 14 forgery attributes (multimodal backends).")] = None,
+    explain: Annotated[Optional[bool], typer.Option("--explain", help="Add a reasoning text per image (multimodal backends).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="Length limit of explanations.")] = None,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")] = False,
+    no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
+    fail_above: Annotated[Optional[float], typer.Option("--fail-above", min=0.0, max=1.0, help="Exit 1 if any image has p_fake above P.")] = None,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Threshold file from `fakescope eval --calibrate`.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per core).")] = 0,
+    file_timeout: Annotated[Optional[float], typer.Option("--file-timeout", min=0.1, help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse to decode images with more pixels (bomb guard).")] = 150_000_000,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse files larger than this.")] = 1 << 30,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
+) -> None:
+    """Scan images and report, per image, the probability it is AI-generated and why."""
+    from fakescope_cli.analyze import ScanConfig
+    from fakescope_cli.inputs import normalise_exts, read_stdin_paths
+    from fakescope_cli.scan import RunOptions, run_scan
+
+    expanded: list[str] = []
+    for p in paths:
+        if p == "-":
+            expanded.extend(read_stdin_paths(null_separated=null))
+        else:
+            expanded.append(p)
+    calib = None
+    if calibration is not None:
+        from fakescope_cli.evaluate import load_calibration
+
+        try:
+            calib = load_calibration(calibration)
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot use --calibration {calibration}: {exc}", EXIT_USAGE) from None
+    options = _backend_options(
+        model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
+        device=device.value if device else None, batch_size=batch_size, attributes=attributes,
+        explain=explain, max_tokens=max_tokens, trust_pickle=trust_pickle or None,
+        trust_remote_code=trust_remote_code or None,
+    )
+    config = ScanConfig(
+        allow_pixels=not no_pixels, max_pixels=max_pixels, max_bytes=max_bytes,
+        backend=backend, backend_options=options, calibration=calib,
+    )
+    run = RunOptions(
+        paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
+        recursive=recursive, follow_symlinks=follow_symlinks, exts=normalise_exts(ext),
+        fail_above=fail_above, quiet=quiet, color=_use_color() and fmt == OutputFormat.table and output is None,
+        arguments=sys.argv[1:],
+    )
+    try:
+        result = run_scan(run)
+    except DetectorUnavailable as exc:
+        raise _fail(str(exc), EXIT_DETECTOR) from None
+    if result.interrupted and not quiet:
+        typer.echo("fakescope: interrupted; results so far were written.", err=True)
+    raise typer.Exit(result.exit_code)
 
 
 def main() -> None:
-    raise SystemExit("not yet")
+    app()

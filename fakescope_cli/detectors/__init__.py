@@ -1,0 +1,66 @@
+"""Detector backends behind one interface, loaded lazily by name.
+
+Built-in backends are listed here; third-party packages add theirs through the
+`fakescope.detectors` entry-point group (a class taking keyword options). Nothing heavy is
+imported until a backend is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fakescope_cli.detectors.base import Detector, DetectorResult
+from fakescope_cli.errors import DetectorUnavailable
+
+__all__ = ["BUILTIN_BACKENDS", "Detector", "DetectorResult", "backend_names", "load_detector"]
+
+BUILTIN_BACKENDS: dict[str, str] = {
+    "builtin": "fakescope_cli.detectors.builtin:BuiltinDetector",
+    "hf": "fakescope_cli.detectors.hf:HFDetector",
+    "gguf": "fakescope_cli.detectors.gguf:GGUFDetector",
+}
+
+ENTRY_POINT_GROUP = "fakescope.detectors"
+
+
+def _plugin_targets() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def backend_names() -> list[str]:
+    return sorted({*BUILTIN_BACKENDS, *_plugin_targets(), "none"})
+
+
+def load_detector(name: str, options: dict[str, Any] | None = None) -> Detector | None:
+    """Instantiate a backend; `none` means provenance only. Raises DetectorUnavailable."""
+    if name == "none":
+        return None
+    target = BUILTIN_BACKENDS.get(name) or _plugin_targets().get(name)
+    if target is None:
+        raise DetectorUnavailable(f"unknown backend {name!r}; choose from: {', '.join(backend_names())}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DetectorUnavailable(f"backend {name!r} cannot be imported: {exc}") from exc
+    cls = getattr(module, attr)
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    return cls(**opts)
+
+
+def describe(detector: Detector | None) -> dict[str, Any] | None:
+    """The detector's identity for run headers and chain of custody."""
+    if detector is None:
+        return None
+    info = {
+        "id": detector.id,
+        "version": detector.version,
+        "weights_sha256": detector.weights_sha256,
+    }
+    extra = getattr(detector, "describe", None)
+    if callable(extra):
+        info.update(extra())
+    return info

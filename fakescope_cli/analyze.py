@@ -1,0 +1,130 @@
+"""One file through the pipeline: media → evidence → detector → fusion → record dict."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakescope_cli import evidence as evidence_mod
+from fakescope_cli.detectors import Detector, describe, load_detector
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
+from fakescope_cli.inputs import Candidate
+from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path
+from fakescope_cli.record import ScanRecord
+
+
+@dataclass
+class ScanConfig:
+    """Everything that shapes one file's result; also the cache key's option part."""
+
+    allow_pixels: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    backend: str = "builtin"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+
+    def result_options(self) -> dict[str, Any]:
+        """Options that change a result (for cache keys): not paths, not job counts."""
+        return {
+            "allow_pixels": self.allow_pixels,
+            "max_pixels": self.max_pixels,
+            "backend": self.backend,
+            "backend_options": {k: str(v) for k, v in sorted(self.backend_options.items())},
+            "calibration_threshold": (self.calibration or {}).get("threshold"),
+        }
+
+
+class Analyzer:
+    """Holds the loaded detector; `analyze` never raises for a bad file."""
+
+    def __init__(self, config: ScanConfig, detector: Detector | None = None, load: bool = True):
+        self.config = config
+        if detector is None and load and config.allow_pixels:
+            detector = load_detector(config.backend, config.backend_options)
+        self.detector = detector
+        self.detector_info = describe(detector)
+        self.thresholds: Thresholds = thresholds_from(self.detector_info, config.calibration)
+
+    def analyze(self, candidate: Candidate) -> dict[str, Any]:
+        record = ScanRecord(path=display_path(candidate.path))
+        if self.detector_info:
+            record.detector_id = self.detector_info["id"]
+            record.detector_version = self.detector_info["version"]
+            record.weights_sha256 = self.detector_info["weights_sha256"]
+        if candidate.problem is not None:
+            record.add_error(*candidate.problem)
+            return record.to_dict()
+        try:
+            return self._analyze(candidate, record)
+        except DetectorUnavailable:
+            raise
+        except Exception as exc:  # a bug must cost one file, not the run
+            record.add_error("internal-error", f"{type(exc).__name__}: {exc}")
+            return record.to_dict()
+
+    def _analyze(self, candidate: Candidate, record: ScanRecord) -> dict[str, Any]:
+        cfg = self.config
+        try:
+            media = Media.open(
+                candidate.path, max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels, allow_pixels=cfg.allow_pixels
+            )
+        except InputError as exc:
+            record.add_error(exc.code, exc.message)
+            return record.to_dict()
+        record.sha256 = media.sha256
+        record.bytes = media.size
+        record.format = media.format
+        record.mtime = (
+            _dt.datetime.fromtimestamp(media.mtime_ns / 1e9, _dt.timezone.utc)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z")
+        )
+        if media.format is None:
+            what = "named as an image" if not candidate.explicit else "named on the command line"
+            record.add_error("unsupported-format", f"not a recognised image format ({what})")
+            return record.to_dict()
+
+        problems: list[InputError] = []
+        try:
+            record.width, record.height = (int(v) for v in media.header.size)
+        except InputError as exc:
+            problems.append(exc)
+        if not problems and cfg.allow_pixels:
+            try:
+                media.pixels()  # decode once, behind the guards; readers and detector reuse it
+            except InputError as exc:
+                problems.append(exc)
+
+        items, warnings = evidence_mod.collect(media)
+        record.evidence = [item.to_dict() for item in items]
+        record.warnings = warnings
+
+        detection: DetectorResult | None = None
+        if self.detector is not None and cfg.allow_pixels and not problems:
+            try:
+                detection = self.detector.analyze(media)
+            except InputError as exc:
+                problems.append(exc)
+            except DetectorUnavailable:
+                raise
+            except Exception as exc:
+                problems.append(InputError(f"{type(exc).__name__}: {exc}", "detector-error"))
+        if detection is not None:
+            record.detector = {**(self.detector_info or {}), **detection.to_dict()}
+
+        fused = fuse(items, detection, self.thresholds)
+        record.p_fake = fused.p_fake
+        record.reasons = fused.reasons
+        record.verdict = fused.verdict
+        for exc in problems:
+            record.errors.append({"code": exc.code, "message": exc.message})
+        if problems and fused.verdict not in ("ai-generated", "ai-edited"):
+            # Provenance can still decide for a file whose pixels cannot be read; otherwise the
+            # file is unanalysed.
+            record.verdict = "error"
+            record.p_fake = None
+        return record.to_dict()

@@ -1,0 +1,97 @@
+"""Evidence and detector into one p_fake, a verdict and reasons in plain words.
+
+Policy (DESIGN.md):
+- strong AI provenance (declared AI manifest, SD watermark, generator metadata) decides:
+  p_fake >= 0.99 and verdict ai-generated / ai-edited;
+- otherwise the pixel detector's calibrated p_fake decides, read through an uncertain band;
+- camera EXIF is reported but never moves p_fake: it is easy to forge or strip;
+- absence of provenance proves nothing, and without a detector score there is no verdict.
+p_fake means "probability that the image is AI-generated, wholly or in part".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.evidence.base import EvidenceItem
+
+STRONG_P_FAKE = 0.99
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """p_fake <= low: likely-real; p_fake >= high: likely-ai; between: uncertain."""
+
+    low: float = 0.3
+    high: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.low <= self.high <= 1.0):
+            raise ValueError(f"thresholds must satisfy 0 <= low <= high <= 1, got {self.low}, {self.high}")
+
+
+@dataclass
+class Fused:
+    verdict: str
+    p_fake: float | None
+    reasons: list[str]
+
+
+def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresholds: Thresholds) -> Fused:
+    reasons: list[str] = []
+    strong_ai = [e for e in evidence if e.strong and e.signal == "ai"]
+    strong_edit = [e for e in evidence if e.strong and e.signal == "ai-edited"]
+    weak_ai = [e for e in evidence if not e.strong and e.signal in ("ai", "ai-edited")]
+    camera = [e for e in evidence if e.signal == "camera"]
+    detector_p = detection.p_fake if detection is not None else None
+
+    if strong_ai or strong_edit:
+        deciding = strong_ai or strong_edit
+        verdict = "ai-generated" if strong_ai else "ai-edited"
+        reasons.extend(e.summary for e in deciding)
+        p_fake = max(STRONG_P_FAKE, detector_p or 0.0)
+        if detector_p is not None and detector_p < thresholds.low:
+            reasons.append(
+                f"The pixel detector alone scored {detector_p:.0%}; provenance outweighs it."
+            )
+        return Fused(verdict, round(p_fake, 6), reasons)
+
+    if detector_p is not None:
+        if detector_p >= thresholds.high:
+            verdict = "likely-ai"
+            reasons.append(f"The pixel detector scores {detector_p:.0%} (at or above {thresholds.high:.0%}).")
+        elif detector_p <= thresholds.low:
+            verdict = "likely-real"
+            reasons.append(f"The pixel detector scores {detector_p:.0%} (at or below {thresholds.low:.0%}).")
+        else:
+            verdict = "uncertain"
+            reasons.append(
+                f"The pixel detector scores {detector_p:.0%}, inside the uncertain band "
+                f"{thresholds.low:.0%}–{thresholds.high:.0%}: the pixels say little either way."
+            )
+    else:
+        verdict = "no-verdict"
+        reasons.append("No provenance decides and no pixel detector scored this image.")
+
+    reasons.extend(f"Hint (not decisive): {e.summary}" for e in weak_ai)
+    if camera:
+        reasons.append(
+            f"{camera[0].summary} — a weak sign: EXIF is easy to forge or strip, so it does not move the score."
+        )
+    if not evidence or all(e.signal == "none" for e in evidence):
+        reasons.append("No provenance metadata found; its absence proves nothing.")
+    return Fused(verdict, None if detector_p is None else round(float(detector_p), 6), reasons)
+
+
+def thresholds_from(detector_info: dict[str, Any] | None, calibration: dict[str, Any] | None) -> Thresholds:
+    """The detector's own band, overridden by a user calibration from `fakescope eval --calibrate`."""
+    low, high = Thresholds.low, Thresholds.high
+    if detector_info:
+        low = float(detector_info.get("threshold_low", low))
+        high = float(detector_info.get("threshold_high", high))
+    if calibration is not None:
+        high = float(calibration["threshold"])
+        low = min(low, high)
+    return Thresholds(low, high)

@@ -1,0 +1,114 @@
+"""The versioned result record: one per input, the single model every renderer reads.
+
+A record is a plain dict at the boundary (JSON-ready, validated by schema/record.schema.json);
+`ScanRecord` builds it so every producer fills the same fields.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakescope_cli import __version__
+
+RECORD_SCHEMA_VERSION = "1.0"
+PROTOCOL_VERSION = "fakescope-protocol/1"  # DESIGN.md prompt protocol; bumped when prompts change
+
+# Verdicts, from most to least alarming. Stable strings: scripts and SARIF rules key on them.
+VERDICTS: tuple[str, ...] = (
+    "ai-generated",  # strong provenance says a model made it
+    "ai-edited",  # strong provenance says generative tools changed a real image
+    "likely-ai",  # the pixel detector is above its upper threshold
+    "uncertain",  # the pixel detector is inside its uncertain band
+    "likely-real",  # the pixel detector is below its lower threshold
+    "no-verdict",  # nothing decided: no strong provenance and no detector score
+    "error",  # the file could not be analysed
+)
+FLAGGED_VERDICTS = frozenset({"ai-generated", "ai-edited", "likely-ai"})
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ScanRecord:
+    path: str
+    sha256: str | None = None
+    bytes: int | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    verdict: str = "no-verdict"
+    p_fake: float | None = None
+    reasons: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    detector: dict[str, Any] | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    detector_id: str | None = None
+    detector_version: str | None = None
+    weights_sha256: str | None = None
+    scanned_at: str = field(default_factory=utc_now)
+    mtime: str | None = None
+
+    def add_error(self, code: str, message: str) -> None:
+        self.errors.append({"code": code, "message": message})
+        self.verdict = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": RECORD_SCHEMA_VERSION,
+            "path": self.path,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "verdict": self.verdict,
+            "p_fake": self.p_fake,
+            "reasons": self.reasons,
+            "evidence": self.evidence,
+            "detector": self.detector,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "custody": {
+                "tool": "fakescope",
+                "tool_version": __version__,
+                "protocol_version": PROTOCOL_VERSION,
+                "detector_id": self.detector_id,
+                "detector_version": self.detector_version,
+                "weights_sha256": self.weights_sha256,
+                "file_mtime": self.mtime,
+                "scanned_at": self.scanned_at,
+            },
+        }
+
+
+def run_header(arguments: list[str], detector: dict[str, Any] | None, started_at: str) -> dict[str, Any]:
+    """The run block of json/sarif output; `finish_header` adds end time and counts."""
+    import platform
+    import sys
+
+    return {
+        "tool": "fakescope",
+        "tool_version": __version__,
+        "record_schema_version": RECORD_SCHEMA_VERSION,
+        "protocol_version": PROTOCOL_VERSION,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(terse=True),
+        "arguments": arguments,
+        "detector": detector,
+        "started_at": started_at,
+        "finished_at": None,
+        "interrupted": False,
+        "counts": {},
+    }
+
+
+def count_records(records_summary: dict[str, int], record: dict[str, Any]) -> None:
+    """Tally one record into a {"files", "errors", <verdict>…} summary in place."""
+    records_summary["files"] = records_summary.get("files", 0) + 1
+    verdict = record["verdict"]
+    records_summary[verdict] = records_summary.get(verdict, 0) + 1

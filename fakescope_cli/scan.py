@@ -1,0 +1,182 @@
+"""The scan command's engine: inputs → analysis (in process or in workers) → renderer → exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from fakescope_cli.analyze import Analyzer, ScanConfig
+from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK
+from fakescope_cli.inputs import Candidate, InputExpander
+from fakescope_cli.record import count_records, run_header, utc_now
+from fakescope_cli.workers import WorkerPool
+
+# Backends that hold a large model: one copy in this process, batching inside the backend.
+IN_PROCESS_BACKENDS = frozenset({"hf", "gguf", "server"})
+DEFAULT_FILE_TIMEOUT = 300.0
+
+
+@dataclass
+class RunOptions:
+    paths: list[str]
+    config: ScanConfig
+    fmt: str = "table"
+    output: str | None = None
+    jobs: int = 0  # 0: one per core
+    file_timeout: float | None = None  # None: DEFAULT_FILE_TIMEOUT, and only when workers run anyway
+    recursive: bool = True
+    follow_symlinks: bool = False
+    exts: frozenset[str] | None = None
+    fail_above: float | None = None
+    quiet: bool = False
+    color: bool = True
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    counts: dict[str, int]
+    interrupted: bool = False
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`) ends the scan the same orderly way Ctrl-C does."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _output_stream(output: str | None, fmt: str) -> Iterator[TextIO]:
+    """stdout, or a file. Whole-document formats go through a temp file renamed at the end, so a
+    reader never sees half a JSON/SARIF document; streaming formats write in place."""
+    if output is None or output == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    if fmt in ("jsonl", "csv"):
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+        return
+    folder = os.path.dirname(os.path.abspath(output))
+    fd, tmp = tempfile.mkstemp(prefix=".fakescope-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+        os.replace(tmp, output)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(file=sys.stderr), transient=True,
+    )
+    progress.start()
+    progress.add_task("scan", total=total)
+    return progress
+
+
+def run_scan(opts: RunOptions) -> RunResult:
+    from fakescope_cli.render import make_renderer
+
+    expander = InputExpander(recursive=opts.recursive, follow_symlinks=opts.follow_symlinks, exts=opts.exts)
+    candidates: list[Candidate] = list(expander.expand(opts.paths))
+    started = utc_now()
+    jobs = opts.jobs or default_jobs_for(len(candidates))
+    # An explicit --file-timeout needs a killable worker even for one job.
+    use_workers = opts.config.backend not in IN_PROCESS_BACKENDS and (jobs > 1 or opts.file_timeout is not None)
+    file_timeout = opts.file_timeout if opts.file_timeout is not None else DEFAULT_FILE_TIMEOUT
+    counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": expander.stats.skipped
+                              + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}
+    gate_tripped = False
+    interrupted = False
+
+    with _sigterm_as_interrupt():
+        if use_workers:
+            engine: Any = WorkerPool(opts.config, min(jobs, max(1, len(candidates))), file_timeout)
+            engine.__enter__()  # loads detectors; DetectorUnavailable propagates (exit 4)
+            detector_info = engine.detector_info
+            stream_records = engine.map(candidates)
+        else:
+            analyzer = Analyzer(opts.config)
+            detector_info = analyzer.detector_info
+            stream_records = (analyzer.analyze(c) for c in candidates)
+            engine = None
+        header = run_header(opts.arguments, detector_info, started)
+        progress = _progress(len(candidates), enabled=not opts.quiet and sys.stderr.isatty())
+        try:
+            with _output_stream(opts.output, opts.fmt) as stream:
+                renderer = make_renderer(opts.fmt, stream, color=opts.color)
+                renderer.start(header)
+                try:
+                    for record in stream_records:
+                        renderer.add(record)
+                        count_records(counts, record)
+                        if record["errors"]:
+                            counts["errors"] += 1
+                        p = record["p_fake"]
+                        if opts.fail_above is not None and p is not None and p > opts.fail_above:
+                            gate_tripped = True
+                        if progress is not None:
+                            progress.advance(progress.task_ids[0])
+                except KeyboardInterrupt:
+                    interrupted = True
+                header["finished_at"] = utc_now()
+                header["interrupted"] = interrupted
+                header["counts"] = counts
+                renderer.finish(header)
+        finally:
+            if progress is not None:
+                progress.stop()
+            if engine is not None:
+                engine.__exit__(None, None, None)
+
+    if interrupted:
+        return RunResult(130, counts, interrupted=True)
+    if gate_tripped:
+        code = EXIT_GATE
+    elif counts["errors"]:
+        code = EXIT_INCOMPLETE
+    else:
+        code = EXIT_OK
+    return RunResult(code, counts)
+
+
+def default_jobs_for(n_files: int) -> int:
+    from fakescope_cli.workers import default_jobs
+
+    # Starting workers costs ~0.3 s each; not worth it for a handful of files.
+    return 1 if n_files < 4 else default_jobs()

@@ -1,0 +1,185 @@
+"""Run the analyzer over many files: in process, or in worker processes that can be killed.
+
+Workers give two guarantees the in-process path cannot: a file that hangs a decoder is stopped
+at --file-timeout (its worker is killed and replaced), and a file that crashes a C library costs
+that file only. Results come back in input order whatever the workers' timing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from fakescope_cli.errors import DetectorUnavailable
+from fakescope_cli.inputs import Candidate
+from fakescope_cli.media import display_path
+from fakescope_cli.record import ScanRecord
+
+
+def error_record(candidate: Candidate, code: str, message: str, info: dict[str, Any] | None) -> dict[str, Any]:
+    rec = ScanRecord(path=display_path(candidate.path))
+    if info:
+        rec.detector_id, rec.detector_version, rec.weights_sha256 = (
+            info.get("id"), info.get("version"), info.get("weights_sha256"))
+    rec.add_error(code, message)
+    return rec.to_dict()
+
+
+def _worker_main(conn: Connection, config: Any) -> None:
+    # The parent decides what Ctrl-C means; workers just stop when told or killed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from fakescope_cli.analyze import Analyzer
+
+    try:
+        analyzer = Analyzer(config)
+    except DetectorUnavailable as exc:
+        conn.send(("fatal", str(exc)))
+        return
+    conn.send(("ready", analyzer.detector_info))
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        index, candidate = task
+        conn.send(("done", index, analyzer.analyze(candidate)))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, config: Any):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, config), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: tuple[int, Candidate] | None = None
+        self.deadline = 0.0
+        self.ready = False
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+
+class WorkerPool:
+    def __init__(self, config: Any, jobs: int, file_timeout: float | None):
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        self.ctx = mp.get_context(method)
+        self.config = config
+        self.jobs = max(1, jobs)
+        self.file_timeout = file_timeout
+        self.workers: list[_Worker] = []
+        self.detector_info: dict[str, Any] | None = None
+
+    def __enter__(self) -> WorkerPool:
+        self.workers = [_Worker(self.ctx, self.config) for _ in range(self.jobs)]
+        for w in self.workers:
+            self._await_ready(w)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for w in self.workers:
+            try:
+                if w.proc.is_alive() and w.task is None:
+                    w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for w in self.workers:
+            w.proc.join(timeout=0.5)
+            w.kill()
+
+    def _await_ready(self, w: _Worker) -> None:
+        try:
+            msg = w.conn.recv()
+        except EOFError:
+            raise DetectorUnavailable("a worker process died while loading the detector") from None
+        if msg[0] == "fatal":
+            raise DetectorUnavailable(msg[1])
+        self.detector_info = msg[1]
+        w.ready = True
+
+    def _replace(self, w: _Worker) -> _Worker:
+        w.kill()
+        fresh = _Worker(self.ctx, self.config)
+        self._await_ready(fresh)
+        self.workers[self.workers.index(w)] = fresh
+        return fresh
+
+    def map(self, candidates: Sequence[Candidate]) -> Iterator[dict[str, Any]]:
+        """Yield one record per candidate, in order."""
+        pending = iter(enumerate(candidates))
+        done: dict[int, dict[str, Any]] = {}
+        next_out = 0
+        total = len(candidates)
+        exhausted = False
+
+        def feed(w: _Worker) -> None:
+            nonlocal exhausted
+            if exhausted:
+                return
+            try:
+                task = next(pending)
+            except StopIteration:
+                exhausted = True
+                return
+            w.task = task
+            w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else float("inf")
+            w.conn.send(task)
+
+        for w in self.workers:
+            feed(w)
+        while next_out < total:
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+            if next_out >= total:
+                break
+            busy = [w for w in self.workers if w.task is not None]
+            now = time.monotonic()
+            timeout = max(0.0, min(w.deadline for w in busy) - now) if busy else None
+            if timeout == float("inf"):
+                timeout = None
+            ready = wait([w.conn for w in busy], timeout=timeout)
+            for w in list(busy):
+                if w.conn in ready:
+                    try:
+                        msg = w.conn.recv()
+                    except (EOFError, OSError):
+                        idx, cand = w.task  # type: ignore[misc]
+                        code = w.proc.exitcode
+                        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                        done[idx] = error_record(
+                            cand, "internal-error", f"the worker analysing this file crashed ({why})",
+                            self.detector_info)
+                        w.task = None
+                        w = self._replace(w)
+                        feed(w)
+                        continue
+                    _, idx, record = msg
+                    done[idx] = record
+                    w.task = None
+                    feed(w)
+                elif w.deadline <= time.monotonic():
+                    idx, cand = w.task  # type: ignore[misc]
+                    done[idx] = error_record(
+                        cand, "timeout",
+                        f"analysis took longer than --file-timeout {self.file_timeout:g} s; stopped",
+                        self.detector_info)
+                    w.task = None
+                    w = self._replace(w)
+                    feed(w)
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)

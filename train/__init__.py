@@ -1,0 +1,1 @@
+"""Training code for fakescope's embedded `builtin` detector (torch needed here only)."""

@@ -1,0 +1,46 @@
+"""The builtin detector network: a small fully-convolutional net with a ~23-px receptive field.
+
+It sees only a fixed high-pass residual of the pixels (image minus its 3x3 local mean), so colour and
+content matter little; it emits a logit map at 1/4 resolution whose mean is the crop's logit.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+RESIDUAL_GAIN = 8.0
+
+
+class LocalNet(nn.Module):
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+
+        def cbr(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.body = nn.Sequential(
+            *cbr(3, w // 2 + w // 4), *cbr(w // 2 + w // 4, w, 2), *cbr(w, w), *cbr(w, 2 * w, 2), *cbr(2 * w, 2 * w)
+        )
+        self.head = nn.Conv2d(2 * w, 1, 1)
+
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        """x: N,3,H,W in [0,1] -> N,1,H/4,W/4 logits."""
+        hp = x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        return self.head(self.body(hp * RESIDUAL_GAIN))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit_map(x).mean(dim=(1, 2, 3))
+
+
+class MapOnly(nn.Module):
+    """Export wrapper: uint8-range float input N,3,H,W (0..255) -> logit map."""
+
+    def __init__(self, net: LocalNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.logit_map(x / 255.0)

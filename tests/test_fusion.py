@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.evidence.base import EvidenceItem
+from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
+
+AI = EvidenceItem("generator", "ai", "AUTOMATIC1111 parameters name the model.", strong=True)
+EDIT = EvidenceItem("c2pa", "ai-edited", "Content Credentials: generative fill.", strong=True)
+CAMERA = EvidenceItem("exif", "camera", "EXIF names a Canon EOS 40D camera.")
+T = Thresholds(0.3, 0.7)
+
+
+def test_strong_ai_provenance_decides_even_against_a_low_pixel_score():
+    f = fuse([CAMERA, AI], DetectorResult(p_fake=0.05), T)
+    assert f.verdict == "ai-generated" and f.p_fake >= 0.99
+    assert any("provenance outweighs" in r for r in f.reasons)
+    assert fuse([EDIT], None, T).verdict == "ai-edited"
+
+
+def test_camera_exif_never_asserts_real_nor_overrides_pixels():
+    assert fuse([CAMERA], None, T).verdict == "no-verdict"
+    assert fuse([CAMERA], None, T).p_fake is None
+    f = fuse([CAMERA], DetectorResult(p_fake=0.9), T)
+    assert f.verdict == "likely-ai" and f.p_fake == pytest.approx(0.9)
+    assert any("weak" in r for r in f.reasons)
+
+
+@pytest.mark.parametrize(("p", "verdict"), [(0.1, "likely-real"), (0.3, "likely-real"), (0.5, "uncertain"),
+                                            (0.7, "likely-ai"), (0.95, "likely-ai")])
+def test_uncertain_band(p, verdict):
+    assert fuse([], DetectorResult(p_fake=p), T).verdict == verdict
+
+
+def test_weak_ai_hint_is_reported_but_does_not_decide():
+    hint = EvidenceItem("exif", "ai", "EXIF Software names an AI tool.", strong=False)
+    f = fuse([hint], None, T)
+    assert f.verdict == "no-verdict" and any("Hint" in r for r in f.reasons)
+
+
+def test_calibration_overrides_detector_band():
+    t = thresholds_from({"threshold_low": 0.2, "threshold_high": 0.8}, {"threshold": 0.6})
+    assert (t.low, t.high) == (0.2, 0.6)
+    t = thresholds_from(None, {"threshold": 0.1})
+    assert (t.low, t.high) == (0.1, 0.1)
+    with pytest.raises(ValueError):
+        Thresholds(0.8, 0.2)

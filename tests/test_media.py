@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakescope_cli.errors import InputError
+from fakescope_cli.media import Media, sniff_format
+
+
+def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [("JPEG", "JPEG"), ("PNG", "PNG"), ("GIF", "GIF"), ("WEBP", "WEBP"), ("TIFF", "TIFF"), ("BMP", "BMP")],
+)
+def test_sniff_from_bytes_not_extension(tmp_path, fmt, name):
+    data = _save(Image.new("RGB", (16, 12), (200, 10, 10)), fmt)
+    assert sniff_format(data[:64]) == name
+    p = tmp_path / "misleading.txt"
+    p.write_bytes(data)
+    m = Media.open(p)
+    assert m.format == name and (m.width, m.height) == (16, 12)
+
+
+def test_heif_fixture_sniffed(fixtures_dir):
+    m = Media.open(fixtures_dir / "exif-samples/heic/samplefilehub.heif")
+    assert m.format == "HEIF" and m.width == 640
+
+
+def test_avif_roundtrip_if_supported(tmp_path):
+    try:
+        data = _save(Image.new("RGB", (32, 32), (1, 2, 3)), "AVIF")
+    except (KeyError, OSError, ValueError):
+        pytest.skip("this Pillow build cannot write AVIF")
+    assert sniff_format(data[:64]) == "AVIF"
+
+
+def test_read_only_and_identity(tmp_path):
+    p = tmp_path / "x.png"
+    p.write_bytes(_save(Image.new("RGB", (4, 4)), "PNG"))
+    before = (p.stat().st_mtime_ns, p.read_bytes())
+    m = Media.open(p)
+    m.pixels()
+    assert m.size == len(before[1])
+    import hashlib
+
+    assert m.sha256 == hashlib.sha256(before[1]).hexdigest()
+    assert (p.stat().st_mtime_ns, p.read_bytes()) == before
+
+
+def test_empty_truncated_and_garbage(tmp_path):
+    empty = tmp_path / "e.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError) as ei:
+        Media.open(empty)
+    assert ei.value.code == "empty-file"
+
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    jpg = _save(noisy, "JPEG", quality=90)
+    trunc = tmp_path / "t.jpg"
+    trunc.write_bytes(jpg[: len(jpg) // 2])
+    m = Media.open(trunc)
+    assert m.format == "JPEG"
+    with pytest.raises(InputError) as ei:
+        m.pixels()
+    assert ei.value.code == "truncated"
+
+    garbage = tmp_path / "g.png"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    with pytest.raises(InputError) as ei:
+        Media.open(garbage).pixels()
+    assert ei.value.code in ("corrupt-image", "truncated")
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge greyscale image (compressed zeros)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    comp = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    body = b"".join(comp.compress(row) for _ in range(16)) + comp.flush()
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path):
+    p = tmp_path / "bomb.png"
+    p.write_bytes(bomb_png(50_000, 50_000))
+    m = Media.open(p)
+    assert (m.width, m.height) == (50_000, 50_000)
+    with pytest.raises(InputError) as ei:
+        m.pixels()
+    assert ei.value.code == "pixel-limit"
+
+
+def test_text_chunk_bomb_capped(tmp_path):
+    base = _save(Image.new("RGB", (4, 4)), "PNG")
+    huge = zlib.compress(b"A" * (64 << 20), 9)  # 64 MiB of text in ~64 KiB
+    ztxt = _png_chunk(b"zTXt", b"parameters\0\0" + huge)
+    data = base[:33] + ztxt + base[33:]
+    p = tmp_path / "ztxt.png"
+    p.write_bytes(data)
+    m = Media.open(p)
+    info = m.info  # must not inflate 64 MiB
+    assert len(str(info.get("parameters", ""))) < (8 << 20)
+
+
+def test_sixteen_bit_and_cmyk_to_rgb(tmp_path):
+    arr = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).astype(np.uint16)
+    p16 = tmp_path / "g16.png"
+    Image.fromarray(arr).save(p16)
+    rgb = Media.open(p16).rgb()
+    assert rgb.mode == "RGB" and np.asarray(rgb).max() > 200
+    pc = tmp_path / "c.jpg"
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(pc)
+    rgb = np.asarray(Media.open(pc).rgb())
+    assert rgb.shape == (8, 8, 3) and rgb[..., 0].mean() > 200 and rgb[..., 1].mean() < 60
+
+
+def test_no_pixels_mode_never_decodes(tmp_path):
+    p = tmp_path / "bomb.png"
+    p.write_bytes(bomb_png(50_000, 50_000))
+    m = Media.open(p, allow_pixels=False)
+    with pytest.raises(InputError):
+        m.pixels()

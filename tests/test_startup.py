@@ -1,0 +1,33 @@
+"""`fakescope --help` must stay light: no torch, transformers, llama_cpp (nor onnxruntime, c2pa)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "llama_cpp", "onnxruntime", "c2pa", "cv2", "bitsandbytes", "fakescope_train")
+
+PROBE = """
+import json, sys
+heavy = json.loads(sys.argv[2])
+sys.argv = ["fakescope", *json.loads(sys.argv[1])]
+from fakescope_cli.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print("\\nLOADED=" + json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"], ["--version"]])
+def test_help_imports_nothing_heavy(argv):
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    loaded = json.loads(out.rsplit("LOADED=", 1)[1])
+    assert loaded == [], f"{argv} imported {loaded}"

@@ -16,3 +16,28 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 300, env: dict | None = None):
+    """Run the real `fakescope` entry point in a subprocess; returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "fakescope_cli", *args],
+        input=stdin, capture_output=True, timeout=timeout, env=full_env, check=False,
+    )
+
+
+def jsonl_records(stdout: bytes) -> list[dict]:
+    """Parse JSONL output and validate every record against the shipped JSON Schema."""
+    import json
+
+    from fakescope_cli.schema import validate_record
+
+    records = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    for rec in records:
+        validate_record(rec)
+    return records

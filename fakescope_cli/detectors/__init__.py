@@ -38,7 +38,8 @@ def load_detector(name: str, options: dict[str, Any] | None = None) -> Detector 
     """Instantiate a backend; `none` means provenance only. Raises DetectorUnavailable."""
     if name == "none":
         return None
-    target = BUILTIN_BACKENDS.get(name) or _plugin_targets().get(name)
+    # "package.module:Class" names a detector class directly (plugins under development, tests).
+    target = BUILTIN_BACKENDS.get(name) or (name if ":" in name else _plugin_targets().get(name))
     if target is None:
         raise DetectorUnavailable(f"unknown backend {name!r}; choose from: {', '.join(backend_names())}")
     module_name, _, attr = target.partition(":")

@@ -1,0 +1,252 @@
+"""Invisible watermarks written by the Stable Diffusion reference pipelines (numpy only).
+
+The pipelines embed with the `invisible-watermark` package, method "dwtDct" (imwatermark/maxDct.py,
+version 0.2.0). The format, as read from that source and checked against it in the tests:
+
+* the image is taken in OpenCV's BGR order and converted to YUV (U = 0.492 (B - Y) + offset);
+  only U carries the mark: the default scales are [0, 36, 36], Y's scale is 0, and the channel
+  loop stops before V;
+* U, cropped to multiples of 4, gets a one-level 2-D Haar DWT; only the LL band is touched;
+* LL is cut into 4x4 blocks taken in row-major order, and block k carries payload bit k mod n;
+* despite the method's name no DCT is applied: in each block the largest-magnitude coefficient
+  other than the top-left one is moved to |c| mod 36 = 9 (bit 0) or 27 (bit 1);
+* decoding repeats the choice of coefficient, reads |c| mod 36 > 18 per block and, per payload
+  bit, keeps the mean over its blocks times 255 > 127 (a majority, ties read as 1);
+* byte payloads are unpacked most significant bit first (numpy.unpackbits).
+
+Only the top-left (H//8*8) x (W//8*8) pixels reach a complete block, so nothing else is read.
+Any resize, crop or rotation moves the block grid and erases the mark; lossy re-encoding erodes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fakescope_cli.evidence.base import EvidenceItem
+
+if TYPE_CHECKING:
+    from fakescope_cli.media import Media
+
+NEEDS_PIXELS = True
+SOURCE = "watermark"
+
+# The encoder refuses images under 256*256 pixels (watermark.py), so no smaller image carries a mark.
+MIN_PIXELS = 256 * 256
+
+_SCALE = 36.0
+_STRIP_ROWS = 512  # pixel rows per pass (a multiple of 8): bounds the temporaries on huge images
+
+# OpenCV's 8-bit BGR->YUV is 14-bit fixed point with rounding (color_yuv: R2Y, G2Y, B2Y, B2UI);
+# this integer form matches cv2.cvtColor on all 2**24 colours.
+_R2Y, _G2Y, _B2Y, _B2U = 4899, 9617, 1868, 8061
+# PyWavelets' Haar analysis filter tap; applying it per axis in the same order as pywt.dwt2
+# (rows pairs first, then columns) gives bit-identical LL values, which matters at |c| mod 36 == 18.
+_HAAR = 0.7071067811865476
+
+# Ways an encoder may have fed the image, each a decoding hypothesis:
+#   uint8     - 8-bit BGR, YUV offset 128: the package's own decoder; SD 1.x/2.x scripts embed so.
+#   float     - float32 BGR in 0..255: OpenCV's float YUV has offset 0.5, not 128, so coefficients
+#               are signed and the 8-bit decoder misreads many blocks; SDXL pipelines embed so.
+#   float-rgb - the float path fed RGB as if BGR: diffusers' SDXL watermarker before PR #7013
+#               (issue #6292, Feb 2024) and generative-models before PR #25 (July 2023).
+VARIANTS: tuple[str, ...] = ("uint8", "float", "float-rgb")
+
+# Chance-match budget per (payload, variant) test. A non-watermarked image decodes to bits that
+# behave like fair coin flips (checked on real photographs in the tests), so the chance of <= k
+# errors out of n is sum(C(n, i), i <= k) / 2**n; k is the largest value within the budget.
+FALSE_MATCH_BUDGET = 1e-10
+
+
+def chance_of_match(n_bits: int, max_errors: int) -> float:
+    """Probability that n random bits lie within max_errors of a fixed n-bit payload."""
+    return sum(comb(n_bits, i) for i in range(max_errors + 1)) / 2.0**n_bits
+
+
+def _allowed_errors(n_bits: int) -> int:
+    k = 0
+    while chance_of_match(n_bits, k + 1) <= FALSE_MATCH_BUDGET:
+        k += 1
+    # A 32-bit payload cannot meet the budget at all (an exact match is 2**-32 = 2.3e-10):
+    # only an exact match counts for it.
+    return k
+
+
+@dataclass(frozen=True)
+class Payload:
+    name: str
+    bits: np.ndarray  # uint8 0/1, in embedding order
+    pipeline: str
+    variants: tuple[str, ...]
+    max_errors: int
+    is_text: bool
+
+
+def _text_bits(text: str) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
+
+
+# Stability AI's generative-models, sgm/inference/helpers.py ("A fixed 48-bit message that was
+# choosen at random", 0xB3EC907BB19E), copied into diffusers'
+# src/diffusers/pipelines/stable_diffusion_xl/watermark.py; embedded with set_watermark("bits", ...)
+# in the order of bin(x)[2:], most significant bit first.
+SDXL_MESSAGE = 0b101100111110110010010000011110111011000110011110
+
+
+def _make_payloads() -> tuple[Payload, ...]:
+    sdxl = np.array([int(c) for c in format(SDXL_MESSAGE, "048b")], dtype=np.uint8)
+    specs = (
+        # CompVis/stable-diffusion scripts/txt2img.py and img2img.py: wm = "StableDiffusionV1",
+        # put_watermark() converts the 8-bit RGB sample to BGR and calls encode(img, "dwtDct").
+        ("StableDiffusionV1", _text_bits("StableDiffusionV1"),
+         "the Stable Diffusion 1.x reference scripts (CompVis/stable-diffusion)", ("uint8",), True),
+        # Stability-AI/stablediffusion scripts/txt2img.py (and img2img, gradio/streamlit demos):
+        # wm = "SDV2", the same put_watermark().
+        ("SDV2", _text_bits("SDV2"),
+         "the Stable Diffusion 2.x reference scripts (Stability-AI/stablediffusion)", ("uint8",), True),
+        ("SDXL", sdxl,
+         "the SDXL pipelines (Stability-AI/generative-models, diffusers StableDiffusionXL)",
+         ("float", "float-rgb", "uint8"), False),
+    )
+    return tuple(
+        Payload(name, bits, pipeline, variants, _allowed_errors(bits.size), is_text)
+        for name, bits, pipeline, variants, is_text in specs
+    )
+
+
+PAYLOADS: tuple[Payload, ...] = _make_payloads()
+
+
+def _block_maxima(ll: np.ndarray) -> np.ndarray:
+    """Per 4x4 LL block, row-major: the largest |c| except the block's top-left coefficient.
+
+    The encoder quantises the coefficient at argmax |c|, whose magnitude is simply this maximum.
+    """
+    rows, cols = ll.shape[0] // 4, ll.shape[1] // 4
+    blocks = ll[: rows * 4, : cols * 4].reshape(rows, 4, cols, 4).swapaxes(1, 2).reshape(-1, 16)
+    return np.abs(blocks[:, 1:]).max(axis=1)
+
+
+def _block_bits_uint8(rgb: np.ndarray) -> np.ndarray:
+    r = rgb[..., 0].astype(np.int32)
+    g = rgb[..., 1].astype(np.int32)
+    b = rgb[..., 2].astype(np.int32)
+    y = (r * _R2Y + g * _G2Y + b * _B2Y + (1 << 13)) >> 14
+    u = ((b - y) * _B2U + ((128 << 14) + (1 << 13))) >> 14
+    uf = np.clip(u, 0, 255).astype(np.float64)
+    half = _HAAR * uf[0::2] + _HAAR * uf[1::2]
+    ll = _HAAR * half[:, 0::2] + _HAAR * half[:, 1::2]
+    return (_block_maxima(ll) % _SCALE) > _SCALE / 2
+
+
+def _block_bits_float(rgb: np.ndarray, swap_rb: bool) -> np.ndarray:
+    # U is linear in R, G, B here, so LL = 0.5 * (2x2 sum of U) follows from the 2x2 channel sums.
+    x = rgb.astype(np.int16)
+    pair = x[0::2] + x[1::2]
+    sums = (pair[:, 0::2] + pair[:, 1::2]).astype(np.float32)
+    sr, sg, sb = sums[..., 0], sums[..., 1], sums[..., 2]
+    if swap_rb:
+        sr, sb = sb, sr
+    ll = 0.246 * (sb - (0.299 * sr + 0.587 * sg + 0.114 * sb)) + 1.0  # 0.5 * (0.492 * ... + 4 * 0.5)
+    return (_block_maxima(ll) % _SCALE) > _SCALE / 2
+
+
+def _as_rgb_array(rgb: np.ndarray) -> np.ndarray:
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError("expected an 8-bit RGB array of shape (height, width, 3)")
+    return arr
+
+
+def block_bits(rgb: np.ndarray, variants: tuple[str, ...] = ("uint8",)) -> dict[str, np.ndarray]:
+    """Per-block bit reads (bool, blocks in row-major order) for each decoding variant."""
+    arr = _as_rgb_array(rgb)
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variant(s): {sorted(unknown)}")
+    height, width = arr.shape[0] // 8 * 8, arr.shape[1] // 8 * 8
+    parts: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+    # Strips of whole block rows keep the row-major block order when concatenated.
+    for top in range(0, height, _STRIP_ROWS):
+        strip = arr[top : min(top + _STRIP_ROWS, height), :width, :3]
+        for variant in variants:
+            if variant == "uint8":
+                parts[variant].append(_block_bits_uint8(strip))
+            else:
+                parts[variant].append(_block_bits_float(strip, swap_rb=variant == "float-rgb"))
+    return {
+        v: np.concatenate(p) if p else np.zeros(0, dtype=bool) for v, p in parts.items()
+    }
+
+
+def majority_bits(blocks: np.ndarray, n_bits: int) -> np.ndarray:
+    """Payload bits from per-block reads: block k votes for bit k mod n_bits."""
+    if n_bits < 1:
+        raise ValueError("n_bits must be at least 1")
+    slot = np.arange(blocks.size) % n_bits
+    ones = np.bincount(slot, weights=blocks, minlength=n_bits)
+    total = np.bincount(slot, minlength=n_bits)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = ones / total
+    # The package's rule, float for float; a bit with no block (mean NaN) reads 0 as there.
+    return (mean * 255 > 127).astype(np.uint8)
+
+
+def decode_bits(rgb: np.ndarray, n_bits: int, variant: str = "uint8") -> np.ndarray:
+    """Decode n_bits from an 8-bit RGB array (H, W, 3); returns uint8 0/1 in embedding order.
+
+    With the default variant this reproduces the package's own dwtDct decoder bit for bit.
+    """
+    return majority_bits(block_bits(rgb, (variant,))[variant], n_bits)
+
+
+def _item(payload: Payload, variant: str, bits: np.ndarray, errors: int) -> EvidenceItem:
+    packed = np.packbits(bits).tobytes()
+    details: dict[str, object] = {
+        "payload": payload.name,
+        "pipeline": payload.pipeline,
+        "method": "invisible-watermark dwtDct",
+        "encoding": variant,
+        "bits": int(payload.bits.size),
+        "bit_errors": errors,
+        "max_bit_errors": payload.max_errors,
+        "chance_match": chance_of_match(int(payload.bits.size), payload.max_errors),
+        "decoded_hex": packed.hex(),
+    }
+    if payload.is_text:
+        details["decoded_text"] = packed.decode("ascii", "backslashreplace")
+    exact = "exact match" if errors == 0 else f"{errors} of {payload.bits.size} bits differ"
+    summary = (
+        f"Invisible watermark '{payload.name}' decoded ({exact}): written by {payload.pipeline}."
+    )
+    return EvidenceItem(source=SOURCE, signal="ai", summary=summary, details=details, strong=True)
+
+
+def read(media: Media) -> list[EvidenceItem]:
+    if not media.allow_pixels:
+        return []
+    width, height = media.width, media.height
+    if not width or not height or width * height < MIN_PIXELS:
+        return []
+    rgb = np.asarray(media.rgb())
+    if rgb.ndim != 3 or rgb.dtype != np.uint8:
+        return []
+    reads = block_bits(rgb, VARIANTS)
+    n_blocks = reads["uint8"].size
+    items: list[EvidenceItem] = []
+    for payload in PAYLOADS:
+        n = int(payload.bits.size)
+        if n_blocks < n:
+            continue
+        best: tuple[int, str, np.ndarray] | None = None
+        for variant in payload.variants:
+            bits = majority_bits(reads[variant], n)
+            errors = int(np.count_nonzero(bits != payload.bits))
+            if best is None or errors < best[0]:
+                best = (errors, variant, bits)
+        if best is not None and best[0] <= payload.max_errors:
+            items.append(_item(payload, best[1], best[2], best[0]))
+    return items

@@ -1,0 +1,328 @@
+"""Train, validate (source-grouped CV), calibrate and export the embedded `builtin` detector.
+
+Entry point for `fakescope train builtin`: `train_builtin(data, out, seed, epochs)`.
+Recipes ("modes"):
+  pool     - pool fakes vs pool reals;
+  aligned  - pool reals vs the same crops passed through the TAEF2 autoencoder (no pool fakes at all);
+  mix      - both, half of each batch.
+Every crop of both classes goes through the same augmentation chain (train.data.apply_aug).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fakescope_cli.detectors.tiling import extract_tiles
+from train.data import Item, apply_aug, grouped_folds, load_pool, sample_aug
+from train.model import LocalNet, MapOnly
+
+
+@dataclass
+class Recipe:
+    mode: str = "mix"
+    steps: int = 600
+    batch: int = 32
+    crop: int = 48
+    lr: float = 2e-3
+    width: int = 32
+    seed: int = 0
+    threads: int = 1
+    p_jpeg: float = 0.75
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Recon:
+    real: np.ndarray
+    recon: np.ndarray
+    idx: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> Recon:
+        z = np.load(path)
+        return cls(z["real"], z["recon"], z["idx"])
+
+
+def _source_weights(items: list[Item], ids: list[int]) -> np.ndarray:
+    # sources drawn in proportion to sqrt(size): big sources do not drown the small ones
+    count: dict[str, int] = {}
+    for i in ids:
+        count[items[i].source] = count.get(items[i].source, 0) + 1
+    w = np.array([math.sqrt(count[items[i].source]) / count[items[i].source] for i in ids])
+    return w / w.sum()
+
+
+class Sampler:
+    def __init__(self, items: list[Item], train_ids: list[int], recipe: Recipe, recon: Recon | None) -> None:
+        self.items = items
+        self.r = recipe
+        self.rng = random.Random(recipe.seed)
+        self.nrng = np.random.default_rng(recipe.seed)
+        self.by_label = {lab: [i for i in train_ids if items[i].label == lab] for lab in (0, 1)}
+        self.w = {lab: _source_weights(items, ids) for lab, ids in self.by_label.items() if ids}
+        allowed = set(train_ids)
+        self.pairs = [j for j, i in enumerate(recon.idx) if int(i) in allowed] if recon is not None else []
+        self.recon = recon
+
+    def _aug(self):
+        return sample_aug(self.rng, p_jpeg=self.r.p_jpeg)
+
+    def pool(self, n: int) -> tuple[list[np.ndarray], list[int]]:
+        xs, ys = [], []
+        for k in range(n):
+            lab = k % 2
+            i = int(self.nrng.choice(self.by_label[lab], p=self.w[lab]))
+            xs.append(apply_aug(self.items[i].arr, self.r.crop, self._aug()))
+            ys.append(lab)
+        return xs, ys
+
+    def aligned(self, n: int) -> tuple[list[np.ndarray], list[int]]:
+        assert self.recon is not None
+        xs, ys = [], []
+        for _ in range(n // 2):
+            j = self.pairs[self.rng.randrange(len(self.pairs))]
+            a = self._aug()
+            xs.append(apply_aug(self.recon.real[j], self.r.crop, a))
+            xs.append(apply_aug(self.recon.recon[j], self.r.crop, a))
+            ys += [0, 1]
+        return xs, ys
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.r.batch
+        if self.r.mode == "pool":
+            xs, ys = self.pool(n)
+        elif self.r.mode == "aligned":
+            xs, ys = self.aligned(n)
+        else:
+            a, b = self.aligned(n // 2), self.pool(n - n // 2)
+            xs, ys = a[0] + b[0], a[1] + b[1]
+        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
+        return x, torch.tensor(ys, dtype=torch.float32)
+
+
+def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: Recon | None,
+                log=print) -> LocalNet:
+    torch.manual_seed(recipe.seed)
+    torch.set_num_threads(recipe.threads)
+    net = LocalNet(recipe.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps, pct_start=0.1)
+    sampler = Sampler(items, train_ids, recipe, recon)
+    net.train()
+    t0, run = time.time(), 0.0
+    for step in range(recipe.steps):
+        x, y = sampler.batch()
+        loss = F.binary_cross_entropy_with_logits(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        run = 0.98 * run + 0.02 * loss.item() if step else loss.item()
+        if step % 100 == 0 or step == recipe.steps - 1:
+            log(f"  step {step} loss {run:.4f} {time.time() - t0:.0f}s")
+    net.eval()
+    return net
+
+
+@torch.no_grad()
+def score_arrays(net: LocalNet, arrays: list[np.ndarray]) -> np.ndarray:
+    """Image logit = mean of the logit map over the fixed tile grid (same as shipped inference)."""
+    out = []
+    for arr in arrays:
+        tiles, _, _, _ = extract_tiles(arr)
+        m = net.logit_map(torch.from_numpy(tiles) / 255.0)
+        out.append(float(m.mean()))
+    return np.array(out)
+
+
+def jpeg_q(arr: np.ndarray, q: int = 90) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=q)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+# ---------------------------------------------------------------- metrics
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(len(order))
+    allv = np.concatenate([pos, neg])[order]
+    # average ranks for ties
+    i = 0
+    r = np.arange(1, len(order) + 1, dtype=float)
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and allv[j + 1] == allv[i]:
+            j += 1
+        r[i : j + 1] = (i + j + 2) / 2.0
+        i = j + 1
+    ranks[order] = r
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def per_source_table(items: list[Item], scores: np.ndarray) -> dict[str, dict]:
+    """Per-source AUC on out-of-fold scores.
+
+    A fake source is ranked against all reals, a real source against all fakes; a source with both
+    labels also gets its within-source AUC.
+    """
+    labels = np.array([it.label for it in items])
+    srcs = np.array([it.source for it in items])
+    table: dict[str, dict] = {}
+    for s in sorted(set(srcs)):
+        m = srcs == s
+        row: dict = {"n_fake": int((labels[m] == 1).sum()), "n_real": int((labels[m] == 0).sum())}
+        if row["n_fake"]:
+            sel = (m & (labels == 1)) | (labels == 0)
+            row["auc_fakes_vs_all_reals"] = auc(scores[sel], labels[sel])
+        if row["n_real"]:
+            sel = (m & (labels == 0)) | (labels == 1)
+            row["auc_reals_vs_all_fakes"] = auc(scores[sel], labels[sel])
+        if row["n_fake"] and row["n_real"]:
+            row["auc_within"] = auc(scores[m], labels[m])
+        table[s] = row
+    return table
+
+
+def summarise(items: list[Item], scores: np.ndarray, flip_scores: np.ndarray | None = None) -> dict:
+    labels = np.array([it.label for it in items])
+    table = per_source_table(items, scores)
+    vals = []
+    for row in table.values():
+        for key in ("auc_fakes_vs_all_reals", "auc_reals_vs_all_fakes"):
+            if key in row and (row["n_fake"] + row["n_real"]) >= 5:
+                vals.append(row[key])
+    within = [r["auc_within"] for r in table.values() if "auc_within" in r and r["n_fake"] >= 3 and r["n_real"] >= 3]
+    res = {"pooled_auc": auc(scores, labels), "mean_source_auc": float(np.nanmean(vals)),
+           "mean_within_source_auc": float(np.nanmean(within)) if within else float("nan"), "sources": table}
+    if flip_scores is not None:
+        res["format_flip_auc"] = auc(flip_scores, labels)
+        res["format_flip_delta"] = res["format_flip_auc"] - res["pooled_auc"]
+    return res
+
+
+def cross_validate(items: list[Item], recipe: Recipe, recon: Recon | None, k: int = 4, log=print,
+                   flip: bool = True) -> dict:
+    folds = grouped_folds(items, k, seed=recipe.seed)
+    scores = np.zeros(len(items))
+    flip_scores = np.zeros(len(items))
+    for f in range(k):
+        tr = [i for i, g in enumerate(folds) if g != f]
+        te = [i for i, g in enumerate(folds) if g == f]
+        srcs = sorted({items[i].source for i in te})
+        log(f"fold {f}: test sources {srcs}")
+        net = train_model(items, tr, recipe, recon, log=log)
+        scores[te] = score_arrays(net, [items[i].arr for i in te])
+        if flip:
+            # format flip: fakes re-encoded JPEG q90, reals re-saved PNG (lossless: pixels unchanged)
+            flip_scores[te] = score_arrays(net, [jpeg_q(items[i].arr) if items[i].label else items[i].arr
+                                                 for i in te])
+    res = summarise(items, scores, flip_scores if flip else None)
+    res["recipe"] = asdict(recipe)
+    res["k"] = k
+    res["oof_logits"] = scores.tolist()
+    res["oof_labels"] = [it.label for it in items]
+    res["oof_sources"] = [it.source for it in items]
+    return res
+
+
+# ---------------------------------------------------------------- calibration
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 2000) -> tuple[float, float]:
+    """p = sigmoid(a * logit + b), fitted by Newton steps on the log loss."""
+    a, b = 1.0, 0.0
+    x, y = logits.astype(float), labels.astype(float)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        g = np.array([((p - y) * x).sum(), (p - y).sum()])
+        w = p * (1 - p) + 1e-9
+        h = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(a), float(b)
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0, 1, bins + 1)
+    tot = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        if m.any():
+            tot += m.mean() * abs(p[m].mean() - y[m].mean())
+    return float(tot)
+
+
+# ---------------------------------------------------------------- export
+
+def export_onnx(net: LocalNet, path: Path) -> None:
+    wrapper = MapOnly(net).eval()
+    dummy = torch.zeros(2, 3, 96, 96)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(wrapper, dummy, str(path), input_names=["tiles"], output_names=["logit_map"],
+                      dynamic_axes={"tiles": {0: "n", 2: "h", 3: "w"}, "logit_map": {0: "n", 2: "h", 3: "w"}},
+                      opset_version=17, dynamo=False)
+
+
+def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode: str = "mix", steps_per_epoch: int = 1500,
+                  batch: int = 32, crop: int = 48, cv_folds: int = 4, taesd: Path | None = None,
+                  recon_cache: Path | None = None, threads: int = 2, limit_per_source: int | None = None,
+                  log=print) -> dict:
+    """Train the shipped detector. Writes out/builtin.onnx and out/builtin.json (calibration, thresholds).
+
+    With cv_folds >= 2 the same recipe is first run under source-grouped CV; its out-of-fold logits fit
+    the Platt calibration and the uncertainty band, and the metrics go into the JSON.
+    """
+    data, out = Path(data), Path(out)
+    t0 = time.time()
+    items = load_pool(data, limit_per_source=limit_per_source)
+    log(f"pool: {len(items)} images ({sum(it.label for it in items)} fake)")
+    recon = None
+    if mode in ("aligned", "mix"):
+        if recon_cache is None or not Path(recon_cache).exists():
+            from train.data import build_recon_cache
+
+            tdir = Path(taesd) if taesd else (data if data.is_dir() else data.parent).parent / "models" / "taesd"
+            recon_cache = Path(recon_cache) if recon_cache else out / "recon_cache.npz"
+            build_recon_cache(items, tdir, recon_cache, size=128, per_image=1, seed=seed)
+        recon = Recon.load(Path(recon_cache))
+    recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
+                    threads=threads)
+    meta: dict = {"recipe": asdict(recipe), "pool_images": len(items),
+                  "pool_fakes": sum(it.label for it in items)}
+    a, b = 1.0, 0.0
+    if cv_folds >= 2:
+        cv = cross_validate(items, recipe, recon, k=cv_folds, log=log)
+        logits, labels = np.array(cv["oof_logits"]), np.array(cv["oof_labels"])
+        a, b = fit_platt(logits, labels)
+        p = 1 / (1 + np.exp(-(a * logits + b)))
+        meta["cv"] = {k: v for k, v in cv.items() if not k.startswith("oof_")}
+        meta["cv"]["ece_raw"] = ece(1 / (1 + np.exp(-logits)), labels)
+        meta["cv"]["ece_calibrated"] = ece(p, labels)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cv_oof.json").write_text(json.dumps({k: cv[k] for k in ("oof_logits", "oof_labels", "oof_sources")}))
+    net = train_model(items, list(range(len(items))), recipe, recon, log=log)
+    export_onnx(net, out / "builtin.onnx")
+    torch.save(net.state_dict(), out / "builtin.pt")
+    meta["calibration"] = {"method": "platt", "a": a, "b": b}
+    meta["train_seconds"] = time.time() - t0
+    (out / "builtin_meta.json").write_text(json.dumps(meta, indent=1))
+    return meta

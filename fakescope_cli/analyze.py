@@ -26,6 +26,7 @@ class ScanConfig:
     backend: str = "builtin"
     backend_options: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
+    cache_dir: str | None = None  # None: no cache. Not a result option.
 
     def result_options(self) -> dict[str, Any]:
         """Options that change a result (for cache keys): not paths, not job counts."""
@@ -48,6 +49,13 @@ class Analyzer:
         self.detector = detector
         self.detector_info = describe(detector)
         self.thresholds: Thresholds = thresholds_from(self.detector_info, config.calibration)
+        self.cache = None
+        if config.cache_dir is not None:
+            from pathlib import Path
+
+            from fakescope_cli.cache import ResultCache, result_key
+
+            self.cache = ResultCache(Path(config.cache_dir), result_key(self.detector_info, config.result_options()))
 
     def analyze(self, candidate: Candidate) -> dict[str, Any]:
         record = ScanRecord(path=display_path(candidate.path))
@@ -58,13 +66,20 @@ class Analyzer:
         if candidate.problem is not None:
             record.add_error(*candidate.problem)
             return record.to_dict()
+        if self.cache is not None:
+            cached = self.cache.lookup(candidate.path, record.path)
+            if cached is not None:
+                return cached
         try:
-            return self._analyze(candidate, record)
+            result = self._analyze(candidate, record)
         except DetectorUnavailable:
             raise
         except Exception as exc:  # a bug must cost one file, not the run
             record.add_error("internal-error", f"{type(exc).__name__}: {exc}")
             return record.to_dict()
+        if self.cache is not None:
+            self.cache.store(candidate.path, result)
+        return result
 
     def _analyze(self, candidate: Candidate, record: ScanRecord) -> dict[str, Any]:
         cfg = self.config

@@ -110,6 +110,8 @@ def scan(
     file_timeout: Annotated[Optional[float], typer.Option("--file-timeout", min=0.1, help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse to decode images with more pixels (bomb guard).")] = 150_000_000,
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse files larger than this.")] = 1 << 30,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
 ) -> None:
     """Scan images and report, per image, the probability it is AI-generated and why."""
@@ -130,7 +132,7 @@ def scan(
         try:
             calib = load_calibration(calibration)
         except (OSError, ValueError) as exc:
-            raise _fail(f"cannot use --calibration {calibration}: {exc}", EXIT_USAGE) from None
+            raise _fail(f"cannot use --calibration: {exc}", EXIT_USAGE) from None
     options = _backend_options(
         model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
         device=device.value if device else None, batch_size=batch_size, attributes=attributes,
@@ -140,6 +142,7 @@ def scan(
     config = ScanConfig(
         allow_pixels=not no_pixels, max_pixels=max_pixels, max_bytes=max_bytes,
         backend=backend, backend_options=options, calibration=calib,
+        cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()),
     )
     run = RunOptions(
         paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
@@ -154,6 +157,12 @@ def scan(
     if result.interrupted and not quiet:
         typer.echo("fakescope: interrupted; results so far were written.", err=True)
     raise typer.Exit(result.exit_code)
+
+
+def _default_cache_dir() -> Path:
+    from fakescope_cli.cache import default_cache_dir
+
+    return default_cache_dir()
 
 
 def main() -> None:

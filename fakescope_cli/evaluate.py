@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import stat
 import textwrap
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakescope_cli import metrics
-from fakescope_cli.errors import UsageError
-from fakescope_cli.media import has_image_extension, sniff_format
+from fakescope_cli.errors import InputError, UsageError
+from fakescope_cli.media import display_path, has_image_extension, read_file_readonly, sniff_format
 
 EVAL_FORMAT = "fakescope-eval/1"
 CALIBRATION_FORMAT = "fakescope-calibration/1"
@@ -34,6 +35,10 @@ _LABEL_WORDS = {"real": REAL, "0": REAL, "human": REAL, "fake": FAKE, "1": FAKE,
 _CLASS_DIRS = {"real": REAL, "fake": FAKE}
 _GROUP_COLUMNS = ("generator", "group", "source")  # first one present names the group
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class CalibrationError(UsageError, ValueError):
+    """A calibration file that cannot be used: a usage error (exit 2), also a ValueError."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,19 @@ def _is_image_file(path: str) -> bool:
     """An image by extension, or by its leading bytes when the extension says nothing."""
     if has_image_extension(path):
         return True  # a broken .jpg must reach the scan and show up as unscored, not vanish
+    # O_NONBLOCK and the fstat check: a FIFO or device in the tree must never hang the walk
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(64)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.read(fd, 64)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return sniff_format(head) is not None
 
 
@@ -294,7 +307,8 @@ def evaluate(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
         "n_unscored": len(joined.unscored),
         "unscored_by_reason": dict(sorted(reasons.items())),
         "unscored_examples": [
-            {"path": it.path, "reason": r} for it, r in joined.unscored[:MAX_UNSCORED_EXAMPLES]
+            # display_path: a non-UTF-8 file name must not break a UTF-8 JSON writer
+            {"path": display_path(it.path), "reason": r} for it, r in joined.unscored[:MAX_UNSCORED_EXAMPLES]
         ],
         "classes": {
             name: {
@@ -333,7 +347,7 @@ def _by_group(items: Sequence[LabelledItem], joined: _Joined, threshold: float) 
         pairs = scored[group]
         y = [lab for lab, _ in pairs]
         s = [p for _, p in pairs]
-        out[group] = {
+        out[display_path(group)] = {
             "n": totals[group],
             "n_scored": len(pairs),
             "n_real": y.count(REAL),
@@ -407,10 +421,10 @@ def _is_rate(v: Any) -> bool:
 
 
 def validate_calibration(data: Any, source: str = "calibration") -> dict[str, Any]:
-    """Check a parsed calibration object; return it, or raise UsageError naming the bad field."""
+    """Check a parsed calibration object; return it, or raise CalibrationError naming the bad field."""
 
-    def bad(msg: str) -> UsageError:
-        return UsageError(f"{source}: not a valid fakescope calibration: {msg}")
+    def bad(msg: str) -> CalibrationError:
+        return CalibrationError(f"{source}: not a valid fakescope calibration: {msg}")
 
     if not isinstance(data, dict):
         raise bad("expected a JSON object")
@@ -441,19 +455,17 @@ def validate_calibration(data: Any, source: str = "calibration") -> dict[str, An
 
 
 def load_calibration(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a calibration file written by `eval --calibrate`; UsageError if not."""
+    """Read and validate a calibration file written by `eval --calibrate`; CalibrationError if not."""
     p = os.fspath(path)
     try:
-        with open(p, "rb") as fh:
-            raw = fh.read(MAX_CALIBRATION_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{p}: cannot read calibration: {exc.strerror or exc}") from None
-    if len(raw) > MAX_CALIBRATION_BYTES:
-        raise UsageError(f"{p}: not a valid fakescope calibration: file is too large")
+        # the guarded reader: never blocks on a FIFO, refuses empty and oversized files
+        raw, _ = read_file_readonly(p, MAX_CALIBRATION_BYTES)
+    except InputError as exc:
+        raise CalibrationError(f"{p}: cannot read calibration: {exc}") from None
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{p}: not a valid fakescope calibration: not JSON ({exc})") from None
+        raise CalibrationError(f"{p}: not a valid fakescope calibration: not JSON ({exc})") from None
     return validate_calibration(data, p)
 
 
@@ -507,7 +519,9 @@ def render_eval_text(report: dict[str, Any]) -> str:
         ("accuracy", report["accuracy"], "ECE (10 bins)", report["ece"]),
         ("Brier", report["brier"], "", None),
     ]
+    thr = report["threshold_at_fpr"]
     rows.append(("TPR @ 1% FPR", tpr.get("0.01"), "TPR @ 5% FPR", tpr.get("0.05")))
+    rows.append(("  at threshold", thr.get("0.01"), "  at threshold", thr.get("0.05")))
     for a, va, b, vb in rows:
         right = f"{b:<16}{_fmt(vb):>8}" if b else ""
         lines.append(f"  {a:<16}{_fmt(va):>8}      {right}".rstrip())

@@ -45,7 +45,8 @@ def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresho
     strong_edit = [e for e in evidence if e.strong and e.signal == "ai-edited"]
     weak_ai = [e for e in evidence if not e.strong and e.signal in ("ai", "ai-edited")]
     camera = [e for e in evidence if e.signal == "camera"]
-    detector_p = detection.p_fake if detection is not None else None
+    # Round once, before comparing, so a rescan of the stored value lands on the same side.
+    detector_p = None if detection is None or detection.p_fake is None else round(float(detection.p_fake), 6)
 
     if strong_ai or strong_edit:
         deciding = strong_ai or strong_edit
@@ -82,7 +83,7 @@ def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresho
         )
     if not evidence or all(e.signal == "none" for e in evidence):
         reasons.append("No provenance metadata found; its absence proves nothing.")
-    return Fused(verdict, None if detector_p is None else round(float(detector_p), 6), reasons)
+    return Fused(verdict, detector_p, reasons)
 
 
 def thresholds_from(detector_info: dict[str, Any] | None, calibration: dict[str, Any] | None) -> Thresholds:

@@ -24,7 +24,11 @@ def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 300, env: d
     import subprocess
     import sys
 
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    import tempfile
+
+    # A fresh cache per call unless the test passes its own: tests must not see each other's results.
+    full_env = {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="fakescope-cache-"),
+                **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "fakescope_cli", *args],
         input=stdin, capture_output=True, timeout=timeout, env=full_env, check=False,

@@ -179,20 +179,20 @@ def build_qwen2vl(out: Path, *, hidden: int = 32, image_px: int = 56, version: s
         tie_word_embeddings=False,
     )
     if version == "2":
-        from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+        from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
         vision = dict(depth=2, embed_dim=hidden, hidden_size=hidden, num_heads=4, mlp_ratio=2,
                       patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
         cfg = Qwen2VLConfig(text_config=text, vision_config=vision, **common)
-        model_cls, proc_cls = Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+        model_cls = Qwen2VLForConditionalGeneration
     else:
-        from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+        from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
         vision = dict(depth=2, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=2 * hidden,
                       num_heads=4, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
                       in_channels=3, window_size=56, fullatt_block_indexes=[1])
         cfg = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
-        model_cls, proc_cls = Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+        model_cls = Qwen2_5_VLForConditionalGeneration
     torch.manual_seed(SEED)
     model = model_cls(cfg).eval()
     _spread_weights(model)
@@ -202,8 +202,12 @@ def build_qwen2vl(out: Path, *, hidden: int = 32, image_px: int = 56, version: s
         min_pixels=px // 4, max_pixels=px, patch_size=14, merge_size=2, temporal_patch_size=2,
         size={"shortest_edge": px // 4, "longest_edge": px},
     )
-    proc = proc_cls(image_processor=improc, tokenizer=tok, chat_template=QWEN2VL_TEMPLATE)
-    proc.save_pretrained(out)
+    # Saved as parts, the way Qwen2-VL checkpoints ship them: the processor class itself would also
+    # want a video processor, which needs torchvision (not required by fakescope).
+    improc.save_pretrained(out)
+    tok.chat_template = QWEN2VL_TEMPLATE
+    tok.save_pretrained(out)
+    (out / "chat_template.jinja").write_text(QWEN2VL_TEMPLATE, encoding="utf-8")
     return out
 
 

@@ -130,27 +130,47 @@ def _block_maxima(ll: np.ndarray) -> np.ndarray:
     return np.abs(blocks[:, 1:]).max(axis=1)
 
 
-def _block_bits_uint8(rgb: np.ndarray) -> np.ndarray:
+def _u_plane_uint8(rgb: np.ndarray) -> np.ndarray:
+    """The U plane of cv2.cvtColor(BGR image, COLOR_BGR2YUV) for 8-bit input, as int32."""
     r = rgb[..., 0].astype(np.int32)
     g = rgb[..., 1].astype(np.int32)
     b = rgb[..., 2].astype(np.int32)
     y = (r * _R2Y + g * _G2Y + b * _B2Y + (1 << 13)) >> 14
     u = ((b - y) * _B2U + ((128 << 14) + (1 << 13))) >> 14
-    uf = np.clip(u, 0, 255).astype(np.float64)
-    half = _HAAR * uf[0::2] + _HAAR * uf[1::2]
-    ll = _HAAR * half[:, 0::2] + _HAAR * half[:, 1::2]
+    return np.clip(u, 0, 255)
+
+
+def _haar_ll(plane: np.ndarray) -> np.ndarray:
+    """LL band of a one-level 2-D Haar DWT (even-sized input), bit-identical to pywt.dwt2."""
+    x = plane.astype(np.float64)
+    half = _HAAR * x[0::2] + _HAAR * x[1::2]
+    return _HAAR * half[:, 0::2] + _HAAR * half[:, 1::2]
+
+
+def _block_bits_uint8(rgb: np.ndarray) -> np.ndarray:
+    ll = _haar_ll(_u_plane_uint8(rgb))
     return (_block_maxima(ll) % _SCALE) > _SCALE / 2
 
 
-def _block_bits_float(rgb: np.ndarray, swap_rb: bool) -> np.ndarray:
-    # U is linear in R, G, B here, so LL = 0.5 * (2x2 sum of U) follows from the 2x2 channel sums.
+def _channel_box_sums(rgb: np.ndarray) -> np.ndarray:
+    """Sums over each 2x2 pixel square, per channel (float32, half height and width)."""
     x = rgb.astype(np.int16)
     pair = x[0::2] + x[1::2]
-    sums = (pair[:, 0::2] + pair[:, 1::2]).astype(np.float32)
+    return (pair[:, 0::2] + pair[:, 1::2]).astype(np.float32)
+
+
+# The float path's U = 0.492 (B - Y) + 0.5 with Y = 0.299 R + 0.587 G + 0.114 B is linear, so
+# LL = 0.5 * (2x2 sum of U) is a weighted sum of the 2x2 channel sums plus 0.5 * 4 * 0.5.
+_LL_R = -0.246 * 0.299
+_LL_G = -0.246 * 0.587
+_LL_B = 0.246 * (1.0 - 0.114)
+
+
+def _block_bits_float(sums: np.ndarray, swap_rb: bool) -> np.ndarray:
     sr, sg, sb = sums[..., 0], sums[..., 1], sums[..., 2]
     if swap_rb:
         sr, sb = sb, sr
-    ll = 0.246 * (sb - (0.299 * sr + 0.587 * sg + 0.114 * sb)) + 1.0  # 0.5 * (0.492 * ... + 4 * 0.5)
+    ll = _LL_R * sr + _LL_G * sg + _LL_B * sb + 1.0
     return (_block_maxima(ll) % _SCALE) > _SCALE / 2
 
 
@@ -172,11 +192,14 @@ def block_bits(rgb: np.ndarray, variants: tuple[str, ...] = ("uint8",)) -> dict[
     # Strips of whole block rows keep the row-major block order when concatenated.
     for top in range(0, height, _STRIP_ROWS):
         strip = arr[top : min(top + _STRIP_ROWS, height), :width, :3]
+        sums = None
         for variant in variants:
             if variant == "uint8":
                 parts[variant].append(_block_bits_uint8(strip))
-            else:
-                parts[variant].append(_block_bits_float(strip, swap_rb=variant == "float-rgb"))
+                continue
+            if sums is None:
+                sums = _channel_box_sums(strip)
+            parts[variant].append(_block_bits_float(sums, swap_rb=variant == "float-rgb"))
     return {
         v: np.concatenate(p) if p else np.zeros(0, dtype=bool) for v, p in parts.items()
     }
@@ -203,13 +226,17 @@ def decode_bits(rgb: np.ndarray, n_bits: int, variant: str = "uint8") -> np.ndar
     return majority_bits(block_bits(rgb, (variant,))[variant], n_bits)
 
 
-def _item(payload: Payload, variant: str, bits: np.ndarray, errors: int) -> EvidenceItem:
+def _item(payload: Payload, tried: list[tuple[int, str, np.ndarray]]) -> EvidenceItem:
+    errors, variant, bits = min(tried, key=lambda t: t[0])  # first listed variant wins a tie
     packed = np.packbits(bits).tobytes()
     details: dict[str, object] = {
         "payload": payload.name,
         "pipeline": payload.pipeline,
         "method": "invisible-watermark dwtDct",
         "encoding": variant,
+        # Every encoding path that also decodes within the limit (an 8-bit and a float embed can
+        # both read cleanly), so "encoding" is the likeliest path, not a proven one.
+        "matching_encodings": [v for e, v, _ in tried if e <= payload.max_errors],
         "bits": int(payload.bits.size),
         "bit_errors": errors,
         "max_bit_errors": payload.max_errors,
@@ -241,12 +268,10 @@ def read(media: Media) -> list[EvidenceItem]:
         n = int(payload.bits.size)
         if n_blocks < n:
             continue
-        best: tuple[int, str, np.ndarray] | None = None
+        tried = []
         for variant in payload.variants:
             bits = majority_bits(reads[variant], n)
-            errors = int(np.count_nonzero(bits != payload.bits))
-            if best is None or errors < best[0]:
-                best = (errors, variant, bits)
-        if best is not None and best[0] <= payload.max_errors:
-            items.append(_item(payload, best[1], best[2], best[0]))
+            tried.append((int(np.count_nonzero(bits != payload.bits)), variant, bits))
+        if min(t[0] for t in tried) <= payload.max_errors:
+            items.append(_item(payload, tried))
     return items

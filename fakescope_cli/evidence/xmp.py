@@ -430,6 +430,21 @@ def _judge(props: dict[str, list[str]]) -> tuple[Signal, bool, list[str], dict[s
     return "none", False, reasons, cls
 
 
+def _provenance_note(media: Media, refs: list[str], details: dict[str, Any]) -> str | None:
+    """What dcterms:provenance (the C2PA manifest reference) says about this file."""
+    if not refs:
+        return None
+    ref = refs[0]
+    if ref.startswith("self#jumbf"):
+        from fakescope_cli.evidence.c2pa import has_manifest_marker  # lazy: c2pa imports this module
+
+        if has_manifest_marker(media.data, media.format):
+            return None  # the C2PA reader reports the manifest itself
+        details["c2pa_manifest_missing"] = True
+        return "refers to an embedded C2PA manifest the file no longer carries (Content Credentials stripped)"
+    return f"references Content Credentials at {ref} (not fetched)"
+
+
 _REPORTED = ("digital_source_type", "creator_tool", "software", "history_agents", "credit",
              "c2pa_remote_manifest")
 
@@ -465,13 +480,16 @@ def read(media: Media) -> list[EvidenceItem]:
         "ai-edited": "XMP declares an edit with generative AI",
         "camera": "XMP points to a camera capture",
         "editor": "XMP names an image editor",
-        "none": "XMP names a creator tool or source type with no provenance meaning",
+        "none": "XMP names a source that says nothing about AI, camera or editor",
     }[signal]
-    summary = f"{lead}: {'; '.join(reasons)}" if reasons else lead
-    if props.get("c2pa_remote_manifest"):
-        summary += f"; references remote Content Credentials at {props['c2pa_remote_manifest'][0]}"
-    if signal == "none" and not reasons and props.get("c2pa_remote_manifest"):
-        summary = f"XMP references remote Content Credentials at {props['c2pa_remote_manifest'][0]}"
+    summary = f"{lead}: {'; '.join(reasons)}" if reasons else ""
+    note = _provenance_note(media, props.get("c2pa_remote_manifest", []), details)
+    if note:
+        summary = f"{summary}; {note}" if summary else f"XMP {note}"
+    if not summary:
+        if not problems:
+            return []  # only a reference to a manifest the C2PA reader reports
+        summary = "XMP present but unusable"
     if problems:
         summary += f" ({problems[0]})"
     return [EvidenceItem(SOURCE, signal, summary[:600], details, strong)]

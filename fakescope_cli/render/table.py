@@ -24,7 +24,7 @@ BADGE_STYLES: dict[str, str] = {
     "error": "bold red",
 }
 _P_WIDTH = 6  # "100.0%"
-_WHY_MAX_CHARS = 240  # a reason is a sentence; a wall of text belongs in --format json
+_WHY_MAX_CHARS = 140  # about four lines at 80 columns; the full reasons are in --format json
 _MIN_FILE = 12
 _MIN_WHY = 16
 
@@ -82,11 +82,10 @@ class TableRenderer:
     def finish(self, header: dict[str, Any]) -> None:
         if self.records:
             self.console.print(self._table())
-            details = [r for r in self.records if _has_detail(r)]
-            if details:
-                self.console.print()
-                for record in details:
-                    self._detail(record)
+            self.console.print()
+            for record in self.records:
+                if _has_detail(record):
+                    self._detail(record)  # each block ends with a blank line
         else:
             self.console.print("No images were analysed.")
         self.console.print(self._summary(header))
@@ -114,7 +113,7 @@ class TableRenderer:
         table.add_column("p_fake", width=_P_WIDTH, justify="right", no_wrap=True)
         table.add_column("file", width=file_w, no_wrap=True, overflow="ellipsis")
         table.add_column("why", width=why_w, overflow="fold")
-        for record, path, verdict in zip(self.records, paths, verdicts):
+        for record, path, verdict in zip(self.records, paths, verdicts, strict=True):
             why = _clip(display_text(main_reason(record)), _WHY_MAX_CHARS)
             extra = len(record.get("reasons") or []) - 1
             if extra > 0:
@@ -129,6 +128,8 @@ class TableRenderer:
 
     # --- detail block ------------------------------------------------------------------------
     def _detail(self, record: dict[str, Any]) -> None:
+        from rich.padding import Padding
+        from rich.table import Table
         from rich.text import Text
 
         detector = record.get("detector") or {}
@@ -143,22 +144,26 @@ class TableRenderer:
             head.append(f"  ({display_text(ident)})", style="dim")
         self.console.print(head)
 
+        # A borderless two-column grid: wrapped values keep a hanging indent under their label.
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, style="dim")
+        grid.add_column(overflow="fold")
         attributes = detector.get("attributes")
         if isinstance(attributes, dict) and attributes:
             ranked = sorted(
                 ((str(k), v) for k, v in attributes.items() if isinstance(v, (int, float))),
                 key=lambda kv: -kv[1],
             )
-            parts = " · ".join(f"{display_text(k)} {percent(v)}" for k, v in ranked)
-            self.console.print(Text("  attributes: " + parts, overflow="fold"))
+            grid.add_row("attributes", Text(", ".join(f"{display_text(k)} {v * 100:.0f}%" for k, v in ranked)))
         regions = _regions_line(detector.get("regions"))
         if regions:
-            self.console.print(Text("  regions: " + regions, overflow="fold"))
+            grid.add_row("regions", Text(regions))
         explanation = detector.get("explanation")
         if isinstance(explanation, str) and explanation.strip():
             # Line breaks in an explanation are paragraphs: keep them, escape other controls.
             lines = [display_text(line) for line in explanation.strip().splitlines()]
-            self.console.print(Text("  explanation: " + "\n  ".join(lines), overflow="fold"))
+            grid.add_row("explanation", Text("\n".join(lines)))
+        self.console.print(Padding(grid, (0, 0, 0, 2)))
         self.console.print()
 
     # --- summary ----------------------------------------------------------------------------

@@ -1,0 +1,129 @@
+"""The embedded `builtin` detector: a small ONNX network run with onnxruntime on CPU (no torch).
+
+It scores a fixed grid of native-resolution tiles (no whole-image resize), so cost is bounded per image;
+the per-tile logits give the coarse region map and their mean, Platt-calibrated, gives p_fake. The
+calibration constants and the uncertainty band live in builtin.json beside the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.tiling import extract_tiles
+
+if TYPE_CHECKING:
+    from fakescope_cli.media import Media
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+ONNX_NAME = "builtin.onnx"
+CONFIG_NAME = "builtin.json"
+
+
+class DetectorUnavailable(RuntimeError):
+    """The shipped weights are missing, altered or cannot be loaded."""
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+class _Session:
+    """One onnxruntime session per process, created on first use."""
+
+    _lock = threading.Lock()
+    _cache: dict[str, Any] = {}
+
+    @classmethod
+    def get(cls, path: Path, threads: int) -> Any:
+        key = f"{path}:{threads}"
+        with cls._lock:
+            if key not in cls._cache:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = threads
+                opts.inter_op_num_threads = 1
+                opts.log_severity_level = 3
+                cls._cache[key] = ort.InferenceSession(str(path), sess_options=opts,
+                                                       providers=["CPUExecutionProvider"])
+            return cls._cache[key]
+
+
+class BuiltinDetector:
+    id = "builtin"
+
+    def __init__(self, weights_dir: Path | None = None, threads: int = 2) -> None:
+        self.weights_dir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+        self.threads = threads
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        path = self.weights_dir / CONFIG_NAME
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DetectorUnavailable(f"builtin detector config unreadable: {path}: {exc}") from None
+
+    @property
+    def version(self) -> str:
+        return str(self.config.get("version", "unknown"))
+
+    @cached_property
+    def weights_sha256(self) -> str | None:
+        try:
+            return hashlib.sha256((self.weights_dir / ONNX_NAME).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        band = self.config.get("uncertain", {})
+        return float(band.get("low", 0.35)), float(band.get("high", 0.65))
+
+    def _session(self) -> Any:
+        expected = self.config.get("weights_sha256")
+        if self.weights_sha256 is None:
+            raise DetectorUnavailable(f"builtin weights missing: {self.weights_dir / ONNX_NAME}")
+        if expected and expected != self.weights_sha256:
+            raise DetectorUnavailable("builtin weights do not match the sha256 recorded in builtin.json")
+        try:
+            return _Session.get(self.weights_dir / ONNX_NAME, self.threads)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorUnavailable(f"cannot load builtin weights: {exc}") from None
+
+    def calibrate(self, logit: float) -> float:
+        cal = self.config.get("calibration", {})
+        return _sigmoid(float(cal.get("a", 1.0)) * logit + float(cal.get("b", 0.0)))
+
+    def analyze(self, media: Media) -> DetectorResult:
+        import numpy as np
+
+        rgb = np.asarray(media.rgb(), dtype=np.uint8)
+        if rgb.ndim != 3 or min(rgb.shape[:2]) < 8:
+            return DetectorResult(p_fake=None, raw={"skipped": "image smaller than 8 pixels"})
+        tiles, rows, cols, t = extract_tiles(rgb)
+        sess = self._session()
+        maps = sess.run(None, {sess.get_inputs()[0].name: tiles})[0]  # N,1,t/4,t/4
+        tile_logits = maps.reshape(maps.shape[0], -1).mean(axis=1)
+        logit = float(tile_logits.mean())
+        p = self.calibrate(logit)
+        grid = [[round(self.calibrate(float(tile_logits[r * cols + c])), 4) for c in range(cols)]
+                for r in range(rows)]
+        low, high = self.thresholds
+        band = "fake" if p >= high else "real" if p <= low else "uncertain"
+        return DetectorResult(
+            p_fake=p,
+            regions={"rows": rows, "cols": cols, "tile": t, "p_fake": grid},
+            raw={"logit": logit, "tiles": rows * cols, "band": band, "low": low, "high": high,
+                 "model": self.config.get("model", "builtin")},
+        )

@@ -1,0 +1,586 @@
+"""The `hf` backend: a multimodal checkpoint run in process with transformers.
+
+LLaVA-1.5 (llava-hf layout) and Qwen2-VL / Qwen2.5-VL get the full treatment: the prompts are
+tokenised once, the image placeholder is expanded to the image's token count (what their
+processors do), and with `attributes=True` the detection prompt and the 14 aspect probes share one
+KV-cache prefix per image: the vision tower runs once per image and the prefix (template head +
+image tokens) is prefilled once, then each probe's few remaining tokens run against a copy of that
+cache. Other image-text-to-text checkpoints go through the Auto classes with one full pass per
+(image, prompt).
+
+torch / transformers / bitsandbytes are imported when a detector is built, never at module import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.media import Media
+from fakescope_cli.models_inspect import KNOWN_ARCHITECTURES, combined_sha256, hf_weight_files
+from fakescope_cli.protocol import (
+    LabelIds,
+    Protocol,
+    load_protocol,
+    longest_common_prefix,
+    resolve_label_ids,
+    score_label_logits,
+    verdict_from_explanation,
+)
+
+HF_INSTALL_HINT = "pip install 'fakescope[hf]'  (torch, transformers, accelerate, safetensors, bitsandbytes)"
+QUANTIZE_CHOICES = ("none", "4bit", "8bit")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+StreamCallback = Callable[[str], None]
+
+
+def _import_stack(quantize: str) -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise DetectorUnavailable(
+            f"the hf backend needs packages that are not installed ({exc.name}): {HF_INSTALL_HINT}"
+        ) from None
+    if quantize != "none":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise DetectorUnavailable(
+                f"--quantize {quantize} needs bitsandbytes: pip install 'fakescope[hf]' (or pip install bitsandbytes)"
+            ) from None
+    return torch, transformers
+
+
+class _Streamer:
+    """transformers streamer interface (put/end): decodes new tokens and hands text deltas on.
+
+    Holds back text ending in U+FFFD (a UTF-8 sequence split across tokens) until it completes.
+    """
+
+    def __init__(self, tokenizer: Any, callback: StreamCallback | None):
+        self.tokenizer = tokenizer
+        self.callback = callback
+        self.tokens: list[int] = []
+        self.sent = 0
+        self.skip_prompt = True
+
+    def put(self, value: Any) -> None:
+        if self.skip_prompt:  # the first call carries the prompt
+            self.skip_prompt = False
+            return
+        self.tokens.extend(int(t) for t in value.reshape(-1).tolist())
+        self._flush(final=False)
+
+    def end(self) -> None:
+        self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        if not final and text.endswith("\ufffd"):
+            return
+        if len(text) > self.sent and self.callback is not None:
+            self.callback(text[self.sent:])
+        self.sent = max(self.sent, len(text))
+
+
+class HFDetector:
+    """Detector protocol over a transformers checkpoint folder.
+
+    Construction loads the model (minutes for a 7B checkpoint) and raises DetectorUnavailable with
+    what to install or which file is wrong. `analyze_batch` is the fast path; `analyze` scores one.
+    """
+
+    id = "hf"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        quantize: str = "none",
+        batch_size: int = 8,
+        attributes: bool = False,
+        explain: bool = False,
+        max_tokens: int = 256,
+        trust_pickle: bool = False,
+        trust_remote_code: bool = False,
+        verbose: bool = False,
+        family: str | None = None,
+    ):
+        if quantize not in QUANTIZE_CHOICES:
+            raise DetectorUnavailable(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
+        if device not in DEVICE_CHOICES:
+            raise DetectorUnavailable(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {device!r}")
+        if batch_size < 1:
+            raise DetectorUnavailable("--batch-size must be at least 1")
+        self.model_dir = Path(model)
+        if self.model_dir.is_file():
+            if self.model_dir.suffix.lower() == ".gguf":
+                raise DetectorUnavailable(
+                    f"{self.model_dir} is a GGUF file: use --backend gguf --model {self.model_dir} --mmproj PROJECTOR.gguf"
+                )
+            raise DetectorUnavailable(f"{self.model_dir}: --backend hf needs a checkpoint folder, not a file")
+        if not self.model_dir.exists():
+            raise DetectorUnavailable(f"{self.model_dir}: no such model folder")
+        self.weight_files, self.weights_format = hf_weight_files(self.model_dir, trust_pickle=trust_pickle)
+        self.protocol: Protocol = load_protocol(self.model_dir)
+        self.batch_size = batch_size
+        self.attributes = attributes
+        self.explain = explain
+        self.max_tokens = max_tokens
+        self.quantize = quantize
+        self.verbose = verbose
+        self._weights_sha256: str | None = None
+        self._lock = threading.Lock()
+        self.stats = {"vision_calls": 0, "vision_images": 0, "forward_passes": 0}
+
+        torch, transformers = _import_stack(quantize)
+        self._torch = torch
+        if not verbose:
+            transformers.logging.set_verbosity_error()
+            transformers.utils.logging.disable_progress_bar()
+
+        cfg_raw = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+        if cfg_raw.get("auto_map") and not trust_remote_code:
+            raise DetectorUnavailable(
+                f"{self.model_dir}: this checkpoint needs its own Python code (auto_map in config.json); "
+                "pass --trust-remote-code only if you trust its source"
+            )
+        self.model_type = str(cfg_raw.get("model_type"))
+        known = KNOWN_ARCHITECTURES.get(self.model_type)
+        self.family = family or (known[0] if known else "auto")
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise DetectorUnavailable("--device cuda: no CUDA device is visible to torch (is this a CPU-only torch build?)")
+        self.device = device
+        on_cuda = device == "cuda"
+        if on_cuda:
+            self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            self.dtype = torch.float32
+
+        qconfig = None
+        if quantize == "4bit":
+            qconfig = transformers.BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=self.dtype,
+            )
+        elif quantize == "8bit":
+            qconfig = transformers.BitsAndBytesConfig(load_in_8bit=True)
+
+        model_cls = self._model_class(transformers, known)
+        try:
+            self.model = model_cls.from_pretrained(
+                self.model_dir,
+                dtype=self.dtype,
+                device_map={"": device},
+                quantization_config=qconfig,
+                use_safetensors=self.weights_format == "safetensors",
+                trust_remote_code=trust_remote_code,
+                local_files_only=True,
+            ).eval()
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, ImportError) as exc:
+            raise DetectorUnavailable(f"{self.model_dir}: cannot load the model: {_short(exc)}") from None
+        self.config = self.model.config
+        self._load_processing(transformers, trust_remote_code)
+        self.labels: LabelIds = resolve_label_ids(
+            self.protocol.label_words,
+            lambda s: self.tokenizer.encode(s, add_special_tokens=False),
+            unk_id=self.tokenizer.unk_token_id,
+            vocab_size=int(self.model.get_output_embeddings().weight.shape[0]),
+        )
+        self._label_index = torch.tensor(self.labels.all, dtype=torch.long, device=device)
+        self._template_cache: dict[str, list[int]] = {}
+        self._hook_vision()
+        name = self.model_dir.resolve().name
+        self.version = f"{self.model_type}:{name}" + ("" if quantize == "none" else f":{quantize}")
+
+    # ------------------------------------------------------------------------------ loading
+
+    def _model_class(self, transformers: Any, known: tuple[str, str] | None) -> Any:
+        if known is not None and hasattr(transformers, known[1]):
+            return getattr(transformers, known[1])
+        for name in ("AutoModelForImageTextToText", "AutoModelForVision2Seq"):
+            if hasattr(transformers, name):
+                return getattr(transformers, name)
+        raise DetectorUnavailable(f"this transformers ({transformers.__version__}) has no image-text-to-text models")
+
+    def _load_processing(self, transformers: Any, trust_remote_code: bool) -> None:
+        """Tokenizer, image processor and chat template. The Qwen2-VL processor class also wants a
+        video processor (torchvision); fakescope needs only the parts, so it falls back to them."""
+        kw = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+        self.processor = None
+        try:
+            self.processor = transformers.AutoProcessor.from_pretrained(self.model_dir, **kw)
+        except Exception:  # noqa: BLE001 - any failure here just means "load the parts"
+            self.processor = None
+        tok = getattr(self.processor, "tokenizer", None)
+        improc = getattr(self.processor, "image_processor", None)
+        try:
+            if tok is None:
+                tok = transformers.AutoTokenizer.from_pretrained(self.model_dir, **kw)
+            if improc is None:
+                improc = transformers.AutoImageProcessor.from_pretrained(self.model_dir, **kw)
+        except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+            raise DetectorUnavailable(f"{self.model_dir}: cannot load the tokenizer / image processor: {_short(exc)}") from None
+        self.tokenizer = tok
+        self.image_processor = improc
+        template = self.protocol.chat_template or getattr(self.processor, "chat_template", None) or getattr(
+            tok, "chat_template", None
+        )
+        if not template:
+            jinja = self.model_dir / "chat_template.jinja"
+            if jinja.is_file():
+                template = jinja.read_text(encoding="utf-8")
+        if not template:
+            raise DetectorUnavailable(
+                f"{self.model_dir}: no chat template (tokenizer_config.json / chat_template.jinja); add one, "
+                "or give chat_template in fakescope.json"
+            )
+        self.chat_template = template
+        if self.family == "auto" and self.processor is None:
+            raise DetectorUnavailable(f"{self.model_dir}: model type {self.model_type!r} needs its processor, which did not load")
+        itok = getattr(self.config, "image_token_id", None)
+        if itok is None:
+            itok = getattr(self.config, "image_token_index", None)
+        self.image_token_id = int(itok) if itok is not None else None
+        if self.family != "auto" and self.image_token_id is None:
+            raise DetectorUnavailable(f"{self.model_dir}: config.json has no image_token_id")
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    def _hook_vision(self) -> None:
+        inner = getattr(self.model, "model", self.model)
+        tower = getattr(inner, "vision_tower", None) or getattr(inner, "visual", None)
+        if tower is None:
+            return
+
+        def count(_mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            self.stats["vision_calls"] += 1
+            grid = kwargs.get("grid_thw", args[1] if len(args) > 1 else None)
+            if grid is not None:
+                self.stats["vision_images"] += int(grid.shape[0])
+            else:
+                pv = args[0] if args else kwargs.get("pixel_values")
+                self.stats["vision_images"] += int(pv.shape[0]) if pv is not None else 0
+
+        tower.register_forward_pre_hook(count, with_kwargs=True)
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """sha256 of the weight files (one file) or of their sorted per-file hashes; computed on first
+        use and remembered in the user cache (hashing 14 GB takes a while)."""
+        if self._weights_sha256 is None:
+            self._weights_sha256 = combined_sha256(self.weight_files)
+        return self._weights_sha256
+
+    # ------------------------------------------------------------------------------ prompts
+
+    def _messages(self, prompt: str, with_image: bool = True) -> list[dict[str, Any]]:
+        msgs: list[dict[str, Any]] = []
+        if self.protocol.system_prompt:
+            msgs.append({"role": "system", "content": [{"type": "text", "text": self.protocol.system_prompt}]})
+        content: list[dict[str, Any]] = [{"type": "image"}] if with_image else []
+        content.append({"type": "text", "text": prompt})
+        msgs.append({"role": "user", "content": content})
+        return msgs
+
+    def render(self, prompt: str) -> str:
+        """The chat-template text for one image + prompt, generation prompt appended."""
+        return self.tokenizer.apply_chat_template(
+            self._messages(prompt), chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
+
+    def _encode_text(self, text: str) -> list[int]:
+        bos = self.tokenizer.bos_token
+        add_special = not (bos and text.startswith(bos))  # the template already wrote BOS
+        return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of the rendered prompt with ONE image placeholder (expanded per image later)."""
+        cached = self._template_cache.get(prompt)
+        if cached is None:
+            cached = self._encode_text(self.render(prompt))
+            n = cached.count(self.image_token_id) if self.image_token_id is not None else 1
+            if n != 1:
+                raise DetectorUnavailable(
+                    f"the chat template places {n} image placeholders (token id {self.image_token_id}); expected one"
+                )
+            self._template_cache[prompt] = cached
+        return cached
+
+    def _expand(self, ids: Sequence[int], n_image_tokens: int) -> list[int]:
+        i = list(ids).index(self.image_token_id)
+        return list(ids[:i]) + [self.image_token_id] * n_image_tokens + list(ids[i + 1:])
+
+    # ------------------------------------------------------------------------------ images
+
+    def _prepare_image(self, media: Media) -> Any:
+        img = media.rgb()
+        limit = self.protocol.max_image_pixels
+        if limit is None and self.family == "qwen2_vl":
+            limit = 1280 * 28 * 28  # Qwen's own recommended ceiling; its default would allow 16k tokens
+        if limit is not None and img.width * img.height > limit:
+            scale = (limit / (img.width * img.height)) ** 0.5
+            size = (max(28, int(img.width * scale)), max(28, int(img.height * scale)))
+            img = img.resize(size, resample=3)
+        return img
+
+    def _vision_inputs(self, images: list[Any]) -> tuple[dict[str, Any], list[int]]:
+        """Pixel tensors for a batch of images and the number of placeholder tokens of each."""
+        torch = self._torch
+        out = self.image_processor(images=images, return_tensors="pt")
+        if self.family == "qwen2_vl":
+            grid = out["image_grid_thw"]
+            merge = int(self.config.vision_config.spatial_merge_size)
+            counts = [int(g.prod()) // (merge * merge) for g in grid]
+            inputs = {"pixel_values": out["pixel_values"].to(self.device, self.dtype), "image_grid_thw": grid.to(self.device)}
+            return inputs, counts
+        pv = out["pixel_values"]
+        patch = int(self.config.vision_config.patch_size)
+        n = (pv.shape[-2] // patch) * (pv.shape[-1] // patch)
+        if getattr(self.config, "vision_feature_select_strategy", "default") == "full":
+            n += 1
+        return {"pixel_values": pv.to(self.device, self.dtype)}, [n] * len(images)
+
+    def _positions(self, seq: list[int], image_index: int, vision: dict[str, Any]) -> Any:
+        """Position ids of one unpadded sequence: (L,) for 1-D RoPE, (3, L) for Qwen's M-RoPE."""
+        torch = self._torch
+        ids = torch.tensor([seq], dtype=torch.long, device=self.device)
+        if self.family != "qwen2_vl":
+            return torch.arange(len(seq), device=self.device)
+        ttype = (ids == self.image_token_id).int()
+        grid = vision["image_grid_thw"][image_index: image_index + 1]
+        pos, _ = self.model.model.get_rope_index(ids, mm_token_type_ids=ttype, image_grid_thw=grid)
+        return pos[:, 0, :]
+
+    # ------------------------------------------------------------------------------ scoring
+
+    def _pad_left(self, rows: list[list[int]], positions: list[Any]) -> tuple[Any, Any, Any]:
+        torch = self._torch
+        width = max(len(r) for r in rows)
+        pad = int(self.tokenizer.pad_token_id)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
+        p0 = positions[0]
+        pos_shape = (len(rows), width) if p0.dim() == 1 else (p0.shape[0], len(rows), width)
+        pos = torch.zeros(pos_shape, dtype=torch.long, device=self.device)
+        for i, (r, p) in enumerate(zip(rows, positions)):
+            n = len(r)
+            ids[i, width - n:] = torch.tensor(r, dtype=torch.long, device=self.device)
+            mask[i, width - n:] = 1
+            if p.dim() == 1:
+                pos[i, width - n:] = p
+            else:
+                pos[:, i, width - n:] = p
+        return ids, mask, pos
+
+    def _forward_last(self, **kw: Any) -> tuple[Any, Any]:
+        """One forward pass; logits of the label ids at the last position (float32), and the cache."""
+        self.stats["forward_passes"] += 1
+        out = self.model(**kw, logits_to_keep=1, return_dict=True)
+        last = out.logits[:, -1, :].float()
+        return last.index_select(1, self._label_index), getattr(out, "past_key_values", None)
+
+    def _score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[list[tuple[float, float]]]:
+        """(z_fake, z_real) for each image × probe. One vision pass and one prefill per image batch;
+        with several probes their shared prefix is prefilled once and reused from the KV cache."""
+        torch = self._torch
+        if self.family == "auto":
+            return self._score_images_auto(images, probes)
+        vision, counts = self._vision_inputs(images)
+        templates = [self.prompt_ids(p) for _, p in probes]
+        seqs = [[self._expand(t, counts[i]) for t in templates] for i in range(len(images))]
+        pos = [[self._positions(s, i, vision) for s in seqs[i]] for i in range(len(images))]
+        nf = len(self.labels.fake)
+        K = len(probes)
+        results: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * K for _ in images]
+
+        def split(lab: Any) -> tuple[Any, Any]:
+            arr = lab.cpu().numpy()
+            return arr[:, :nf], arr[:, nf:]
+
+        with torch.inference_mode():
+            if K == 1:
+                ids, mask, p = self._pad_left([s[0] for s in seqs], [q[0] for q in pos])
+                lab, _ = self._forward_last(input_ids=ids, attention_mask=mask, position_ids=p, use_cache=False, **vision)
+                sc = score_label_logits(*split(lab))
+                for i in range(len(images)):
+                    results[i][0] = (float(sc.z_fake[i]), float(sc.z_real[i]))
+                return results
+            # Shared prefix per image: never the whole of a sequence, since the last token's logits
+            # are what is read, and they must come from the probe pass.
+            plen = [min(longest_common_prefix(s), min(len(x) for x in s) - 1) for s in seqs]
+            ids, pmask, p = self._pad_left([seqs[i][0][: plen[i]] for i in range(len(images))],
+                                           [pos[i][0][..., : plen[i]] for i in range(len(images))])
+            _, cache = self._forward_last(input_ids=ids, attention_mask=pmask, position_ids=p, use_cache=True, **vision)
+            layers = [(layer.keys, layer.values) for layer in cache.layers]
+            from transformers import DynamicCache
+
+            per_group = max(1, max(self.batch_size, K) // K)
+            for g0 in range(0, len(images), per_group):
+                group = list(range(g0, min(len(images), g0 + per_group)))
+                sel = torch.tensor(group, device=self.device).repeat_interleave(K)
+                gcache = DynamicCache(ddp_cache_data=[(k.index_select(0, sel), v.index_select(0, sel)) for k, v in layers])
+                rows = [seqs[i][k][plen[i]:] for i in group for k in range(K)]
+                rpos = [pos[i][k][..., plen[i]:] for i in group for k in range(K)]
+                sids, smask, sp = self._pad_left(rows, rpos)
+                mask = torch.cat([pmask.index_select(0, sel), smask], dim=1)
+                lab, _ = self._forward_last(input_ids=sids, attention_mask=mask, position_ids=sp,
+                                            past_key_values=gcache, use_cache=True)
+                sc = score_label_logits(*split(lab))
+                r = 0
+                for i in group:
+                    for k in range(K):
+                        results[i][k] = (float(sc.z_fake[r]), float(sc.z_real[r]))
+                        r += 1
+                del gcache
+        return results
+
+    def _score_images_auto(self, images: list[Any], probes: list[tuple[str, str]]) -> list[list[tuple[float, float]]]:
+        """Other architectures: the checkpoint's own processor, one full pass per (image, prompt)."""
+        torch = self._torch
+        nf = len(self.labels.fake)
+        pairs = [(i, k) for i in range(len(images)) for k in range(len(probes))]
+        results: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * len(probes) for _ in images]
+        self.tokenizer.padding_side = "left"
+        with torch.inference_mode():
+            for c0 in range(0, len(pairs), self.batch_size):
+                chunk = pairs[c0: c0 + self.batch_size]
+                texts = [self.render(probes[k][1]) for _, k in chunk]
+                batch = self.processor(images=[images[i] for i, _ in chunk], text=texts, return_tensors="pt", padding=True)
+                batch = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+                         for k, v in batch.items() if hasattr(v, "to")}
+                lab, _ = self._forward_last(**batch, use_cache=False)
+                arr = lab.cpu().numpy()
+                sc = score_label_logits(arr[:, :nf], arr[:, nf:])
+                for r, (i, k) in enumerate(chunk):
+                    results[i][k] = (float(sc.z_fake[r]), float(sc.z_real[r]))
+        return results
+
+    # ------------------------------------------------------------------------------ public API
+
+    def analyze(self, media: Media) -> DetectorResult:
+        out = self.analyze_batch([media])[0]
+        if isinstance(out, InputError):
+            raise out
+        return out
+
+    def analyze_batch(self, medias: Sequence[Media]) -> list[DetectorResult | InputError]:
+        """Score many images, `batch_size` per forward pass. A file that cannot be decoded gives its
+        InputError in its slot; the others are still scored."""
+        prepared: list[Any] = []
+        for m in medias:
+            try:
+                prepared.append(self._prepare_image(m))
+            except InputError as exc:
+                prepared.append(exc)
+        ok = [i for i, x in enumerate(prepared) if not isinstance(x, InputError)]
+        probes = self.protocol.probes(self.attributes)
+        scored: dict[int, list[tuple[float, float]]] = {}
+        with self._lock:
+            for c0 in range(0, len(ok), self.batch_size):
+                idx = ok[c0: c0 + self.batch_size]
+                try:
+                    res = self._score_images([prepared[i] for i in idx], probes)
+                except (RuntimeError, ValueError) as exc:
+                    raise DetectorUnavailable(f"hf backend failed: {_short(exc)}") from None
+                scored.update(zip(idx, res))
+        out: list[DetectorResult | InputError] = []
+        for i, x in enumerate(prepared):
+            if isinstance(x, InputError):
+                out.append(x)
+                continue
+            out.append(self._result(scored[i], probes, x))
+        return out
+
+    def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], image: Any) -> DetectorResult:
+        import numpy as np
+
+        zf = np.array([a for a, _ in z])
+        zr = np.array([b for _, b in z])
+        sc = score_label_logits(zf[:, None], zr[:, None], self.protocol.calibration)
+        raw: dict[str, Any] = {
+            "backend": "hf",
+            "model_type": self.model_type,
+            "quantize": self.quantize,
+            "device": self.device,
+            "protocol": self.protocol.version,
+            "p_fake": float(sc.p_fake[0]),
+            "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
+            "z_fake": float(zf[0]),
+            "z_real": float(zr[0]),
+            "label_ids": self.labels.to_dict(),
+        }
+        attrs = None
+        if len(probes) > 1:
+            attrs = {probes[k][0]: float(sc.p_fake[k]) for k in range(1, len(probes))}
+        explanation = None
+        if self.explain:
+            explanation = self._generate(image, self.protocol.explain_prompt, None, self.max_tokens)
+            raw["explanation_verdict"] = verdict_from_explanation(explanation)
+        return DetectorResult(p_fake=float(sc.p_fake[0]), attributes=attrs, explanation=explanation, raw=raw)
+
+    def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
+            max_tokens: int | None = None) -> str:
+        """Free-form answer about one image (greedy). Text deltas go to `stream_callback` as they come."""
+        if not question or not question.strip():
+            raise InputError("the question is empty", "usage")
+        return self._generate(self._prepare_image(media), question, stream_callback, max_tokens or self.max_tokens)
+
+    def advise(self, media: Media, stream_callback: StreamCallback | None = None, max_tokens: int | None = None) -> str:
+        """`ask --advise`: what betrays the image and how to verify it further."""
+        return self.ask(media, self.protocol.advise_prompt, stream_callback, max_tokens)
+
+    def _generate(self, image: Any, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
+        torch = self._torch
+        from transformers import GenerationConfig
+
+        with self._lock, torch.inference_mode():
+            if self.family == "auto":
+                batch = self.processor(images=[image], text=[self.render(prompt)], return_tensors="pt")
+                kw = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+                      for k, v in batch.items() if hasattr(v, "to")}
+            else:
+                vision, counts = self._vision_inputs([image])
+                seq = self._expand(self.prompt_ids(prompt), counts[0])
+                ids = torch.tensor([seq], dtype=torch.long, device=self.device)
+                kw = {"input_ids": ids, "attention_mask": torch.ones_like(ids), **vision}
+                if self.family == "qwen2_vl":
+                    kw["mm_token_type_ids"] = (ids == self.image_token_id).int()
+            eos = self.tokenizer.eos_token_id
+            gen = GenerationConfig(max_new_tokens=max_tokens, do_sample=False, num_beams=1,
+                                   eos_token_id=eos, pad_token_id=self.tokenizer.pad_token_id)
+            streamer = _Streamer(self.tokenizer, callback)
+            out = self.model.generate(**kw, generation_config=gen, streamer=streamer)
+            new = out[0, kw["input_ids"].shape[1]:].tolist()
+        return self.tokenizer.decode(new, skip_special_tokens=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "hf",
+            "model": str(self.model_dir),
+            "model_type": self.model_type,
+            "family": self.family,
+            "device": self.device,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "quantize": self.quantize,
+            "weights_format": self.weights_format,
+            "protocol": self.protocol.version,
+            "label_ids": self.labels.to_dict(),
+        }
+
+
+def _short(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,581 @@
+"""C2PA / Content Credentials, read with c2pa-python from the bytes in memory, offline.
+
+What is reported: the claim generator, the signer and signing time, the validation state with every
+failure (code and explanation), the actions of each manifest in the chain, and the IPTC
+``digitalSourceType`` values declared on actions and other assertions.
+
+How it maps to a signal (the active manifest's own declarations win over what is inferred from its
+ingredients):
+  ai        — a ``c2pa.created`` (or an IPTC assertion) declaring trainedAlgorithmicMedia /
+              algorithmicMedia; or, with no creation of its own, a parent ingredient that is ai.
+  ai-edited — compositeWithTrainedAlgorithmicMedia / compositeSynthetic, an edit action declaring an
+              AI source type or made by a known AI tool, or an AI ingredient placed into the image.
+  camera    — digitalCapture (also film scans), only when the manifest validates; weak.
+  editor    — edits without AI.
+  none      — a manifest that declares none of that, one that cannot be read, or a remote manifest
+              (never fetched).
+AI claims are strong even when validation fails: a forger gains nothing by adding one; the broken
+signature is stated in the summary and the details.
+
+No network: OCSP and remote-manifest fetches are switched off and the allowed host list is empty
+(an empty list disallows every host in c2pa-rs' RestrictedResolver), so a file pointing at a
+manifest URL is reported, not followed. No trust list is configured, so every signer reads
+"untrusted"; the summary says so once instead of calling it a failure.
+
+The module shares its name with the library, so the library is always imported by absolute name
+through importlib, lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakescope_cli.evidence.base import EvidenceItem, Signal
+from fakescope_cli.evidence.xmp import dst_code, dst_signal, match_ai_tool, match_editor
+from fakescope_cli.media import Media
+
+NEEDS_PIXELS = False
+SOURCE = "c2pa"
+
+MIME_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "HEIF": "image/heif",
+    "AVIF": "image/avif",
+    "GIF": "image/gif",
+}
+# c2pa-rs settings (docs/settings.md in contentauth/c2pa-rs): never touch the network.
+OFFLINE_SETTINGS: dict[str, Any] = {
+    "verify": {"ocsp_fetch": False, "remote_manifest_fetch": False},
+    "core": {"allowed_network_hosts": []},
+}
+
+MAX_TEXT = 300
+MAX_LIST = 40
+MAX_DEPTH = 16  # ingredient chain depth followed
+CREATED = frozenset({"c2pa.created"})
+# Actions that do not change what the pixels show.
+NEUTRAL = frozenset({"c2pa.opened", "c2pa.published", "c2pa.converted", "c2pa.transcoded",
+                     "c2pa.repackaged", "c2pa.managed", "c2pa.unknown"})
+UNTRUSTED = "signingCredential.untrusted"
+_ACTIONS_LABEL = re.compile(r"^c2pa\.actions(\.v\d+)?$")
+
+
+# --- pre-check ----------------------------------------------------------------------------------
+
+# A C2PA manifest store is a JUMBF superbox whose description box is 'jumd' followed at once by the
+# store's UUID, which begins with the bytes "c2pa" (63327061-0011-0010-8000-00AA00389B71; C2PA spec,
+# "Manifest store" / ISO/IEC 19566-5). Every embedding (JPEG APP11, PNG caBX, WebP C2PA chunk, BMFF
+# uuid box, TIFF tag, GIF extension) keeps those first bytes contiguous. A remote manifest is
+# referenced from XMP dcterms:provenance with a URL.
+_STORE_MARK = b"jumdc2pa"
+_REMOTE_REF = re.compile(rb"\s*(?:=\s*[\"']|>)\s*https?://", re.IGNORECASE)
+
+
+def _remote_ref(data: bytes, start: int = 0, end: int | None = None) -> bool:
+    end = len(data) if end is None else end
+    pos = data.find(b"provenance", start, end)
+    while pos >= 0:
+        if _REMOTE_REF.match(data, pos + 10, end):
+            return True
+        pos = data.find(b"provenance", pos + 10, end)
+    return False
+
+
+def _jpeg_marker(data: bytes) -> bool | None:
+    """Walk the JPEG header segments up to SOS: APP11 holds the store, APP1 the XMP. None if malformed."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            pos += 2
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan / end of image: metadata is behind us
+            return False
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if end <= pos + 3 or end > n:
+            return None
+        if marker == 0xEB and data.find(_STORE_MARK, pos + 4, end) >= 0:
+            return True
+        if marker == 0xE1 and _remote_ref(data, pos + 4, end):
+            return True
+        pos = end
+    return None
+
+
+def _png_marker(data: bytes) -> bool | None:
+    """Walk the PNG chunks, skipping image data: caBX holds the store, iTXt/tEXt the XMP."""
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            return None
+        if ctype == b"caBX":
+            return True
+        if ctype in (b"iTXt", b"tEXt") and _remote_ref(data, pos + 8, end - 4):
+            return True
+        if ctype == b"IEND":
+            return False
+        pos = end
+    return None
+
+
+def _bmff_marker(data: bytes) -> bool | None:
+    """Walk the top-level ISO BMFF boxes (HEIF, AVIF): the store sits in a top-level 'uuid' box; a
+    remote reference is looked for in 'meta' (XMP items kept in mdat are not searched)."""
+    pos, n = 0, len(data)
+    while pos + 8 <= n:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        btype = data[pos + 4 : pos + 8]
+        head = 8
+        if size == 1:
+            if pos + 16 > n:
+                return None
+            size, head = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
+        elif size == 0:
+            size = n - pos
+        end = pos + size
+        if size < head or end > n:
+            return None
+        if btype == b"uuid" and data.find(_STORE_MARK, pos + head, end) >= 0:
+            return True
+        if btype == b"meta" and _remote_ref(data, pos + head, end):
+            return True
+        pos = end
+    return False if pos == n else None
+
+
+def has_manifest_marker(data: bytes, fmt: str | None = None) -> bool:
+    """True when the bytes may hold C2PA data: a manifest store or a remote-manifest reference.
+
+    JPEG, PNG and HEIF/AVIF are walked by structure (microseconds); other formats, and any file whose
+    structure surprises the walk, are searched whole.
+    """
+    walk = {"JPEG": _jpeg_marker, "PNG": _png_marker, "HEIF": _bmff_marker, "AVIF": _bmff_marker}.get(fmt or "")
+    if walk is not None:
+        found = walk(data)
+        if found is not None:
+            return found
+    return data.find(_STORE_MARK) >= 0 or _remote_ref(data)
+
+
+# --- library access -----------------------------------------------------------------------------
+
+_ctx_lock = threading.Lock()
+_ctx: tuple[int, Any] | None = None
+
+
+def _reset_after_fork() -> None:
+    # A Context made by the parent is refused in a child (c2pa-python checks the owner pid).
+    global _ctx, _ctx_lock
+    _ctx = None
+    _ctx_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _library() -> Any:
+    return importlib.import_module("c2pa")  # the library, not this module
+
+
+def offline_context(lib: Any) -> Any:
+    """One offline Context per process."""
+    global _ctx
+    pid = os.getpid()
+    with _ctx_lock:
+        if _ctx is None or _ctx[0] != pid:
+            _ctx = (pid, lib.Context.from_dict(OFFLINE_SETTINGS))
+        return _ctx[1]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    return value[:MAX_TEXT]
+
+
+def _agent_name(agent: Any) -> str | None:
+    if isinstance(agent, dict):
+        name, version = agent.get("name"), agent.get("version")
+        if isinstance(name, str):
+            return _text(f"{name} {version}" if isinstance(version, str) else name)
+        return None
+    return _text(agent) if isinstance(agent, str) else None
+
+
+def _generator(manifest: dict[str, Any]) -> str | None:
+    info = manifest.get("claim_generator_info")
+    if isinstance(info, dict):
+        info = [info]
+    if isinstance(info, list):
+        for entry in info:
+            name = _agent_name(entry)
+            if name:
+                return name
+    gen = manifest.get("claim_generator")
+    return _text(gen) if isinstance(gen, str) else None
+
+
+def _generator_info(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    info = manifest.get("claim_generator_info")
+    if isinstance(info, dict):
+        info = [info]
+    out = []
+    for entry in info if isinstance(info, list) else []:
+        if isinstance(entry, dict):
+            out.append({str(k)[:60]: _text(v) for k, v in list(entry.items())[:12]
+                        if isinstance(v, str | int | float)})
+    return out[:8]
+
+
+def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for assertion in manifest.get("assertions") or []:
+        if not isinstance(assertion, dict) or not _ACTIONS_LABEL.match(str(assertion.get("label", ""))):
+            continue
+        data = assertion.get("data")
+        for action in (data.get("actions") if isinstance(data, dict) else None) or []:
+            if isinstance(action, dict) and isinstance(action.get("action"), str):
+                out.append(action)
+    return out
+
+
+def _assertion_dsts(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """(value, assertion label) for digitalSourceType values outside actions (IPTC assertions …)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, label: str, depth: int) -> None:
+        if depth > 8 or len(found) >= MAX_LIST:
+            return
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and str(key).lower().rsplit(":", 1)[-1] == "digitalsourcetype":
+                    found.append((value, label))
+                else:
+                    walk(value, label, depth + 1)
+        elif isinstance(node, list):
+            for value in node[:200]:
+                walk(value, label, depth + 1)
+
+    for assertion in manifest.get("assertions") or []:
+        if isinstance(assertion, dict) and not _ACTIONS_LABEL.match(str(assertion.get("label", ""))):
+            walk(assertion.get("data"), str(assertion.get("label", ""))[:100], 0)
+    return found
+
+
+@dataclass
+class _Verdict:
+    signal: Signal
+    reasons: list[str] = field(default_factory=list)
+
+
+class _Store:
+    """The manifest store JSON and a memoised provenance judgement per manifest."""
+
+    def __init__(self, store: dict[str, Any]) -> None:
+        manifests = store.get("manifests")
+        self.manifests: dict[str, dict[str, Any]] = (
+            {k: v for k, v in manifests.items() if isinstance(v, dict)} if isinstance(manifests, dict) else {}
+        )
+        self.memo: dict[str, _Verdict] = {}
+
+    def judge(self, label: str, stack: tuple[str, ...] = ()) -> _Verdict:
+        if label in self.memo:
+            return self.memo[label]
+        if label in stack or len(stack) >= MAX_DEPTH:
+            return _Verdict("none", ["ingredient chain too deep or cyclic"])
+        verdict = self._judge(label, stack + (label,))
+        self.memo[label] = verdict
+        return verdict
+
+    def _judge(self, label: str, stack: tuple[str, ...]) -> _Verdict:
+        m = self.manifests[label]
+        actions = _actions(m)
+        created = [a for a in actions if a["action"] in CREATED]
+        edits = [a for a in actions if a["action"] not in CREATED | NEUTRAL]
+        gen = _generator(m) or "an unnamed generator"
+
+        def who(action: dict[str, Any]) -> str:
+            agent = _agent_name(action.get("softwareAgent"))
+            return f" by {agent}" if agent else f" ({gen})"
+
+        # The manifest's own declarations.
+        for a in created:
+            dst = a.get("digitalSourceType")
+            if isinstance(dst, str) and dst_signal(dst) == "ai":
+                return _Verdict("ai", [f"{a['action']} as {dst_code(dst)}{who(a)}"])
+        assertion_dsts = _assertion_dsts(m)
+        for value, where in assertion_dsts:
+            if dst_signal(value) == "ai":
+                return _Verdict("ai", [f"{where} declares {dst_code(value)}"])
+        action_dsts = [(a, a["digitalSourceType"]) for a in actions if isinstance(a.get("digitalSourceType"), str)]
+        composite = list(dict.fromkeys(f"{a['action']} as {dst_code(dst)}{who(a)}"
+                                       for a, dst in action_dsts if dst_signal(dst) == "ai-edited"))
+        if composite:
+            return _Verdict("ai-edited", composite)
+        for value, where in assertion_dsts:
+            if dst_signal(value) == "ai-edited":
+                return _Verdict("ai-edited", [f"{where} declares {dst_code(value)}"])
+
+        # Ingredients that carry their own manifests.
+        ingredients: list[tuple[dict[str, Any], _Verdict | None]] = []
+        for ing in m.get("ingredients") or []:
+            if not isinstance(ing, dict):
+                continue
+            ref = ing.get("active_manifest")
+            sub = self.judge(ref, stack) if isinstance(ref, str) and ref in self.manifests else None
+            ingredients.append((ing, sub))
+        parent = next(((i, v) for i, v in ingredients if i.get("relationship") == "parentOf"), None)
+        with_manifest = [(i, v) for i, v in ingredients if v is not None]
+        if parent is None and not created and not edits and len(with_manifest) == 1:
+            parent = with_manifest[0]  # a re-signing/conversion step: its one ingredient is the origin
+        parent_v = parent[1] if parent else None
+        parent_name = f"ingredient '{_text(parent[0].get('title')) or '?'}'" if parent else ""
+
+        if parent_v is not None and parent_v.signal == "ai" and not created:
+            return _Verdict("ai", [f"derived from AI-generated {parent_name}"] + parent_v.reasons)
+        for a, dst in action_dsts:
+            if a["action"] not in CREATED and dst_signal(dst) == "ai":
+                return _Verdict("ai-edited", [f"{a['action']} as {dst_code(dst)}{who(a)}"])
+        for a in edits:
+            tool = match_ai_tool(_agent_name(a.get("softwareAgent")) or "")
+            if tool:
+                return _Verdict("ai-edited", [f"{a['action']} by {tool}"])
+        for ing, sub in ingredients:
+            if sub is not None and sub.signal in ("ai", "ai-edited") and (parent is None or ing is not parent[0]):
+                title = _text(ing.get("title")) or "?"
+                return _Verdict("ai-edited", [f"AI ingredient '{title}' ({ing.get('relationship', '?')})"]
+                                + sub.reasons)
+        if parent_v is not None and parent_v.signal == "ai-edited":
+            return _Verdict("ai-edited", [f"derived from AI-edited {parent_name}"] + parent_v.reasons)
+
+        # No source type at all: fall back on a generator that is an AI service.
+        if not action_dsts and not assertion_dsts:
+            ai_gen = match_ai_tool(_generator(m) or "") or match_ai_tool(str(m.get("claim_generator") or ""))
+            if ai_gen:
+                if (parent_v is not None and parent_v.signal in ("camera", "editor")) or edits:
+                    return _Verdict("ai-edited", [f"claim generator is {ai_gen}"])
+                return _Verdict("ai", [f"claim generator is {ai_gen}"])
+
+        edit_names = sorted({a["action"] for a in edits})
+        edit_note = [f"later edits: {', '.join(edit_names)}"] if edit_names else []
+        for a in created:
+            dst = a.get("digitalSourceType")
+            if isinstance(dst, str) and dst_signal(dst) == "camera":
+                return _Verdict("camera", [f"{a['action']} as {dst_code(dst)}{who(a)}"] + edit_note)
+        for value, where in assertion_dsts:
+            if dst_signal(value) == "camera":
+                return _Verdict("camera", [f"{where} declares {dst_code(value)}"] + edit_note)
+        if parent_v is not None and parent_v.signal == "camera" and not created:
+            return _Verdict("camera", [f"derived from captured {parent_name}"] + parent_v.reasons + edit_note)
+        if edits:
+            editor = match_editor(gen)
+            return _Verdict("editor", [f"edits by {editor or gen}: {', '.join(edit_names)}"])
+        for a in created:
+            dst = a.get("digitalSourceType")
+            if isinstance(dst, str) and dst_signal(dst) == "editor":
+                return _Verdict("editor", [f"{a['action']} as {dst_code(dst)}{who(a)}"])
+        if parent_v is not None and parent_v.signal == "editor" and not created:
+            return _Verdict("editor", [f"derived from edited {parent_name}"] + parent_v.reasons)
+        if created:
+            dst = created[0].get("digitalSourceType")
+            return _Verdict("none", [f"c2pa.created as {dst_code(dst) if isinstance(dst, str) else 'no source type'}"])
+        return _Verdict("none", [])
+
+
+def _status_entries(entries: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in entries if isinstance(entries, list) else []:
+        if isinstance(e, dict) and isinstance(e.get("code"), str):
+            out.append({"code": _text(e["code"]), "explanation": _text(e.get("explanation")),
+                        "url": _text(e.get("url"))})
+    return out
+
+
+def _validation(store: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """(state, failures, informational codes) over the active manifest and its ingredients."""
+    failures = _status_entries(store.get("validation_status"))
+    informational: list[str] = []
+    results = store.get("validation_results")
+    if isinstance(results, dict):
+        blocks = [results.get("activeManifest")]
+        for delta in results.get("ingredientDeltas") or []:
+            if isinstance(delta, dict):
+                blocks.append(delta.get("validationDeltas"))
+        for block in blocks:
+            if isinstance(block, dict):
+                failures += _status_entries(block.get("failure"))
+                informational += [e["code"] for e in _status_entries(block.get("informational"))]
+    seen: set[tuple[Any, Any]] = set()
+    unique = []
+    for f in failures:
+        key = (f["code"], f["url"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    state = store.get("validation_state")
+    if not isinstance(state, str):
+        state = "Invalid" if any(f["code"] != UNTRUSTED for f in unique) else "Valid"
+    return state, unique, sorted(set(filter(None, informational)))
+
+
+def _chain_details(st: _Store) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    actions, dsts, ingredients = [], [], []
+    for label, m in st.manifests.items():
+        for a in _actions(m):
+            entry: dict[str, Any] = {"manifest": _text(label), "action": _text(a["action"])}
+            agent = _agent_name(a.get("softwareAgent"))
+            if agent:
+                entry["software_agent"] = agent
+            if isinstance(a.get("digitalSourceType"), str):
+                entry["digital_source_type"] = dst_code(a["digitalSourceType"])
+                dsts.append({"manifest": _text(label), "where": entry["action"],
+                             "code": entry["digital_source_type"], "uri": _text(a["digitalSourceType"])})
+            actions.append(entry)
+        for value, where in _assertion_dsts(m):
+            dsts.append({"manifest": _text(label), "where": where, "code": dst_code(value), "uri": _text(value)})
+        for ing in m.get("ingredients") or []:
+            if isinstance(ing, dict):
+                ref = ing.get("active_manifest")
+                ingredients.append({
+                    "in_manifest": _text(label),
+                    "title": _text(ing.get("title")),
+                    "relationship": _text(ing.get("relationship")),
+                    "manifest": _text(ref) if isinstance(ref, str) else None,
+                    "signal": st.judge(ref).signal if isinstance(ref, str) and ref in st.manifests else None,
+                })
+    return actions, dsts, ingredients
+
+
+_LEADS = {
+    "ai": "Content Credentials declare the image AI-generated",
+    "ai-edited": "Content Credentials declare an edit with generative AI",
+    "camera": "Content Credentials record a camera capture",
+    "editor": "Content Credentials record edits, none with generative AI",
+    "none": "Content Credentials present, declaring neither AI nor a camera capture",
+}
+
+
+def assess_store(store: dict[str, Any]) -> EvidenceItem:
+    """The evidence item for one manifest store as c2pa-python's Reader.json() gives it."""
+    st = _Store(store)
+    active_label = store.get("active_manifest")
+    if not isinstance(active_label, str) or active_label not in st.manifests:
+        return EvidenceItem(SOURCE, "none", "C2PA manifest store has no readable active manifest",
+                            {"manifest_count": len(st.manifests)})
+    active = st.manifests[active_label]
+    verdict = st.judge(active_label)
+    state, failures, informational = _validation(store)
+    valid = state in ("Valid", "Trusted")
+    hard = [f for f in failures if f["code"] != UNTRUSTED]
+    signal = verdict.signal
+    reasons = list(verdict.reasons)
+    if signal == "camera" and not valid:
+        signal = "none"
+        reasons.insert(0, "declares a camera capture, but the manifest fails validation")
+
+    sig = active.get("signature_info") if isinstance(active.get("signature_info"), dict) else {}
+    signer = {k: _text(sig.get(k)) for k in ("issuer", "common_name", "alg", "cert_serial_number") if sig.get(k)}
+    actions, dsts, ingredients = _chain_details(st)
+    truncated = len(failures) > MAX_LIST or len(actions) > MAX_LIST or len(dsts) > MAX_LIST \
+        or len(ingredients) > MAX_LIST
+    details: dict[str, Any] = {
+        "validation_state": state,
+        "valid": valid,
+        "validation_failures": failures[:MAX_LIST],
+        "validation_informational": informational[:MAX_LIST],
+        "signer_untrusted": any(f["code"] == UNTRUSTED for f in failures),
+        "active_manifest": _text(active_label),
+        "claim_generator": _text(active.get("claim_generator")) if active.get("claim_generator") else None,
+        "claim_generator_info": _generator_info(active),
+        "generator": _generator(active),
+        "signer": signer,
+        "signing_time": _text(sig.get("time")),
+        "title": _text(active.get("title")),
+        "actions": actions[:MAX_LIST],
+        "digital_source_types": dsts[:MAX_LIST],
+        "ingredients": ingredients[:MAX_LIST],
+        "manifest_count": len(st.manifests),
+        "reasons": [r[:MAX_TEXT] for r in reasons[:MAX_LIST]],
+    }
+    if truncated:
+        details["truncated"] = True
+
+    parts = [_LEADS[signal]]
+    if reasons:
+        parts[0] += f" ({'; '.join(reasons[:3])})"
+    who = f"made by {details['generator'] or 'an unnamed generator'}"
+    if signer.get("issuer"):
+        who += f", signed by {signer['issuer']}"
+    if details["signing_time"]:
+        who += f" at {details['signing_time']}"
+    parts.append(who)
+    check = f"validation {state}"
+    if hard:
+        codes = list(dict.fromkeys(f["code"] for f in hard))
+        check += ": " + ", ".join(codes[:6]) + (" …" if len(codes) > 6 else "")
+    if details["signer_untrusted"]:
+        check += "; signer not on a configured trust list"
+    parts.append(check)
+    return EvidenceItem(SOURCE, signal, "; ".join(parts), details, strong=signal in ("ai", "ai-edited"))
+
+
+def _unreadable(summary: str, exc: BaseException, **extra: Any) -> EvidenceItem:
+    details = {"error": _text(str(exc)) or type(exc).__name__, "error_type": type(exc).__name__}
+    details.update(extra)
+    return EvidenceItem(SOURCE, "none", summary[:600], details)
+
+
+def read(media: Media) -> list[EvidenceItem]:
+    mime = MIME_TYPES.get(media.format or "")
+    if mime is None or not has_manifest_marker(media.data, media.format):
+        return []
+    try:
+        lib = _library()
+    except ImportError as exc:
+        return [_unreadable("C2PA data may be present, but c2pa-python is not installed", exc)]
+    try:
+        reader = lib.Reader.try_create(mime, io.BytesIO(media.data), None, offline_context(lib))
+        if reader is None:
+            return []
+        with reader:
+            text = reader.json()
+    except lib.C2paError as exc:
+        # c2pa-rs words a refused remote fetch "Remote: …", which the binding maps to the base class.
+        if isinstance(exc, lib.C2paError.RemoteManifest) or str(exc).startswith("Remote"):
+            url = re.search(r"https?://[^\s\"'<>]+", str(exc))
+            where = url.group(0) if url else "a remote URL"
+            return [_unreadable(f"Content Credentials are referenced at {where}; not fetched "
+                                "(fakescope reads offline)", exc, remote_manifest=_text(where))]
+        return [_unreadable(f"C2PA data present but cannot be read: {str(exc)[:200]}", exc)]
+    except Exception as exc:  # native layer on hostile bytes: report, never crash the scan
+        return [_unreadable(f"C2PA reader failed: {type(exc).__name__}: {str(exc)[:200]}", exc)]
+    try:
+        store = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        return [_unreadable("C2PA manifest store JSON cannot be parsed", exc)]
+    if not isinstance(store, dict):
+        return [EvidenceItem(SOURCE, "none", "C2PA manifest store JSON is not an object", {})]
+    return [assess_store(store)]

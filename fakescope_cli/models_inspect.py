@@ -1,0 +1,234 @@
+"""What `fakescope models inspect PATH` prints: architecture, quantisation, the protocol that will be
+used (manifest or defaults), and the weights' files with their sha256.
+
+Also the shared checks on weight files that the hf and gguf backends run before loading anything:
+safetensors / GGUF only, pickle refused unless explicitly trusted. Reads headers and config files
+only; never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from fakescope_cli.errors import DetectorUnavailable
+from fakescope_cli.protocol import MANIFEST_NAME, find_manifest, load_protocol
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+GGUF_MAGIC = b"GGUF"
+
+# config.json model_type -> (family, transformers class). Other types go through the Auto classes.
+KNOWN_ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "llava": ("llava", "LlavaForConditionalGeneration"),
+    "qwen2_vl": ("qwen2_vl", "Qwen2VLForConditionalGeneration"),
+    "qwen2_5_vl": ("qwen2_vl", "Qwen2_5_VLForConditionalGeneration"),
+}
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cache_file() -> Path | None:
+    base = os.environ.get("FAKESCOPE_CACHE_DIR")
+    if not base:
+        try:
+            import platformdirs
+
+            base = platformdirs.user_cache_dir("fakescope")
+        except ImportError:
+            return None
+    return Path(base) / "weights-sha256.json"
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a (possibly multi-GB) weights file, remembered by (real path, size, mtime)."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache = _cache_file()
+    table: dict[str, str] = {}
+    if cache is not None and cache.is_file():
+        try:
+            loaded = json.loads(cache.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                table = {str(k): str(v) for k, v in loaded.items()}
+        except (OSError, ValueError):
+            table = {}
+    if key in table and len(table[key]) == 64:
+        return table[key]
+    digest = sha256_file(path)
+    if cache is not None:
+        table[key] = digest
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(table), encoding="utf-8")
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a read-only cache only costs time
+    return digest
+
+
+def combined_sha256(files: list[Path]) -> str:
+    """One digest for a set of weight files: the file's own sha256 when there is one file, else the
+    sha256 of the sorted 'name<TAB>sha256' lines (so shards hash to one stable id)."""
+    if len(files) == 1:
+        return cached_sha256(files[0])
+    lines = "".join(f"{f.name}\t{cached_sha256(f)}\n" for f in sorted(files, key=lambda p: p.name))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def hf_weight_files(model_dir: Path, *, trust_pickle: bool = False) -> tuple[list[Path], str]:
+    """The weight files transformers will read from `model_dir`, and their format.
+
+    Raises DetectorUnavailable for a folder without weights, or with pickle weights only while
+    `trust_pickle` is False (pickle can run code when loaded).
+    """
+    if not model_dir.is_dir():
+        raise DetectorUnavailable(f"{model_dir}: not a folder with a transformers checkpoint")
+    if not (model_dir / "config.json").is_file():
+        raise DetectorUnavailable(f"{model_dir}: no config.json, so not a transformers checkpoint")
+    st = sorted(model_dir.glob("*.safetensors"))
+    if st:
+        return st, "safetensors"
+    pickles = sorted(p for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    if pickles:
+        if not trust_pickle:
+            raise DetectorUnavailable(
+                f"{model_dir}: only pickle weights ({', '.join(p.name for p in pickles[:3])}); pickle can run "
+                "arbitrary code when loaded. Convert them to safetensors, or pass --trust-pickle if you "
+                "trust their source"
+            )
+        return pickles, "pickle"
+    ggufs = sorted(model_dir.glob("*.gguf"))
+    if ggufs:
+        raise DetectorUnavailable(f"{model_dir}: holds GGUF files; use --backend gguf --model {ggufs[0]}")
+    raise DetectorUnavailable(f"{model_dir}: no weights (*.safetensors) found")
+
+
+def read_gguf_header(path: Path) -> dict[str, Any]:
+    """Check that `path` is a GGUF file and read its metadata (not the tensors) with the gguf package
+    when installed, else just the version and counts from the fixed header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError as exc:
+        raise DetectorUnavailable(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(head) < 24 or head[:4] != GGUF_MAGIC:
+        raise DetectorUnavailable(f"{path}: not a GGUF file (no GGUF magic bytes)")
+    version, n_tensors, n_kv = struct.unpack("<IQQ", head[4:24])
+    info: dict[str, Any] = {"gguf_version": version, "tensor_count": n_tensors, "metadata_count": n_kv}
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return info
+    try:
+        reader = GGUFReader(str(path), "r")
+    except Exception as exc:  # the gguf package raises assorted errors on corrupt files
+        raise DetectorUnavailable(f"{path}: GGUF header cannot be parsed: {exc}") from None
+    meta: dict[str, Any] = {}
+    for key, fld in reader.fields.items():
+        if key.startswith("tokenizer.ggml.") and key not in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
+            continue  # vocabularies are large and say nothing a user needs here
+        try:
+            val = fld.contents()
+        except Exception:
+            continue
+        if isinstance(val, str) and len(val) > 200:
+            val = val[:200] + "…"
+        if isinstance(val, list) and len(val) > 16:
+            val = f"[{len(val)} values]"
+        meta[key] = val
+    types: dict[str, int] = {}
+    for t in reader.tensors:
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+    info["metadata"] = meta
+    info["tensor_types"] = types
+    return info
+
+
+def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str] | None = None,
+                  trust_pickle: bool = False, hash_weights: bool = True) -> dict[str, Any]:
+    """Everything `models inspect` shows, as a JSON-ready dict. Raises DetectorUnavailable for a path
+    that is neither a transformers checkpoint folder nor a GGUF file."""
+    p = Path(path)
+    protocol = load_protocol(p)
+    out: dict[str, Any] = {"path": str(p)}
+    if p.is_file() and p.suffix.lower() == ".gguf" or (p.is_file() and _is_gguf(p)):
+        out["backend"] = "gguf"
+        header = read_gguf_header(p)
+        meta = header.get("metadata", {})
+        out["architecture"] = meta.get("general.architecture")
+        out["quantization"] = _gguf_quant(meta, header.get("tensor_types", {}))
+        out["gguf"] = header
+        files = [p]
+        if mmproj is not None:
+            mp = Path(mmproj)
+            mh = read_gguf_header(mp)
+            out["mmproj"] = {"path": str(mp), "projector_type": mh.get("metadata", {}).get("clip.projector_type"),
+                             "tensor_types": mh.get("tensor_types")}
+            files.append(mp)
+        fmt = "gguf"
+    else:
+        files, fmt = hf_weight_files(p, trust_pickle=trust_pickle)
+        cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        mtype = cfg.get("model_type")
+        family, cls = KNOWN_ARCHITECTURES.get(mtype, ("auto", "AutoModelForImageTextToText"))
+        out["backend"] = "hf"
+        out["architecture"] = {
+            "model_type": mtype, "architectures": cfg.get("architectures"), "family": family,
+            "class": cls, "custom_code": bool(cfg.get("auto_map")),
+        }
+        qc = cfg.get("quantization_config")
+        out["quantization"] = qc if qc else "none (quantise at load with --quantize 4bit|8bit)"
+        text = cfg.get("text_config") or {}
+        out["text_model"] = {k: text.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers",
+                                                       "vocab_size") if k in text}
+        has_template = any((p / n).is_file() for n in ("chat_template.jinja", "chat_template.json"))
+        if not has_template and (p / "tokenizer_config.json").is_file():
+            has_template = "chat_template" in (p / "tokenizer_config.json").read_text(encoding="utf-8")
+        out["chat_template"] = "manifest" if protocol.chat_template else ("checkpoint" if has_template else "missing")
+    out["weights_format"] = fmt
+    out["weights"] = [
+        {"file": f.name, "size": f.stat().st_size, **({"sha256": cached_sha256(f)} if hash_weights else {})}
+        for f in files
+    ]
+    if hash_weights:
+        out["weights_sha256"] = combined_sha256(files)
+    out["manifest"] = str(find_manifest(p)) if find_manifest(p) else f"none (no {MANIFEST_NAME}; defaults apply)"
+    out["protocol"] = protocol.describe()
+    return out
+
+
+def _is_gguf(p: Path) -> bool:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+# GGUF general.file_type values (llama.cpp's llama_ftype enum), the common ones.
+_GGUF_FTYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+                11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+                17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
+
+
+def _gguf_quant(meta: dict[str, Any], types: dict[str, int]) -> str:
+    ft = meta.get("general.file_type")
+    if isinstance(ft, int) and ft in _GGUF_FTYPES:
+        return _GGUF_FTYPES[ft]
+    if types:
+        return max(types.items(), key=lambda kv: kv[1])[0]
+    return "unknown"

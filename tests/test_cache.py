@@ -1,0 +1,76 @@
+"""Result cache: rescans hit, changes miss, option changes miss, interrupted scans resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from tests.conftest import jsonl_records, run_cli
+from tests.test_robustness import snapshot
+
+
+def _make(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (32, 32), (i % 256, 10, 20)).save(folder / f"{i:03d}.png")
+
+
+def test_rescan_hits_and_changes_miss(tmp_path):
+    ev, cache = tmp_path / "ev", tmp_path / "cache"
+    _make(ev, 6)
+    args = ["scan", "--backend", "tests.plugins.slow_detector:SlowDetector", "-f", "jsonl", "--cache-dir", str(cache)]
+    first = jsonl_records(run_cli(*args, str(ev)).stdout)
+    assert not any(r["custody"].get("from_cache") for r in first)
+    before = snapshot(ev)
+    second = jsonl_records(run_cli(*args, str(ev)).stdout)
+    assert all(r["custody"].get("from_cache") for r in second)
+    assert [(r["path"], r["sha256"], r["verdict"]) for r in first] == [(r["path"], r["sha256"], r["verdict"]) for r in second]
+    assert snapshot(ev) == before
+    # A changed file misses; the others still hit.
+    Image.new("RGB", (32, 32), (255, 255, 0)).save(ev / "002.png")
+    third = {Path(r["path"]).name: r for r in jsonl_records(run_cli(*args, str(ev)).stdout)}
+    assert not third["002.png"]["custody"].get("from_cache")
+    assert third["001.png"]["custody"].get("from_cache")
+    # Options that change a result miss.
+    other = jsonl_records(run_cli(*args, "--max-pixels", "100000", str(ev)).stdout)
+    assert not any(r["custody"].get("from_cache") for r in other)
+    # --no-cache neither reads nor writes.
+    fresh = jsonl_records(run_cli(*args[:-2], "--no-cache", str(ev)).stdout)
+    assert not any(r["custody"].get("from_cache") for r in fresh)
+
+
+def test_error_records_are_not_cached(tmp_path):
+    ev, cache = tmp_path / "ev", tmp_path / "cache"
+    ev.mkdir()
+    (ev / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    args = ["scan", "--backend", "none", "-f", "jsonl", "--cache-dir", str(cache), str(ev)]
+    run_cli(*args)
+    again = jsonl_records(run_cli(*args).stdout)
+    assert again[0]["errors"] and not again[0]["custody"].get("from_cache")
+
+
+def test_interrupted_scan_resumes_from_cache(tmp_path):
+    ev, cache, out = tmp_path / "ev", tmp_path / "cache", tmp_path / "part.jsonl"
+    _make(ev, 300)
+    cmd = [sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-f", "jsonl", "-j", "1",
+           "--cache-dir", str(cache), "-o", str(out), str(ev)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 20):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    done = jsonl_records(out.read_bytes())
+    assert 20 <= len(done) < 300
+    resumed = jsonl_records(run_cli("scan", "--backend", "none", "-f", "jsonl", "--cache-dir", str(cache), str(ev)).stdout)
+    assert len(resumed) == 300
+    hits = [r for r in resumed if r["custody"].get("from_cache")]
+    assert len(hits) >= len(done)
+    assert {r["path"] for r in done} <= {r["path"] for r in hits}

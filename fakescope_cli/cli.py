@@ -10,7 +10,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -63,7 +63,7 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
@@ -87,31 +87,31 @@ def _backend_options(**opts: object) -> dict[str, object]:
 def scan(
     paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or - to read paths from stdin.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", "-r/-R", help="Descend into sub-folders.")] = True,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow folder symlinks inside folders.")] = False,
-    ext: Annotated[Optional[list[str]], typer.Option("--ext", "-e", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
+    ext: Annotated[list[str] | None, typer.Option("--ext", "-e", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", help="Detector: builtin, hf, gguf, or none (provenance only).")] = "builtin",
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model folder or file (hf, gguf).")] = None,
-    mmproj: Annotated[Optional[str], typer.Option("--mmproj", help="Multimodal projector GGUF (gguf backend).")] = None,
-    quantize: Annotated[Optional[Quantize], typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
-    device: Annotated[Optional[DeviceChoice], typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per detection batch (hf).")] = None,
-    attributes: Annotated[Optional[bool], typer.Option("--attributes/--no-attributes", help="Score the 14 forgery attributes (multimodal backends).")] = None,
-    explain: Annotated[Optional[bool], typer.Option("--explain", help="Add a reasoning text per image (multimodal backends).")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="Length limit of explanations.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model folder or file (hf, gguf).")] = None,
+    mmproj: Annotated[str | None, typer.Option("--mmproj", help="Multimodal projector GGUF (gguf backend).")] = None,
+    quantize: Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
+    device: Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per detection batch (hf).")] = None,
+    attributes: Annotated[bool | None, typer.Option("--attributes/--no-attributes", help="Score the 14 forgery attributes (multimodal backends).")] = None,
+    explain: Annotated[bool | None, typer.Option("--explain", help="Add a reasoning text per image (multimodal backends).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Length limit of explanations.")] = None,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")] = False,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")] = False,
     no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
-    fail_above: Annotated[Optional[float], typer.Option("--fail-above", min=0.0, max=1.0, help="Exit 1 if any image has p_fake above P.")] = None,
-    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Threshold file from `fakescope eval --calibrate`.")] = None,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, help="Exit 1 if any image has p_fake above P.")] = None,
+    calibration: Annotated[Path | None, typer.Option("--calibration", help="Threshold file from `fakescope eval --calibrate`.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per core).")] = 0,
-    file_timeout: Annotated[Optional[float], typer.Option("--file-timeout", min=0.1, help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
+    file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse to decode images with more pixels (bomb guard).")] = 150_000_000,
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse files larger than this.")] = 1 << 30,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
 ) -> None:
     """Scan images and report, per image, the probability it is AI-generated and why."""
@@ -157,6 +157,49 @@ def scan(
     if result.interrupted and not quiet:
         typer.echo("fakescope: interrupted; results so far were written.", err=True)
     raise typer.Exit(result.exit_code)
+
+
+@app.command("eval", epilog=EXIT_CODES_HELP)
+def eval_cmd(
+    path: Annotated[str, typer.Argument(help="Folder with real/ and fake/ sub-folders, or a CSV (path,label[,generator]).")],
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Detector to evaluate.")] = "builtin",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model folder or file (hf, gguf).")] = None,
+    mmproj: Annotated[str | None, typer.Option("--mmproj", help="Multimodal projector GGUF (gguf backend).")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
+    json_out: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to FILE (- for stdout).")] = None,
+    records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,
+    calibrate: Annotated[str | None, typer.Option("--calibrate", metavar="OUT.json", help="Pick a threshold at --target-fpr and write it for `scan --calibration`.")] = None,
+    target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, help="False-positive rate on real images for --calibrate.")] = 0.05,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per core).")] = 0,
+) -> None:
+    """Measure a detector on labelled images: AUC, AP, accuracy, TPR at 1%/5% FPR, ECE, by group."""
+    import json
+
+    from fakescope_cli.analyze import ScanConfig
+    from fakescope_cli.errors import UsageError
+    from fakescope_cli.eval_run import EvalOptions, run_eval
+
+    config = ScanConfig(backend=backend, backend_options=_backend_options(model=model, mmproj=mmproj))
+    try:
+        report, text, calibration = run_eval(EvalOptions(
+            path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,
+            target_fpr=target_fpr, records_out=records_out))
+    except DetectorUnavailable as exc:
+        raise _fail(str(exc), EXIT_DETECTOR) from None
+    except (UsageError, OSError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    doc = json.dumps(report, indent=2, ensure_ascii=False)
+    if json_out == "-":
+        typer.echo(doc)
+    else:
+        typer.echo(text)
+        if json_out:
+            Path(json_out).write_text(doc + "\n", encoding="utf-8")
+    if calibration is not None:
+        typer.echo(f"fakescope: wrote {calibrate}: threshold {calibration['threshold']:.4f} "
+                   f"(measured FPR {calibration['measured_fpr']:.3f})", err=True)
+        for warning in calibration.get("warnings", []):
+            typer.echo(f"fakescope: warning: {warning}", err=True)
 
 
 def _default_cache_dir() -> Path:

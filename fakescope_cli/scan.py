@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -109,32 +109,40 @@ def _progress(total: int, enabled: bool) -> Any:
     return progress
 
 
+@contextmanager
+def analysis_engine(
+    config: ScanConfig, n_files: int, jobs: int = 0, file_timeout: float | None = None
+) -> Iterator[tuple[dict[str, Any] | None, Callable[[Sequence[Candidate]], Iterator[dict[str, Any]]]]]:
+    """Load the detector once (in this process or in workers) and yield (detector_info, map).
+
+    `map(candidates)` yields one record per candidate, in order. DetectorUnavailable propagates.
+    """
+    jobs = jobs or default_jobs_for(n_files)
+    # An explicit --file-timeout needs a killable worker even for one job.
+    use_workers = config.backend not in IN_PROCESS_BACKENDS and (jobs > 1 or file_timeout is not None)
+    if not use_workers:
+        analyzer = Analyzer(config)
+        yield analyzer.detector_info, lambda cands: (analyzer.analyze(c) for c in cands)
+        return
+    pool = WorkerPool(config, min(jobs, max(1, n_files)), file_timeout or DEFAULT_FILE_TIMEOUT)
+    with pool:
+        yield pool.detector_info, pool.map
+
+
 def run_scan(opts: RunOptions) -> RunResult:
     from fakescope_cli.render import make_renderer
 
     expander = InputExpander(recursive=opts.recursive, follow_symlinks=opts.follow_symlinks, exts=opts.exts)
     candidates: list[Candidate] = list(expander.expand(opts.paths))
     started = utc_now()
-    jobs = opts.jobs or default_jobs_for(len(candidates))
-    # An explicit --file-timeout needs a killable worker even for one job.
-    use_workers = opts.config.backend not in IN_PROCESS_BACKENDS and (jobs > 1 or opts.file_timeout is not None)
-    file_timeout = opts.file_timeout if opts.file_timeout is not None else DEFAULT_FILE_TIMEOUT
     counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": expander.stats.skipped
                               + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}
     gate_tripped = False
     interrupted = False
 
-    with _sigterm_as_interrupt():
-        if use_workers:
-            engine: Any = WorkerPool(opts.config, min(jobs, max(1, len(candidates))), file_timeout)
-            engine.__enter__()  # loads detectors; DetectorUnavailable propagates (exit 4)
-            detector_info = engine.detector_info
-            stream_records = engine.map(candidates)
-        else:
-            analyzer = Analyzer(opts.config)
-            detector_info = analyzer.detector_info
-            stream_records = (analyzer.analyze(c) for c in candidates)
-            engine = None
+    with _sigterm_as_interrupt(), analysis_engine(
+        opts.config, len(candidates), opts.jobs, opts.file_timeout
+    ) as (detector_info, analyse_all):
         header = run_header(opts.arguments, detector_info, started)
         progress = _progress(len(candidates), enabled=not opts.quiet and sys.stderr.isatty())
         try:
@@ -142,7 +150,7 @@ def run_scan(opts: RunOptions) -> RunResult:
                 renderer = make_renderer(opts.fmt, stream, color=opts.color)
                 renderer.start(header)
                 try:
-                    for record in stream_records:
+                    for record in analyse_all(candidates):
                         renderer.add(record)
                         count_records(counts, record)
                         if record["errors"]:
@@ -161,8 +169,6 @@ def run_scan(opts: RunOptions) -> RunResult:
         finally:
             if progress is not None:
                 progress.stop()
-            if engine is not None:
-                engine.__exit__(None, None, None)
 
     if interrupted:
         return RunResult(130, counts, interrupted=True)

@@ -23,7 +23,6 @@ def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 300, env: d
     import os
     import subprocess
     import sys
-
     import tempfile
 
     # A fresh cache per call unless the test passes its own: tests must not see each other's results.

@@ -129,6 +129,16 @@ def marked(tmp_path_factory) -> dict[tuple[str, str, str], tuple[np.ndarray, Pat
     return table
 
 
+@pytest.fixture(scope="module")
+def package_errors(marked) -> dict[tuple[str, str, str], int]:
+    """Bit errors of the package's own decoder on each marked image (its payload's length)."""
+    table = {}
+    for key, (arr, _) in marked.items():
+        payload = PAYLOAD[key[1]]
+        table[key] = int(np.count_nonzero(package_bits(arr, payload.bits.size) != payload.bits))
+    return table
+
+
 def errors_of(rgb: np.ndarray, payload: wm.Payload, variant: str) -> int:
     return int(np.count_nonzero(wm.decode_bits(rgb, payload.bits.size, variant) != payload.bits))
 
@@ -193,11 +203,11 @@ def test_thresholds_keep_chance_matches_astronomically_unlikely():
 # --- the reader on watermarked PNGs --------------------------------------------------------------
 
 
-def test_reader_reports_what_the_package_decodes(marked):
+def test_reader_reports_what_the_package_decodes(marked, package_errors):
     """Wherever the package's decoder recovers a payload, the reader reports exactly that payload."""
-    for (photo, name, kind), (arr, path) in marked.items():
+    for (photo, name, kind), (_, path) in marked.items():
         payload = PAYLOAD[name]
-        pkg_errors = int(np.count_nonzero(package_bits(arr, payload.bits.size) != payload.bits))
+        pkg_errors = package_errors[(photo, name, kind)]
         items = items_of(path)
         assert [i.details["payload"] for i in items] in ([], [name]), (photo, name, kind)
         if pkg_errors <= payload.max_errors:
@@ -232,15 +242,15 @@ def test_detection_rates(marked, capsys):
     assert sum(found.values()) >= 30
 
 
-def test_float_decoding_beats_the_package_on_sdxl_outputs(marked):
+def test_float_decoding_beats_the_package_on_sdxl_outputs(marked, package_errors):
     """The SDXL pipelines embed on float images; the package's 8-bit decoder misreads many of them."""
+    sdxl = PAYLOAD["SDXL"]
     ours = package = 0
-    for (_, name, kind), (arr, _) in marked.items():
-        if name == "SDXL" and kind in ("float", "float-rgb"):
-            sdxl = PAYLOAD["SDXL"]
-            ours += errors_of(arr, sdxl, kind) <= sdxl.max_errors
-            package += int(np.count_nonzero(package_bits(arr, 48) != sdxl.bits)) <= sdxl.max_errors
-    assert ours > package
+    for key, (arr, _) in marked.items():
+        if key[1] == "SDXL" and key[2] in ("float", "float-rgb"):
+            ours += errors_of(arr, sdxl, key[2]) <= sdxl.max_errors
+            package += package_errors[key] <= sdxl.max_errors
+    assert ours > package  # measured: 13 against 3 of 18
 
 
 def test_jpeg_reencoding(marked, capsys):
@@ -312,41 +322,50 @@ def test_corrupt_pixels_raise_input_error(marked, tmp_path):
 # --- no false positives ---------------------------------------------------------------------------
 
 
-def _null_files() -> list[Path]:
-    exts = {".jpg", ".jpeg", ".tif", ".tiff", ".heic", ".heif"}
-    camera = sorted(p for p in EXIF.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-    real = []
+def _real_photos() -> list[Path]:
+    """Every 4th real photograph of data/real big enough to carry a mark (about 210)."""
+    found = []
     for p in sorted((DATA / "real").rglob("*")):
         if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
             with Image.open(p) as im:
                 if im.size[0] * im.size[1] >= wm.MIN_PIXELS:
-                    real.append(p)
-    return camera + real[::4]  # every 4th real photo big enough to carry a mark: ~210
+                    found.append(p)
+    return found[::4]
 
 
-def test_no_payload_in_camera_files_or_real_photos():
-    checked = 0
+def test_no_payload_in_real_photos():
     closest = {p.name: p.bits.size for p in wm.PAYLOADS}
-    for path in _null_files():
-        try:
-            media = Media.open(path)
-            items = wm.read(media)
-        except InputError:
-            continue  # corrupt fixtures: nothing to decode
-        assert items == [], path
-        if (media.width or 0) * (media.height or 0) < wm.MIN_PIXELS:
-            continue
-        checked += 1
+    photos = _real_photos()
+    assert len(photos) >= 200
+    for path in photos:
+        media = Media.open(path)
+        assert wm.read(media) == [], path
         reads = wm.block_bits(np.asarray(media.rgb()), wm.VARIANTS)
         for p in wm.PAYLOADS:
             for v in p.variants:
                 errors = int(np.count_nonzero(wm.majority_bits(reads[v], p.bits.size) != p.bits))
                 closest[p.name] = min(closest[p.name], errors)
-    assert checked >= 200
-    # Far from the thresholds, not just over them (measured: 51 of 136, 10 of 32, 11 of 48).
+    # Far from the limits (31, 0, 3), not just over them. Measured on these photos: 56 of 136,
+    # 11 of 32, 16 of 48; on all 1449 images of data/ (real and fake) and exif-samples that are
+    # big enough, apart from the one genuine SDXL mark: 50, 9, 11.
     assert closest["StableDiffusionV1"] > 40
     assert closest["SDV2"] > 4
     assert closest["SDXL"] > 7
+
+
+def test_no_payload_in_camera_files():
+    """Every JPEG, TIFF and HEIC/HEIF under fixtures/exif-samples that decodes."""
+    exts = {".jpg", ".jpeg", ".tif", ".tiff", ".heic", ".heif"}
+    decoded = 0
+    for path in sorted(p for p in EXIF.rglob("*") if p.is_file() and p.suffix.lower() in exts):
+        media = Media.open(path)
+        try:
+            items = wm.read(media)
+        except InputError:
+            continue  # the corrupt-file fixtures: nothing to decode
+        assert items == [], path
+        decoded += (media.width or 0) * (media.height or 0) >= wm.MIN_PIXELS
+    assert decoded >= 60  # measured: 72 of the 101 files are at least 256*256 pixels
 
 
 # --- cost and import weight -----------------------------------------------------------------------

@@ -218,7 +218,7 @@ def _spread_weights(model: Any) -> None:
 
     with torch.no_grad():
         head = model.get_output_embeddings().weight
-        head.normal_(0.0, 1.0)
+        head.normal_(0.0, 0.25)
         emb = model.get_input_embeddings().weight
         emb.normal_(0.0, 1.0)
 

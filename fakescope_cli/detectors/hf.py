@@ -230,7 +230,11 @@ class HFDetector:
             if tok is None:
                 tok = transformers.AutoTokenizer.from_pretrained(self.model_dir, **kw)
             if improc is None:
-                improc = transformers.AutoImageProcessor.from_pretrained(self.model_dir, **kw)
+                # The module path, not `transformers.AutoImageProcessor`: without torchvision the
+                # top-level name is a placeholder, while the class itself falls back to Pillow.
+                from transformers.models.auto.image_processing_auto import AutoImageProcessor
+
+                improc = AutoImageProcessor.from_pretrained(self.model_dir, **kw)
         except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
             raise DetectorUnavailable(f"{self.model_dir}: cannot load the tokenizer / image processor: {_short(exc)}") from None
         self.tokenizer = tok

@@ -202,7 +202,11 @@ def offline_context(lib: Any) -> Any:
     pid = os.getpid()
     with _ctx_lock:
         if _ctx is None or _ctx[0] != pid:
-            _ctx = (pid, lib.Context.from_dict(OFFLINE_SETTINGS))
+            try:
+                ctx = lib.Context.from_dict(OFFLINE_SETTINGS)
+            except lib.C2paError:  # a build that does not know the host list: the fetch switches suffice
+                ctx = lib.Context.from_dict({"verify": OFFLINE_SETTINGS["verify"]})
+            _ctx = (pid, ctx)
         return _ctx[1]
 
 
@@ -556,6 +560,10 @@ def read(media: Media) -> list[EvidenceItem]:
         lib = _library()
     except ImportError as exc:
         return [_unreadable("C2PA data may be present, but c2pa-python is not installed", exc)]
+    if not hasattr(lib, "Context"):  # before ~0.2x there was no per-reader settings: no offline guarantee
+        return [EvidenceItem(SOURCE, "none", "C2PA data may be present; c2pa-python is too old to read "
+                             "it offline (needs Context settings, 0.38 tested)",
+                             {"c2pa_python": _text(getattr(lib, "__version__", "unknown"))})]
     try:
         reader = lib.Reader.try_create(mime, io.BytesIO(media.data), None, offline_context(lib))
         if reader is None:

@@ -1,0 +1,47 @@
+"""`fakescope eval`: scan a labelled set with any backend, then measure (and optionally calibrate)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fakescope_cli.analyze import ScanConfig
+from fakescope_cli.evaluate import calibration_from_eval, evaluate, load_labelled, render_eval_text
+from fakescope_cli.inputs import Candidate
+from fakescope_cli.scan import analysis_engine
+
+
+@dataclass
+class EvalOptions:
+    path: str
+    config: ScanConfig
+    threshold: float | None = None  # None: the detector's upper threshold
+    jobs: int = 0
+    file_timeout: float | None = None
+    calibrate: str | None = None
+    target_fpr: float = 0.05
+    records_out: str | None = None
+
+
+def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """Return (report, text for the terminal, calibration or None)."""
+    items = load_labelled(opts.path)
+    candidates = [Candidate(item.path, True) for item in items]
+    with analysis_engine(opts.config, len(candidates), opts.jobs, opts.file_timeout) as (info, analyse_all):
+        from fakescope_cli.fusion import thresholds_from
+
+        threshold = opts.threshold if opts.threshold is not None else thresholds_from(info, None).high
+        records = list(analyse_all(candidates))
+    if opts.records_out:
+        with open(opts.records_out, "w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    report = evaluate(items, records, threshold=threshold)
+    report["detector"] = info
+    calibration = None
+    if opts.calibrate:
+        calibration = calibration_from_eval(items, records, opts.target_fpr)
+        Path(opts.calibrate).write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
+    return report, render_eval_text(report), calibration

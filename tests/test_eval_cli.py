@@ -1,0 +1,49 @@
+"""`fakescope eval` and `--calibrate` through the CLI, then `scan --calibration` using the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from tests.conftest import jsonl_records, run_cli
+
+BRIGHT = "tests.plugins.brightness_detector:BrightnessDetector"
+
+
+def _labelled(root: Path) -> None:
+    for label, levels in (("real", [20, 40, 60, 80, 100, 120, 200]), ("fake", [150, 170, 190, 210, 230])):
+        folder = root / label / ("gen_a" if label == "fake" else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        for v in levels:
+            Image.new("RGB", (16, 16), (v, v, v)).save(folder / f"{label}_{v}.png")
+
+
+def test_eval_reports_metrics_and_calibration_changes_scan(tmp_path):
+    _labelled(tmp_path / "set")
+    cal = tmp_path / "cal.json"
+    proc = run_cli("eval", str(tmp_path / "set"), "--backend", BRIGHT, "--json", "-", "--calibrate", str(cal),
+                   "--target-fpr", "0.0")
+    assert proc.returncode == 0, proc.stderr.decode()
+    report = json.loads(proc.stdout)
+    # Hand count: 35 real/fake pairs, the real 200 beats fakes 150,170,190 -> AUC = (35-3)/35.
+    assert report["n"] == 12 and abs(report["auc"] - 32 / 35) < 1e-9
+    assert report["by_group"]["gen_a"]["n"] == 5
+    calibration = json.loads(cal.read_text())
+    assert calibration["measured_fpr"] == 0.0 and calibration["threshold"] > 200 / 255
+
+    probe = tmp_path / "probe.png"
+    Image.new("RGB", (16, 16), (190, 190, 190)).save(probe)
+    plain = jsonl_records(run_cli("scan", "-f", "jsonl", "--backend", BRIGHT, str(probe)).stdout)[0]
+    calibrated = jsonl_records(run_cli("scan", "-f", "jsonl", "--backend", BRIGHT, "--calibration", str(cal),
+                                       str(probe)).stdout)[0]
+    assert plain["verdict"] == "likely-ai" and calibrated["verdict"] != "likely-ai"
+
+
+def test_bad_calibration_file_is_a_usage_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"threshold": "high"}')
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    proc = run_cli("scan", "--backend", "none", "--calibration", str(bad), str(tmp_path / "x.png"))
+    assert proc.returncode == 2 and b"calibration" in proc.stderr

@@ -390,6 +390,21 @@ def test_text_chunk_after_idat() -> None:
     assert item.details["seed"] == 42
 
 
+def test_compressed_text_bombs_after_idat_are_bounded() -> None:
+    data = png_with_text({})
+    bomb = zlib.compress(b"\0" * (40 << 20), 9)  # 40 MiB of zeros in ~40 KiB
+    chunks = b""
+    for i in range(30):
+        body = f"k{i}".encode() + b"\0\0" + bomb
+        chunks += (
+            struct.pack(">I", len(body)) + b"zTXt" + body + struct.pack(">I", zlib.crc32(b"zTXt" + body))
+        )
+    iend = data.rindex(b"IEND") - 4
+    start = time.perf_counter()
+    assert generators.read(media_of(data[:iend] + chunks + data[iend:])) == []
+    assert time.perf_counter() - start < 1.0
+
+
 def _embed_stealth(img: Image.Image, signature: str, payload: bytes, channel: str) -> Image.Image:
     """Write the stealth layout (signature, 32-bit length in bits, payload) column by column."""
     data = signature.encode() + struct.pack(">I", len(payload) * 8) + payload

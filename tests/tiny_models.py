@@ -108,7 +108,7 @@ def _save_tokenizer(out: Path, kind: str) -> Any:
     return tok
 
 
-def build_llava(out: Path, *, hidden: int = 32, image_size: int = 32, patch: int = 8,
+def build_llava(out: Path, *, hidden: int = 64, image_size: int = 32, patch: int = 8,
                 vocab_pad: int = 0) -> Path:
     """A random LLaVA-1.5-shaped checkpoint (CLIP tower + 2-layer MLP projector + Llama) in `out`."""
     import torch

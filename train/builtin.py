@@ -245,14 +245,21 @@ def cross_validate(items: list[Item], recipe: Recipe, recon: Recon | None, k: in
 
 # ---------------------------------------------------------------- calibration
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 2000) -> tuple[float, float]:
-    """p = sigmoid(a * logit + b), fitted by Newton steps on the log loss."""
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Weights that make both labels count equally: calibrated p then assumes a 50/50 prior."""
+    n1, n0 = max(1, int((labels == 1).sum())), max(1, int((labels == 0).sum()))
+    return np.where(labels == 1, 0.5 / n1, 0.5 / n0) * len(labels)
+
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 200) -> tuple[float, float]:
+    """p = sigmoid(a * logit + b), fitted by Newton steps on the class-balanced log loss."""
     a, b = 1.0, 0.0
     x, y = logits.astype(float), labels.astype(float)
+    cw = class_weights(labels)
     for _ in range(iters):
         p = 1 / (1 + np.exp(-(a * x + b)))
-        g = np.array([((p - y) * x).sum(), (p - y).sum()])
-        w = p * (1 - p) + 1e-9
+        g = np.array([(cw * (p - y) * x).sum(), (cw * (p - y)).sum()])
+        w = cw * p * (1 - p) + 1e-9
         h = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]]) + 1e-6 * np.eye(2)
         step = np.linalg.solve(h, g)
         a, b = a - step[0], b - step[1]
@@ -261,14 +268,42 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 2000) -> tupl
     return float(a), float(b)
 
 
-def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10, balanced: bool = True) -> float:
+    """Expected calibration error (10 equal-width bins), class-balanced by default like the fit."""
+    w = class_weights(y) if balanced else np.ones(len(y))
     edges = np.linspace(0, 1, bins + 1)
     tot = 0.0
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         m = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
         if m.any():
-            tot += m.mean() * abs(p[m].mean() - y[m].mean())
+            wm = w[m]
+            tot += wm.sum() / w.sum() * abs((wm * p[m]).sum() / wm.sum() - (wm * y[m]).sum() / wm.sum())
     return float(tot)
+
+
+def uncertain_band(p: np.ndarray, y: np.ndarray, precision: float = 0.8, min_share: float = 0.02) -> dict:
+    """Thresholds outside which the calibrated p_fake earned `precision` on held-out data (balanced prior).
+
+    low: largest t with P(real | p <= t) >= precision; high: smallest t with P(fake | p >= t) >= precision.
+    Where no such t covers at least `min_share` of that class, the side stays closed (0.0 or 1.0): the
+    detector then never claims that side on its own.
+    """
+    w = class_weights(y)
+    low, high = 0.0, 1.0
+    for t in np.unique(np.round(p, 3)):
+        m = p <= t
+        if w[m & (y == 0)].sum() / max(w[m].sum(), 1e-9) >= precision and (m & (y == 0)).sum() >= min_share * (y == 0).sum():
+            low = float(t)
+    for t in np.unique(np.round(p, 3))[::-1]:
+        m = p >= t
+        if w[m & (y == 1)].sum() / max(w[m].sum(), 1e-9) >= precision and (m & (y == 1)).sum() >= min_share * (y == 1).sum():
+            high = float(t)
+    low, high = min(low, 0.5), max(high, 0.5)
+    cover = {"real_below_low": float(((p <= low) & (y == 0)).sum() / max(1, (y == 0).sum())),
+             "fake_above_high": float(((p >= high) & (y == 1)).sum() / max(1, (y == 1).sum())),
+             "fake_below_low": float(((p <= low) & (y == 1)).sum() / max(1, (y == 1).sum())),
+             "real_above_high": float(((p >= high) & (y == 0)).sum() / max(1, (y == 0).sum()))}
+    return {"low": low, "high": high, "target_precision": precision, "oof_rates": cover}
 
 
 # ---------------------------------------------------------------- export
@@ -317,6 +352,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         meta["cv"] = {k: v for k, v in cv.items() if not k.startswith("oof_")}
         meta["cv"]["ece_raw"] = ece(1 / (1 + np.exp(-logits)), labels)
         meta["cv"]["ece_calibrated"] = ece(p, labels)
+        meta["uncertain"] = uncertain_band(p, labels)
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv_oof.json").write_text(json.dumps({k: cv[k] for k in ("oof_logits", "oof_labels", "oof_sources")}))
     net = train_model(items, list(range(len(items))), recipe, recon, log=log)

@@ -19,7 +19,7 @@ def print_report(res: dict, title: str) -> None:
     print(f"== {title}")
     print(f"{'source':28s} {'fake':>5s} {'real':>5s} {'AUC fakes':>10s} {'AUC reals':>10s} {'within':>7s}")
     for s, r in res["sources"].items():
-        def f(k: str) -> str:
+        def f(k: str, r: dict = r) -> str:
             v = r.get(k)
             return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
         print(f"{s:28s} {r['n_fake']:5d} {r['n_real']:5d} {f('auc_fakes_vs_all_reals'):>10s} "

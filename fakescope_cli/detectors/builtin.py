@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fakescope_cli.detectors.base import DetectorResult
 from fakescope_cli.detectors.tiling import extract_tiles
+from fakescope_cli.errors import DetectorUnavailable
 
 if TYPE_CHECKING:
     from fakescope_cli.media import Media
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 ONNX_NAME = "builtin.onnx"
 CONFIG_NAME = "builtin.json"
-
-
-class DetectorUnavailable(RuntimeError):
-    """The shipped weights are missing, altered or cannot be loaded."""
 
 
 def _sigmoid(z: float) -> float:
@@ -89,6 +86,11 @@ class BuiltinDetector:
     def thresholds(self) -> tuple[float, float]:
         band = self.config.get("uncertain", {})
         return float(band.get("low", 0.35)), float(band.get("high", 0.65))
+
+    def describe(self) -> dict[str, Any]:
+        """Extra identity for run headers; fusion reads threshold_low / threshold_high from here."""
+        low, high = self.thresholds
+        return {"threshold_low": low, "threshold_high": high, "calibration": self.config.get("calibration")}
 
     def _session(self) -> Any:
         expected = self.config.get("weights_sha256")

@@ -42,6 +42,10 @@ StreamCallback = Callable[[str], None]
 
 
 def _import_stack(quantize: str) -> tuple[Any, Any]:
+    import logging
+
+    # bitsandbytes logs CPU-kernel and dtype-cast notices at import and on every 8-bit matmul.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         import torch
         import transformers
@@ -357,99 +361,113 @@ class HFDetector:
             n += 1
         return {"pixel_values": pv.to(self.device, self.dtype)}, [n] * len(images)
 
-    def _positions(self, seq: list[int], image_index: int, vision: dict[str, Any]) -> Any:
-        """Position ids of one unpadded sequence: (L,) for 1-D RoPE, (3, L) for Qwen's M-RoPE."""
+    def _positions(self, seq: list[int], image_index: int, grid: Any) -> Any:
+        """Position ids of one unpadded sequence (on the CPU): (L,) for 1-D RoPE, (3, L) for M-RoPE."""
         torch = self._torch
-        ids = torch.tensor([seq], dtype=torch.long, device=self.device)
         if self.family != "qwen2_vl":
-            return torch.arange(len(seq), device=self.device)
+            return torch.arange(len(seq))
+        ids = torch.tensor([seq], dtype=torch.long)
         ttype = (ids == self.image_token_id).int()
-        grid = vision["image_grid_thw"][image_index: image_index + 1]
-        pos, _ = self.model.model.get_rope_index(ids, mm_token_type_ids=ttype, image_grid_thw=grid)
+        pos, _ = self.model.model.get_rope_index(
+            ids, mm_token_type_ids=ttype, image_grid_thw=grid[image_index: image_index + 1]
+        )
         return pos[:, 0, :]
 
     # ------------------------------------------------------------------------------ scoring
 
     def _pad_left(self, rows: list[list[int]], positions: list[Any]) -> tuple[Any, Any, Any]:
+        """Left-padded ids, 0/1 mask and position ids, built on the CPU and moved once."""
         torch = self._torch
         width = max(len(r) for r in rows)
-        pad = int(self.tokenizer.pad_token_id)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long, device=self.device)
-        mask = torch.zeros((len(rows), width), dtype=torch.long, device=self.device)
+        ids = torch.full((len(rows), width), int(self.tokenizer.pad_token_id), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
         p0 = positions[0]
-        pos_shape = (len(rows), width) if p0.dim() == 1 else (p0.shape[0], len(rows), width)
-        pos = torch.zeros(pos_shape, dtype=torch.long, device=self.device)
+        pos = torch.zeros((len(rows), width) if p0.dim() == 1 else (p0.shape[0], len(rows), width), dtype=torch.long)
         for i, (r, p) in enumerate(zip(rows, positions)):
             n = len(r)
-            ids[i, width - n:] = torch.tensor(r, dtype=torch.long, device=self.device)
+            ids[i, width - n:] = torch.tensor(r, dtype=torch.long)
             mask[i, width - n:] = 1
-            if p.dim() == 1:
-                pos[i, width - n:] = p
-            else:
-                pos[:, i, width - n:] = p
-        return ids, mask, pos
+            pos[..., i, width - n:] = p
+        return ids.to(self.device), mask.to(self.device), pos.to(self.device)
 
-    def _forward_last(self, **kw: Any) -> tuple[Any, Any]:
-        """One forward pass; logits of the label ids at the last position (float32), and the cache."""
+    def _forward(self, keep: Any = 1, **kw: Any) -> tuple[Any, Any]:
+        """One forward pass; label-id logits (float32) at the kept positions, and the cache."""
         self.stats["forward_passes"] += 1
-        out = self.model(**kw, logits_to_keep=1, return_dict=True)
-        last = out.logits[:, -1, :].float()
-        return last.index_select(1, self._label_index), getattr(out, "past_key_values", None)
+        out = self.model(**kw, logits_to_keep=keep, return_dict=True)
+        return out.logits.float().index_select(-1, self._label_index), getattr(out, "past_key_values", None)
 
     def _score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[list[tuple[float, float]]]:
-        """(z_fake, z_real) for each image × probe. One vision pass and one prefill per image batch;
-        with several probes their shared prefix is prefilled once and reused from the KV cache."""
+        """(z_fake, z_real) for each image x probe.
+
+        One probe: a single left-padded forward pass for the batch. Several probes (detection + the
+        aspects): the prefix they share (template head + image tokens) is prefilled once into a KV
+        cache (one vision pass per image), then ONE more pass runs every probe's remaining tokens,
+        packed side by side in one row per image, each attending to the cached prefix and to itself
+        only (a block-diagonal 4-D mask), with the positions it would have had after the prefix.
+        The remaining tokens are the same for every image, so the logits to read sit at the same
+        columns in every row.
+        """
         torch = self._torch
         if self.family == "auto":
             return self._score_images_auto(images, probes)
         vision, counts = self._vision_inputs(images)
+        grid = vision["image_grid_thw"].cpu() if "image_grid_thw" in vision else None
         templates = [self.prompt_ids(p) for _, p in probes]
-        seqs = [[self._expand(t, counts[i]) for t in templates] for i in range(len(images))]
-        pos = [[self._positions(s, i, vision) for s in seqs[i]] for i in range(len(images))]
+        n_img, K = len(images), len(probes)
+        seqs = [[self._expand(t, counts[i]) for t in templates] for i in range(n_img)]
         nf = len(self.labels.fake)
-        K = len(probes)
-        results: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * K for _ in images]
+        out: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * K for _ in range(n_img)]
 
-        def split(lab: Any) -> tuple[Any, Any]:
-            arr = lab.cpu().numpy()
-            return arr[:, :nf], arr[:, nf:]
+        def put(lab: Any) -> None:  # lab: (n_img, K, n_labels)
+            arr = lab.cpu().numpy().reshape(n_img * K, -1)
+            sc = score_label_logits(arr[:, :nf], arr[:, nf:])
+            for r in range(n_img * K):
+                out[r // K][r % K] = (float(sc.z_fake[r]), float(sc.z_real[r]))
 
         with torch.inference_mode():
             if K == 1:
-                ids, mask, p = self._pad_left([s[0] for s in seqs], [q[0] for q in pos])
-                lab, _ = self._forward_last(input_ids=ids, attention_mask=mask, position_ids=p, use_cache=False, **vision)
-                sc = score_label_logits(*split(lab))
-                for i in range(len(images)):
-                    results[i][0] = (float(sc.z_fake[i]), float(sc.z_real[i]))
-                return results
-            # Shared prefix per image: never the whole of a sequence, since the last token's logits
-            # are what is read, and they must come from the probe pass.
-            plen = [min(longest_common_prefix(s), min(len(x) for x in s) - 1) for s in seqs]
-            ids, pmask, p = self._pad_left([seqs[i][0][: plen[i]] for i in range(len(images))],
-                                           [pos[i][0][..., : plen[i]] for i in range(len(images))])
-            _, cache = self._forward_last(input_ids=ids, attention_mask=pmask, position_ids=p, use_cache=True, **vision)
-            layers = [(layer.keys, layer.values) for layer in cache.layers]
-            from transformers import DynamicCache
+                rows = [s[0] for s in seqs]
+                ids, mask, pos = self._pad_left(rows, [self._positions(r, i, grid) for i, r in enumerate(rows)])
+                lab, _ = self._forward(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **vision)
+                put(lab[:, -1:, :])
+                return out
+            # The shared prefix stops at least one token short of the shortest probe: the logits read
+            # for each probe must come from its own last token.
+            plen = min(longest_common_prefix(seqs[0]), min(len(s) for s in seqs[0]) - 1)
+            suffixes = [s[plen:] for s in seqs[0]]
+            pre_len = [len(seqs[i][0]) - len(suffixes[0]) for i in range(n_img)]
+            for i in range(n_img):  # images differ only in their image-token count
+                if any(seqs[i][k][pre_len[i]:] != suffixes[k] or seqs[i][k][: pre_len[i]] != seqs[i][0][: pre_len[i]]
+                       for k in range(K)):
+                    raise RuntimeError("probe prompts do not share one prefix across images")
+            full_pos = [[self._positions(seqs[i][k], i, grid) for k in range(K)] for i in range(n_img)]
+            ids, pmask, ppos = self._pad_left([seqs[i][0][: pre_len[i]] for i in range(n_img)],
+                                              [full_pos[i][0][..., : pre_len[i]] for i in range(n_img)])
+            _, cache = self._forward(input_ids=ids, attention_mask=pmask, position_ids=ppos, use_cache=True, **vision)
 
-            per_group = max(1, max(self.batch_size, K) // K)
-            for g0 in range(0, len(images), per_group):
-                group = list(range(g0, min(len(images), g0 + per_group)))
-                sel = torch.tensor(group, device=self.device).repeat_interleave(K)
-                gcache = DynamicCache(ddp_cache_data=[(k.index_select(0, sel), v.index_select(0, sel)) for k, v in layers])
-                rows = [seqs[i][k][plen[i]:] for i in group for k in range(K)]
-                rpos = [pos[i][k][..., plen[i]:] for i in group for k in range(K)]
-                sids, smask, sp = self._pad_left(rows, rpos)
-                mask = torch.cat([pmask.index_select(0, sel), smask], dim=1)
-                lab, _ = self._forward_last(input_ids=sids, attention_mask=mask, position_ids=sp,
-                                            past_key_values=gcache, use_cache=True)
-                sc = score_label_logits(*split(lab))
-                r = 0
-                for i in group:
-                    for k in range(K):
-                        results[i][k] = (float(sc.z_fake[r]), float(sc.z_real[r]))
-                        r += 1
-                del gcache
-        return results
+            flat = [t for s in suffixes for t in s]
+            S, P = len(flat), ids.shape[1]
+            sids = torch.tensor([flat] * n_img, dtype=torch.long, device=self.device)
+            spos = torch.stack([torch.cat([full_pos[i][k][..., pre_len[i]:] for k in range(K)], dim=-1)
+                                for i in range(n_img)], dim=-2).to(self.device)
+            # Block-diagonal causal mask over the packed probes, appended to the prefix's padding mask.
+            block = torch.zeros((S, S), dtype=torch.bool)
+            ends, start = [], 0
+            for s in suffixes:
+                n = len(s)
+                block[start: start + n, start: start + n] = torch.ones((n, n), dtype=torch.bool).tril()
+                start += n
+                ends.append(start - 1)
+            allowed = torch.cat([pmask.bool().cpu()[:, None, None, :].expand(n_img, 1, S, P),
+                                 block[None, None].expand(n_img, 1, S, S)], dim=-1)
+            neg = torch.finfo(self.dtype).min
+            mask4 = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill(~allowed, neg).to(self.device)
+            keep = torch.tensor(ends, dtype=torch.long, device=self.device)
+            lab, _ = self._forward(keep=keep, input_ids=sids, attention_mask=mask4, position_ids=spos,
+                                   past_key_values=cache, use_cache=True)
+            put(lab)
+            del cache
+        return out
 
     def _score_images_auto(self, images: list[Any], probes: list[tuple[str, str]]) -> list[list[tuple[float, float]]]:
         """Other architectures: the checkpoint's own processor, one full pass per (image, prompt)."""
@@ -465,8 +483,8 @@ class HFDetector:
                 batch = self.processor(images=[images[i] for i, _ in chunk], text=texts, return_tensors="pt", padding=True)
                 batch = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
                          for k, v in batch.items() if hasattr(v, "to")}
-                lab, _ = self._forward_last(**batch, use_cache=False)
-                arr = lab.cpu().numpy()
+                lab, _ = self._forward(**batch, use_cache=False)
+                arr = lab[:, -1, :].cpu().numpy()
                 sc = score_label_logits(arr[:, :nf], arr[:, nf:])
                 for r, (i, k) in enumerate(chunk):
                     results[i][k] = (float(sc.z_fake[r]), float(sc.z_real[r]))

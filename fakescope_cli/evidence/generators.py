@@ -39,6 +39,7 @@ MAX_PROMPT = 2000  # characters kept of a prompt / negative prompt
 MAX_FIELD = 256  # characters kept of a model name, sampler …
 MAX_JSON = 2_000_000  # characters: larger JSON is not parsed (the tool is still reported)
 MAX_LATE_TEXT = 4 << 20  # bytes of PNG text chunks read after IDAT
+MAX_EXIF_VALUE = 4 << 20  # bytes of one EXIF text value (WebP EXIF may hold whole workflows)
 MAX_STEALTH_BYTES = 1 << 20  # hidden payload, compressed
 MAX_STEALTH_TEXT = 4 << 20  # hidden payload after gunzip
 MAX_GRAPH_NODES = 5000
@@ -60,7 +61,7 @@ class _Finding:
     truncated: bool = False
 
     def put_text(self, key: str, value: Any) -> None:
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str) or not value.strip() or key in self.fields:
             return
         value = value.strip()
         if len(value) > MAX_PROMPT:
@@ -73,7 +74,8 @@ class _Finding:
         if value is None or isinstance(value, bool) or key in self.fields:
             return
         if isinstance(value, int):
-            self.fields[key] = value
+            if abs(value) < 10**20:  # seeds are at most 64-bit; longer "numbers" are junk
+                self.fields[key] = value
         elif isinstance(value, float):
             if math.isfinite(value):
                 self.fields[key] = int(value) if key in ("seed", "steps") and value.is_integer() else value
@@ -87,9 +89,8 @@ class _Finding:
             details["parsed"] = False
         if self.truncated:
             details["truncated"] = True
-        bits = [f"{k} {self.fields[k]}" for k in ("model", "seed") if k in self.fields]
-        tail = f" ({', '.join(bits)})" if bits else ""
-        summary = f"Generation metadata written by {self.tool} found in {self.location}{tail}."
+        model = f", model {self.fields['model']}" if "model" in self.fields else ""
+        summary = f"{self.tool} generation metadata in {self.location}{model}."
         return EvidenceItem(SOURCE, "ai", summary, details, strong=True)
 
 
@@ -151,7 +152,7 @@ def _as_text(value: Any) -> str | None:
 # ---------------------------------------------------------------- AUTOMATIC1111 text
 
 # One "Key: value" pair of the parameters line; values may be JSON-quoted strings with commas.
-_A1111_PAIR = re.compile(r'\s*([A-Za-z][\w \-/+.()]*?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+_A1111_PAIR = re.compile(r'\s*([A-Za-z][\w \-/+.()]{0,63}?):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 _A1111_STEPS = re.compile(r"^\s*Steps: \d+")
 
 
@@ -755,8 +756,10 @@ def _png_late_texts(data: bytes) -> dict[str, str]:
         elif ctype == b"IEND":
             break
         elif seen_idat and ctype in (b"tEXt", b"zTXt", b"iTXt") and length <= budget:
-            budget -= length
-            parsed = _png_text_chunk(ctype, data[body_start:body_end])
+            parsed = _png_text_chunk(ctype, data[body_start:body_end], budget)
+            budget -= max(length, len(parsed[1]) if parsed else 0)  # inflated text counts too
+            if parsed is None and ctype != b"tEXt":
+                budget = 0  # corrupt or over-long compressed text: stop inflating anything more
             if parsed is not None and parsed[0] not in out:
                 out[parsed[0]] = parsed[1]
         pos = body_end + 4
@@ -772,7 +775,7 @@ def _inflate(blob: bytes, limit: int) -> bytes | None:
     return result if not inflater.unconsumed_tail else None
 
 
-def _png_text_chunk(ctype: bytes, body: bytes) -> tuple[str, str] | None:
+def _png_text_chunk(ctype: bytes, body: bytes, limit: int) -> tuple[str, str] | None:
     key, sep, rest = body.partition(b"\0")
     if not sep or not key or len(key) > 79:
         return None
@@ -780,7 +783,7 @@ def _png_text_chunk(ctype: bytes, body: bytes) -> tuple[str, str] | None:
     if ctype == b"tEXt":
         return name, rest.decode("latin-1")
     if ctype == b"zTXt":
-        raw = _inflate(rest[1:], MAX_LATE_TEXT)
+        raw = _inflate(rest[1:], limit)
         return (name, raw.decode("latin-1")) if raw is not None else None
     # iTXt: compression flag, method, language\0, translated keyword\0, text
     if len(rest) < 2:
@@ -789,7 +792,7 @@ def _png_text_chunk(ctype: bytes, body: bytes) -> tuple[str, str] | None:
     _lang, _, rest = rest.partition(b"\0")
     _translated, _, text = rest.partition(b"\0")
     if flag:
-        inflated = _inflate(text, MAX_LATE_TEXT)
+        inflated = _inflate(text, limit)
         if inflated is None:
             return None
         text = inflated
@@ -840,14 +843,15 @@ def _walk_ifd(
         entry = offset + 2 + 12 * index
         tag, kind, n = struct.unpack_from(order + "HHI", blob, entry)
         name = wanted.get(tag)
+        if name == "ExifIFD":
+            if kind in (4, 13):  # LONG or IFD
+                pointer = struct.unpack_from(order + "I", blob, entry + 8)[0]
+            continue
         if name is None or kind not in _TYPE_SIZES:
             continue
         size = _TYPE_SIZES[kind] * n
-        if name == "ExifIFD":
-            pointer = struct.unpack_from(order + "I", blob, entry + 8)[0] if kind in (4, 13) else None
-            continue
         start = entry + 8 if size <= 4 else struct.unpack_from(order + "I", blob, entry + 8)[0]
-        if size > MAX_LATE_TEXT or start + size > len(blob):
+        if size > MAX_EXIF_VALUE or start + size > len(blob):
             continue
         out[name] = blob[start : start + size]
     return pointer
@@ -1005,8 +1009,6 @@ def _interpret_stealth(text: str, kind: str, compressed: bool) -> _Finding | Non
             found = _from_texts(texts, where)
     else:
         found = _from_a1111_text(text, where, lenient=False)
-        if found is not None:
-            found.location = where
     if found is not None:
         found.location = where
         found.fields["stealth"] = {"channel": kind, "compressed": compressed}

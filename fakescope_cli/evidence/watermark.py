@@ -15,7 +15,9 @@ version 0.2.0). The format, as read from that source and checked against it in t
 * byte payloads are unpacked most significant bit first (numpy.unpackbits).
 
 Only the top-left (H//8*8) x (W//8*8) pixels reach a complete block, so nothing else is read.
-Any resize, crop or rotation moves the block grid and erases the mark; lossy re-encoding erodes it.
+Any resize, crop or rotation moves the block grid and erases the mark. Measured on real photos
+marked by the package (tests): found in about 3 of 4 lossless PNGs (the embedding itself fails on
+smooth, bright areas such as skies), in none after a JPEG q95 re-encode, in about 1 of 3 at q100.
 """
 
 from __future__ import annotations
@@ -55,9 +57,12 @@ _HAAR = 0.7071067811865476
 #               (issue #6292, Feb 2024) and generative-models before PR #25 (July 2023).
 VARIANTS: tuple[str, ...] = ("uint8", "float", "float-rgb")
 
-# Chance-match budget per (payload, variant) test. A non-watermarked image decodes to bits that
-# behave like fair coin flips (checked on real photographs in the tests), so the chance of <= k
-# errors out of n is sum(C(n, i), i <= k) / 2**n; k is the largest value within the budget.
+# Chance-match budget per (payload, variant) test. Bits decoded from an unmarked image are not
+# fair coins (smooth scenes read mostly 0), but their distance to these balanced payloads centres
+# on n/2 with a spread no wider than a binomial's (measured on ~1450 images, see the tests), so
+# the fair-coin tail sum(C(n, i), i <= k) / 2**n bounds the chance of <= k errors; k is the
+# largest value within the budget: 31 of 136, 3 of 48, and 0 of 32 (see _allowed_errors).
+# With five tests per image the chance of any false match stays under 1e-9.
 FALSE_MATCH_BUDGET = 1e-10
 
 
@@ -108,7 +113,7 @@ def _make_payloads() -> tuple[Payload, ...]:
         ("SDV2", _text_bits("SDV2"),
          "the Stable Diffusion 2.x reference scripts (Stability-AI/stablediffusion)", ("uint8",), True),
         ("SDXL", sdxl,
-         "the SDXL pipelines (Stability-AI/generative-models, diffusers StableDiffusionXL)",
+         "the SDXL-family pipelines (Stability-AI/generative-models, diffusers StableDiffusionXL)",
          ("float", "float-rgb", "uint8"), False),
     )
     return tuple(

@@ -57,6 +57,12 @@ class Analyzer:
 
             self.cache = ResultCache(Path(config.cache_dir), result_key(self.detector_info, config.result_options()))
 
+    def cached(self, candidate: Candidate) -> dict[str, Any] | None:
+        """The cached record for an unchanged file, or None."""
+        if self.cache is None or candidate.problem is not None:
+            return None
+        return self.cache.lookup(candidate.path, display_path(candidate.path))
+
     def analyze(self, candidate: Candidate) -> dict[str, Any]:
         record = ScanRecord(path=display_path(candidate.path))
         if self.detector_info:
@@ -66,10 +72,9 @@ class Analyzer:
         if candidate.problem is not None:
             record.add_error(*candidate.problem)
             return record.to_dict()
-        if self.cache is not None:
-            cached = self.cache.lookup(candidate.path, record.path)
-            if cached is not None:
-                return cached
+        cached = self.cached(candidate)
+        if cached is not None:
+            return cached
         try:
             result = self._analyze(candidate, record)
         except DetectorUnavailable:

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import stat
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -206,7 +207,10 @@ class Media:
         if self.format is None:
             raise InputError("not a recognised image format", "unsupported-format")
         try:
-            img = Image.open(io.BytesIO(self.data))
+            with warnings.catch_warnings():
+                # Broken EXIF makes Pillow warn on stderr; the EXIF reader reports it instead.
+                warnings.simplefilter("ignore")
+                img = Image.open(io.BytesIO(self.data))
         except UnidentifiedImageError:
             raise InputError(
                 f"{self.format} signature found but the data cannot be parsed", "corrupt-image"
@@ -251,7 +255,9 @@ class Media:
         self.check_pixel_limit()
         img = self.header
         try:
-            img.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                img.load()
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
                 MemoryError, ZeroDivisionError) as exc:
             raise _decode_error(exc) from None

@@ -113,20 +113,39 @@ def _progress(total: int, enabled: bool) -> Any:
 def analysis_engine(
     config: ScanConfig, n_files: int, jobs: int = 0, file_timeout: float | None = None
 ) -> Iterator[tuple[dict[str, Any] | None, Callable[[Sequence[Candidate]], Iterator[dict[str, Any]]]]]:
-    """Load the detector once (in this process or in workers) and yield (detector_info, map).
+    """Load the detector once and yield (detector_info, map).
 
-    `map(candidates)` yields one record per candidate, in order. DetectorUnavailable propagates.
+    `map(candidates)` yields one record per candidate, in order. Cached results are served from
+    this process; workers start only when some file actually needs analysing.
+    DetectorUnavailable propagates.
     """
     jobs = jobs or default_jobs_for(n_files)
+    analyzer = Analyzer(config)
     # An explicit --file-timeout needs a killable worker even for one job.
     use_workers = config.backend not in IN_PROCESS_BACKENDS and (jobs > 1 or file_timeout is not None)
     if not use_workers:
-        analyzer = Analyzer(config)
         yield analyzer.detector_info, lambda cands: (analyzer.analyze(c) for c in cands)
         return
-    pool = WorkerPool(config, min(jobs, max(1, n_files)), file_timeout or DEFAULT_FILE_TIMEOUT)
-    with pool:
-        yield pool.detector_info, pool.map
+
+    pools: list[WorkerPool] = []
+
+    def analyse_all(cands: Sequence[Candidate]) -> Iterator[dict[str, Any]]:
+        cached = [analyzer.cached(c) for c in cands]
+        misses = [c for c, hit in zip(cands, cached, strict=True) if hit is None]
+        fresh: Iterator[dict[str, Any]] = iter(())
+        if misses:
+            pool = WorkerPool(config, min(jobs, len(misses)), file_timeout or DEFAULT_FILE_TIMEOUT)
+            pools.append(pool)
+            pool.__enter__()
+            fresh = pool.map(misses)
+        for hit in cached:
+            yield hit if hit is not None else next(fresh)
+
+    try:
+        yield analyzer.detector_info, analyse_all
+    finally:
+        for pool in pools:
+            pool.__exit__(None, None, None)
 
 
 def run_scan(opts: RunOptions) -> RunResult:

@@ -10,6 +10,7 @@ Every crop of both classes goes through the same augmentation chain (train.data.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fakescope_cli.detectors.tiling import extract_tiles
+from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles
 from train.data import Item, apply_aug, grouped_folds, load_pool, sample_aug
 from train.model import LocalNet, MapOnly
 
@@ -308,6 +309,17 @@ def uncertain_band(p: np.ndarray, y: np.ndarray, precision: float = 0.8, min_sha
 
 # ---------------------------------------------------------------- export
 
+def _clean(obj):
+    """NaN -> None so the JSON is strict."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
 def export_onnx(net: LocalNet, path: Path) -> None:
     wrapper = MapOnly(net).eval()
     dummy = torch.zeros(2, 3, 96, 96)
@@ -320,13 +332,16 @@ def export_onnx(net: LocalNet, path: Path) -> None:
 def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode: str = "mix", steps_per_epoch: int = 1500,
                   batch: int = 32, crop: int = 48, cv_folds: int = 4, taesd: Path | None = None,
                   recon_cache: Path | None = None, threads: int = 2, limit_per_source: int | None = None,
-                  log=print) -> dict:
+                  holdout_sources: tuple[str, ...] = (), log=print) -> dict:
     """Train the shipped detector. Writes out/builtin.onnx and out/builtin.json (calibration, thresholds).
 
     With cv_folds >= 2 the same recipe is first run under source-grouped CV; its out-of-fold logits fit
-    the Platt calibration and the uncertainty band, and the metrics go into the JSON.
+    the Platt calibration and the uncertainty band, and the metrics go into the JSON. `holdout_sources`
+    are left out of the final fit (they stay in the CV) so the shipped model can be tested on them.
+    `epochs` scales the number of optimiser steps (steps_per_epoch each): crops are drawn at random.
     """
     data, out = Path(data), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     items = load_pool(data, limit_per_source=limit_per_source)
     log(f"pool: {len(items)} images ({sum(it.label for it in items)} fake)")
@@ -341,7 +356,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         recon = Recon.load(Path(recon_cache))
     recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
                     threads=threads)
-    meta: dict = {"recipe": asdict(recipe), "pool_images": len(items),
+    meta: dict = {"recipe": asdict(recipe), "pool_images": len(items), "tile": TILE, "max_grid": MAX_GRID,
                   "pool_fakes": sum(it.label for it in items)}
     a, b = 1.0, 0.0
     if cv_folds >= 2:
@@ -355,10 +370,20 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         meta["uncertain"] = uncertain_band(p, labels)
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv_oof.json").write_text(json.dumps({k: cv[k] for k in ("oof_logits", "oof_labels", "oof_sources")}))
-    net = train_model(items, list(range(len(items))), recipe, recon, log=log)
+    train_ids = [i for i, it in enumerate(items) if it.source not in set(holdout_sources)]
+    net = train_model(items, train_ids, recipe, recon, log=log)
     export_onnx(net, out / "builtin.onnx")
     torch.save(net.state_dict(), out / "builtin.pt")
-    meta["calibration"] = {"method": "platt", "a": a, "b": b}
-    meta["train_seconds"] = time.time() - t0
-    (out / "builtin_meta.json").write_text(json.dumps(meta, indent=1))
+    meta["calibration"] = {"method": "platt-class-balanced", "a": a, "b": b,
+                           "formula": "p_fake = sigmoid(a * mean_tile_logit + b)"}
+    meta.setdefault("uncertain", {"low": 0.3, "high": 0.7, "note": "no cross-validation run: default band"})
+    meta["holdout_sources"] = sorted(set(holdout_sources))
+    meta["train_images"] = len(train_ids)
+    meta["train_seconds"] = round(time.time() - t0, 1)
+    meta["seed"] = seed
+    meta["model"] = f"LocalNet(width={recipe.width}) high-pass residual CNN, {sum(p.numel() for p in net.parameters())} params"
+    meta["version"] = f"builtin-{mode}-s{seed}"
+    meta["weights_file"] = "builtin.onnx"
+    meta["weights_sha256"] = hashlib.sha256((out / "builtin.onnx").read_bytes()).hexdigest()
+    (out / "builtin.json").write_text(json.dumps(_clean(meta), indent=1))
     return meta

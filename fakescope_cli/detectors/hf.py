@@ -346,7 +346,6 @@ class HFDetector:
 
     def _vision_inputs(self, images: list[Any]) -> tuple[dict[str, Any], list[int]]:
         """Pixel tensors for a batch of images and the number of placeholder tokens of each."""
-        torch = self._torch
         out = self.image_processor(images=images, return_tensors="pt")
         if self.family == "qwen2_vl":
             grid = out["image_grid_thw"]
@@ -383,7 +382,7 @@ class HFDetector:
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         p0 = positions[0]
         pos = torch.zeros((len(rows), width) if p0.dim() == 1 else (p0.shape[0], len(rows), width), dtype=torch.long)
-        for i, (r, p) in enumerate(zip(rows, positions)):
+        for i, (r, p) in enumerate(zip(rows, positions, strict=True)):
             n = len(r)
             ids[i, width - n:] = torch.tensor(r, dtype=torch.long)
             mask[i, width - n:] = 1
@@ -517,7 +516,7 @@ class HFDetector:
                     res = self._score_images([prepared[i] for i in idx], probes)
                 except (RuntimeError, ValueError) as exc:
                     raise DetectorUnavailable(f"hf backend failed: {_short(exc)}") from None
-                scored.update(zip(idx, res))
+                scored.update(zip(idx, res, strict=True))
         out: list[DetectorResult | InputError] = []
         for i, x in enumerate(prepared):
             if isinstance(x, InputError):

@@ -59,8 +59,8 @@ def main() -> None:
         fakescope = [sys.executable, "-m", "fakescope_cli"]
         runs = {
             "exiftool -j (1 process)": ([exiftool, "-j", "-q", "-q", "-@", str(listing)], None),
-            "fakescope --no-pixels -j1": ([*fakescope, "scan", "-", "-0", "--no-pixels", "-f", "jsonl", "-q", "-j", "1"], nul_list),
-            "fakescope --no-pixels -j2": ([*fakescope, "scan", "-", "-0", "--no-pixels", "-f", "jsonl", "-q", "-j", "2"], nul_list),
+            "fakescope --no-pixels -j1": ([*fakescope, "scan", "-", "-0", "--no-pixels", "-f", "jsonl", "-q", "--no-cache", "-j", "1"], nul_list),
+            "fakescope --no-pixels -j2": ([*fakescope, "scan", "-", "-0", "--no-pixels", "-f", "jsonl", "-q", "--no-cache", "-j", "2"], nul_list),
         }
         results: dict[str, float] = {}
         for name, (cmd, stdin) in runs.items():

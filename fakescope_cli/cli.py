@@ -104,6 +104,7 @@ def scan(
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")] = False,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")] = False,
     no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
+    shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Scan only shard K of N (deterministic by path hash); combine with `fakescope merge`.")] = None,
     fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, help="Exit 1 if any image has p_fake above P.")] = None,
     calibration: Annotated[Path | None, typer.Option("--calibration", help="Threshold file from `fakescope eval --calibrate`.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per core).")] = 0,
@@ -144,7 +145,15 @@ def scan(
         backend=backend, backend_options=options, calibration=calib,
         cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()),
     )
+    from fakescope_cli.errors import UsageError
+    from fakescope_cli.merge import parse_shard
+
+    try:
+        shard_spec = parse_shard(shard) if shard else None
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
     run = RunOptions(
+        shard=shard_spec,
         paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
         recursive=recursive, follow_symlinks=follow_symlinks, exts=normalise_exts(ext),
         fail_above=fail_above, quiet=quiet, color=_use_color() and fmt == OutputFormat.table and output is None,
@@ -157,6 +166,36 @@ def scan(
     if result.interrupted and not quiet:
         typer.echo("fakescope: interrupted; results so far were written.", err=True)
     raise typer.Exit(result.exit_code)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def merge(
+    inputs: Annotated[list[str], typer.Argument(help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.json,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, help="Exit 1 if any image has p_fake above P.")] = None,
+) -> None:
+    """Merge shard outputs into one report with one run header (sorted, duplicates dropped)."""
+    from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK, UsageError
+    from fakescope_cli.merge import merge_files
+    from fakescope_cli.render import make_renderer
+    from fakescope_cli.scan import _output_stream
+
+    try:
+        merged = merge_files(inputs, sys.argv[1:])
+    except (UsageError, OSError, ValueError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    if merged.duplicates:
+        typer.echo(f"fakescope: {len(merged.duplicates)} duplicate record(s) dropped "
+                   f"(first: {merged.duplicates[0]})", err=True)
+    with _output_stream(output, fmt.value) as stream:
+        renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
+        renderer.start(merged.header)
+        for rec in merged.records:
+            renderer.add(rec)
+        renderer.finish(merged.header)
+    gate = fail_above is not None and any(r["p_fake"] is not None and r["p_fake"] > fail_above for r in merged.records)
+    raise typer.Exit(EXIT_GATE if gate else EXIT_INCOMPLETE if merged.header["counts"]["errors"] else EXIT_OK)
 
 
 @app.command("eval", epilog=EXIT_CODES_HELP)

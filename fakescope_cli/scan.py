@@ -34,6 +34,7 @@ class RunOptions:
     follow_symlinks: bool = False
     exts: frozenset[str] | None = None
     fail_above: float | None = None
+    shard: tuple[int, int] | None = None  # (K, N): scan only the K-th of N path-hash shards
     quiet: bool = False
     color: bool = True
     arguments: list[str] = field(default_factory=list)
@@ -153,6 +154,11 @@ def run_scan(opts: RunOptions) -> RunResult:
 
     expander = InputExpander(recursive=opts.recursive, follow_symlinks=opts.follow_symlinks, exts=opts.exts)
     candidates: list[Candidate] = list(expander.expand(opts.paths))
+    if opts.shard is not None:
+        from fakescope_cli.merge import shard_of
+
+        k, n = opts.shard
+        candidates = [c for c in candidates if shard_of(c.path, n) == k]
     started = utc_now()
     counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": expander.stats.skipped
                               + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles
-from train.data import Item, apply_aug, grouped_folds, load_pool, sample_aug
-from train.model import LocalNet, MapOnly
+
+from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
+from .model import LocalNet, MapOnly
 
 
 @dataclass
@@ -348,7 +349,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     recon = None
     if mode in ("aligned", "mix"):
         if recon_cache is None or not Path(recon_cache).exists():
-            from train.data import build_recon_cache
+            from .data import build_recon_cache
 
             tdir = Path(taesd) if taesd else (data if data.is_dir() else data.parent).parent / "models" / "taesd"
             recon_cache = Path(recon_cache) if recon_cache else out / "recon_cache.npz"

@@ -131,7 +131,7 @@ def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int =
 
     import torch
 
-    from train.taef2 import TAEF2
+    from .taef2 import TAEF2
 
     ae = TAEF2(Path(taesd_dir))
     rng = random.Random(seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from train.data import build_recon_cache, load_pool
+from .data import build_recon_cache, load_pool
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

@@ -11,8 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from train.builtin import Recipe, Recon, cross_validate
-from train.data import load_pool
+from .builtin import Recipe, Recon, cross_validate
+from .data import load_pool
 
 
 def print_report(res: dict, title: str) -> None:

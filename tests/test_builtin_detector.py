@@ -1,0 +1,174 @@
+"""The embedded builtin detector: shipped weights, calibration JSON, inputs, determinism, no torch,
+honest behaviour on sources the shipped model never trained on, and the training entry point."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakescope_cli.detectors.builtin import CONFIG_NAME, ONNX_NAME, WEIGHTS_DIR, BuiltinDetector
+from fakescope_cli.media import Media
+from tests.conftest import DATA, REPO
+
+CARD = WEIGHTS_DIR / "builtin-card.md"
+
+
+@pytest.fixture(scope="module")
+def det() -> BuiltinDetector:
+    return BuiltinDetector()
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return json.loads((WEIGHTS_DIR / CONFIG_NAME).read_text())
+
+
+def _photo(tmp_path: Path, name: str = "photo.png", size: tuple[int, int] = (320, 240)) -> Path:
+    """A deterministic textured RGB image (smooth gradient plus seeded noise)."""
+    rng = np.random.default_rng(7)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (w + h)], axis=-1)
+    arr = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / name
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_shipped_weights_small_and_sha_matches_json_and_card(det: BuiltinDetector, config: dict) -> None:
+    blob = (WEIGHTS_DIR / ONNX_NAME).read_bytes()
+    assert len(blob) <= 20 * 1024 * 1024
+    sha = hashlib.sha256(blob).hexdigest()
+    assert det.weights_sha256 == sha == config["weights_sha256"]
+    assert sha in CARD.read_text()
+    low, high = det.thresholds
+    assert 0.0 <= low <= 0.5 <= high <= 1.0
+    assert config["uncertain"]["low"] == low and config["uncertain"]["high"] == high
+
+
+def test_tampered_weights_refused(tmp_path: Path) -> None:
+    from fakescope_cli.errors import DetectorUnavailable
+
+    (tmp_path / ONNX_NAME).write_bytes((WEIGHTS_DIR / ONNX_NAME).read_bytes() + b"\0")
+    (tmp_path / CONFIG_NAME).write_text((WEIGHTS_DIR / CONFIG_NAME).read_text())
+    with pytest.raises(DetectorUnavailable):
+        BuiltinDetector(weights_dir=tmp_path).analyze(Media.open(_photo(tmp_path)))
+
+
+def test_probability_regions_and_determinism(det: BuiltinDetector, tmp_path: Path) -> None:
+    path = _photo(tmp_path, size=(400, 300))
+    r1 = det.analyze(Media.open(path))
+    r2 = det.analyze(Media.open(path))
+    assert r1.p_fake is not None and 0.0 <= r1.p_fake <= 1.0
+    assert r1.p_fake == r2.p_fake and r1.regions == r2.regions
+    reg = r1.regions
+    assert reg is not None and reg["rows"] == 3 and reg["cols"] == 3 and reg["tile"] == 96
+    assert len(reg["p_fake"]) == reg["rows"] and all(len(row) == reg["cols"] for row in reg["p_fake"])
+    assert all(0.0 <= v <= 1.0 for row in reg["p_fake"] for v in row)
+    assert r1.raw["band"] in {"fake", "real", "uncertain"}
+    json.dumps(r1.to_dict())
+
+
+def test_small_image_uses_one_smaller_tile(det: BuiltinDetector, tmp_path: Path) -> None:
+    res = det.analyze(Media.open(_photo(tmp_path, size=(50, 70))))
+    assert res.regions is not None and (res.regions["rows"], res.regions["cols"]) == (1, 1)
+    assert res.regions["tile"] == 48 and 0.0 <= res.p_fake <= 1.0
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "I;16", "RGBA", "P", "LA"])
+def test_modes_through_media_rgb(det: BuiltinDetector, tmp_path: Path, mode: str) -> None:
+    src = Image.open(_photo(tmp_path))
+    if mode == "I;16":
+        arr = (np.asarray(src.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+        img = Image.fromarray(arr, "I;16")
+        ext = "png"
+    else:
+        img = src.convert(mode)
+        ext = "tiff" if mode == "CMYK" else "png"
+    path = tmp_path / f"m.{ext}"
+    img.save(path)
+    res = det.analyze(Media.open(path))
+    assert res.p_fake is not None and 0.0 <= res.p_fake <= 1.0
+
+
+def test_no_torch_imported_at_inference(tmp_path: Path) -> None:
+    path = _photo(tmp_path)
+    code = (
+        "import sys\n"
+        "from fakescope_cli.detectors.builtin import BuiltinDetector\n"
+        "from fakescope_cli.media import Media\n"
+        f"r = BuiltinDetector().analyze(Media.open({str(path)!r}))\n"
+        "assert 0 <= r.p_fake <= 1\n"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+def _auc(pos: list[float], neg: list[float]) -> float:
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_heldout_sources_rank_fakes_above_reals(det: BuiltinDetector, config: dict) -> None:
+    """Sources left out of the shipped fit: the model has never seen these generators or photos."""
+    held = config.get("holdout_sources") or []
+    if not held or not (DATA / "manifest.csv").is_file():
+        pytest.skip("no held-out sources recorded, or the shared pool is absent")
+    rows = [r for r in csv.DictReader((DATA / "manifest.csv").open()) if r["source"] in held]
+    scores: dict[str, list[float]] = {"fake": [], "real": []}
+    for r in rows:
+        res = det.analyze(Media.open(DATA / r["path"]))
+        scores[r["label"]].append(res.p_fake)
+    auc = _auc(scores["fake"], scores["real"])
+    # measured on these sources when the model was shipped (see the card); chance is 0.5
+    assert auc >= config["holdout_check"]["min_auc"], auc
+
+
+def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config: dict, tmp_path: Path) -> None:
+    """A real photo crop vs. the same crop through the TAEF2 autoencoder: p_fake must go up on average."""
+    torch = pytest.importorskip("torch")
+    taesd = DATA.parent / "models" / "taesd"
+    if not (taesd / "taef2_decoder.pth").is_file():
+        pytest.skip("TAEF2 weights absent")
+    from train.taef2 import TAEF2
+
+    torch.set_num_threads(1)
+    ae = TAEF2(taesd)
+    held = set(config.get("holdout_sources") or [])
+    rows = [r for r in csv.DictReader((DATA / "manifest.csv").open()) if r["label"] == "real"]
+    rows = [r for r in rows if r["source"] in held] or rows
+    ups = []
+    for r in rows[:: max(1, len(rows) // 8)][:8]:
+        arr = np.asarray(Image.open(DATA / r["path"]).convert("RGB"))
+        s = min(192, arr.shape[0] // 8 * 8, arr.shape[1] // 8 * 8)
+        crop = np.ascontiguousarray(arr[:s, :s])
+        x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+        rec = (ae.reconstruct(x)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(crop).save(tmp_path / "a.png")
+        Image.fromarray(rec).save(tmp_path / "b.png")
+        ups.append(det.analyze(Media.open(tmp_path / "b.png")).p_fake - det.analyze(Media.open(tmp_path / "a.png")).p_fake)
+    assert np.mean(ups) > 0 and sum(u > 0 for u in ups) >= len(ups) // 2 + 1, ups
+
+
+def test_train_builtin_tiny_run_gives_loadable_weights(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    if not (DATA / "manifest.csv").is_file():
+        pytest.skip("shared pool absent")
+    from train.builtin import train_builtin
+
+    meta = train_builtin(DATA, tmp_path, seed=3, epochs=1, mode="pool", steps_per_epoch=3, batch=8, crop=32,
+                         cv_folds=0, limit_per_source=1, threads=1, log=lambda *a: None)
+    assert (tmp_path / ONNX_NAME).is_file() and meta["recipe"]["steps"] == 3
+    d = BuiltinDetector(weights_dir=tmp_path, threads=1)
+    assert d.weights_sha256 == json.loads((tmp_path / CONFIG_NAME).read_text())["weights_sha256"]
+    res = d.analyze(Media.open(_photo(tmp_path)))
+    assert res.p_fake is not None and 0.0 <= res.p_fake <= 1.0

@@ -69,11 +69,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", type=Path, default=None, help="folder with builtin.onnx + builtin.json")
     a = ap.parse_args()
     from fakescope_cli.detectors.builtin import BuiltinDetector
     from fakescope_cli.media import Media
 
-    det = BuiltinDetector(threads=a.threads)
+    det = BuiltinDetector(weights_dir=a.weights, threads=a.threads)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         paths = make_files(Path(tmp), a.n)

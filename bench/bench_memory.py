@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,17 +19,43 @@ from pathlib import Path
 from PIL import Image
 
 
-def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
-    """Run cmd in a fresh child that reports the peak RSS of itself and its descendants."""
-    probe = (
-        "import resource, subprocess, sys, time;"
-        "t = time.perf_counter();"
-        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=False);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t)"
-    )
-    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True).stdout
-    rss, secs = out.split()
-    return float(rss), float(secs)
+def _tree_rss_kb(root: int) -> dict[int, int]:
+    """VmRSS (kB) of root and all its descendants, read from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            continue
+        pid = int(entry)
+        parents[pid] = int(fields.get("PPid", "0").strip())
+        if "VmRSS" in fields:
+            rss[pid] = int(fields["VmRSS"].split()[0])
+    family, grew = {root}, True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in family and pid not in family:
+                family.add(pid)
+                grew = True
+    return {pid: rss.get(pid, 0) for pid in family}
+
+
+def peak_rss_mb(cmd: list[str]) -> tuple[float, float, float]:
+    """Run cmd, sampling every process of its tree; (largest single process MB, largest total MB, s)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    peak_one = peak_total = 0
+    while proc.poll() is None:
+        sample = _tree_rss_kb(proc.pid)
+        peak_one = max(peak_one, max(sample.values(), default=0))
+        peak_total = max(peak_total, sum(sample.values()))
+        time.sleep(0.05)
+    return peak_one / 1024, peak_total / 1024, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -48,7 +73,7 @@ def main() -> None:
         folder.mkdir()
         made = 0
         print(f"backend: {args.backend}; cores: {os.cpu_count()}")
-        print(f"{'files':>7s} {'peak RSS MB':>12s} {'seconds':>8s} {'files/s':>8s}")
+        print(f"{'files':>7s} {'max 1 proc MB':>14s} {'max all procs MB':>17s} {'seconds':>8s} {'files/s':>8s}")
         for n in sizes:
             for i in range(made, n):
                 sub = folder / f"d{i // 1000:03d}"
@@ -58,9 +83,8 @@ def main() -> None:
             made = n
             cmd = [sys.executable, "-m", "fakescope_cli", "scan", "-q", "-f", "jsonl", "--no-cache",
                    "--backend", args.backend, str(folder)]
-            rss, secs = peak_rss_mb(cmd)
-            print(f"{n:7d} {rss:12.1f} {secs:8.1f} {n / secs:8.0f}")
-    _ = resource, time
+            one, total, secs = peak_rss_mb(cmd)
+            print(f"{n:7d} {one:14.1f} {total:17.1f} {secs:8.1f} {n / secs:8.0f}")
 
 
 if __name__ == "__main__":

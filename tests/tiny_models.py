@@ -221,6 +221,11 @@ def _spread_weights(model: Any) -> None:
         head.normal_(0.0, 0.25)
         emb = model.get_input_embeddings().weight
         emb.normal_(0.0, 1.0)
+        # Large image embeddings, so that different images give visibly different p_fake.
+        inner = model.model
+        proj = getattr(inner, "multi_modal_projector", None)
+        last = proj.linear_2 if proj is not None else inner.visual.merger.mlp[-1]
+        last.weight.normal_(0.0, 1.0)
 
 
 def write_manifest(model_dir: Path, manifest: dict[str, Any]) -> Path:

@@ -179,7 +179,7 @@ def merge(
     from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK, UsageError
     from fakescope_cli.merge import merge_files
     from fakescope_cli.render import make_renderer
-    from fakescope_cli.scan import _output_stream
+    from fakescope_cli.scan import output_stream
 
     try:
         merged = merge_files(inputs, sys.argv[1:])
@@ -188,7 +188,7 @@ def merge(
     if merged.duplicates:
         typer.echo(f"fakescope: {len(merged.duplicates)} duplicate record(s) dropped "
                    f"(first: {merged.duplicates[0]})", err=True)
-    with _output_stream(output, fmt.value) as stream:
+    with output_stream(output, fmt.value) as stream:
         renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
         renderer.start(merged.header)
         for rec in merged.records:
@@ -248,4 +248,8 @@ def _default_cache_dir() -> Path:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # outside the record loop (start-up, model loading): nothing to save
+        sys.stderr.write("fakescope: interrupted\n")
+        raise SystemExit(130) from None

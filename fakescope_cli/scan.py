@@ -70,7 +70,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextmanager
-def _output_stream(output: str | None, fmt: str) -> Iterator[TextIO]:
+def output_stream(output: str | None, fmt: str) -> Iterator[TextIO]:
     """stdout, or a file. Whole-document formats go through a temp file renamed at the end, so a
     reader never sees half a JSON/SARIF document; streaming formats write in place."""
     if output is None or output == "-":
@@ -171,7 +171,7 @@ def run_scan(opts: RunOptions) -> RunResult:
         header = run_header(opts.arguments, detector_info, started)
         progress = _progress(len(candidates), enabled=not opts.quiet and sys.stderr.isatty())
         try:
-            with _output_stream(opts.output, opts.fmt) as stream:
+            with output_stream(opts.output, opts.fmt) as stream:
                 renderer = make_renderer(opts.fmt, stream, color=opts.color)
                 renderer.start(header)
                 try:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from fakescope_cli import __version__
-from fakescope_cli.errors import EXIT_DETECTOR, EXIT_USAGE, DetectorUnavailable
+from fakescope_cli.errors import EXIT_DETECTOR, EXIT_INTERRUPTED, EXIT_USAGE, DetectorUnavailable
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, no gate tripped; 1 a --fail-above gate tripped; 2 usage error; "
@@ -85,32 +85,32 @@ def _backend_options(**opts: object) -> dict[str, object]:
 
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders, globs, or - to read paths from stdin.")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Files, folders, globs, or - to read paths from stdin.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", "-r/-R", help="Descend into sub-folders.")] = True,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow folder symlinks inside folders.")] = False,
-    ext: Annotated[list[str] | None, typer.Option("--ext", "-e", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
+    ext: Annotated[list[str] | None, typer.Option("--ext", "-e", metavar="EXT", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
-    backend: Annotated[str, typer.Option("--backend", "-b", help="Detector: builtin, hf, gguf, or none (provenance only).")] = "builtin",
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model folder or file (hf, gguf).")] = None,
-    mmproj: Annotated[str | None, typer.Option("--mmproj", help="Multimodal projector GGUF (gguf backend).")] = None,
+    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, hf, gguf, or none (provenance only).")] = "builtin",
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help="Model folder or file (hf, gguf).")] = None,
+    mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
     quantize: Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
     device: Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per detection batch (hf).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Images per detection batch (hf).")] = None,
     attributes: Annotated[bool | None, typer.Option("--attributes/--no-attributes", help="Score the 14 forgery attributes (multimodal backends).")] = None,
     explain: Annotated[bool | None, typer.Option("--explain", help="Add a reasoning text per image (multimodal backends).")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Length limit of explanations.")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, metavar="N", help="Length limit of explanations.")] = None,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")] = False,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")] = False,
     no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Scan only shard K of N (deterministic by path hash); combine with `fakescope merge`.")] = None,
-    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, help="Exit 1 if any image has p_fake above P.")] = None,
-    calibration: Annotated[Path | None, typer.Option("--calibration", help="Threshold file from `fakescope eval --calibrate`.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per core).")] = 0,
-    file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, help="Refuse to decode images with more pixels (bomb guard).")] = 150_000_000,
-    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, help="Refuse files larger than this.")] = 1 << 30,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
+    calibration: Annotated[Path | None, typer.Option("--calibration", metavar="FILE", help="Threshold file from `fakescope eval --calibrate`.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help="Worker processes (0: one per core).")] = 0,
+    file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, metavar="SEC", help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, metavar="N", help="Refuse to decode images with more pixels (bomb guard).")] = 150_000_000,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, metavar="N", help="Refuse files larger than this.")] = 1 << 30,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
@@ -163,6 +163,8 @@ def scan(
         result = run_scan(run)
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
+    except KeyboardInterrupt:  # before the first record (start-up, model loading): nothing to save
+        raise _fail("interrupted", EXIT_INTERRUPTED) from None
     if result.interrupted and not quiet:
         typer.echo("fakescope: interrupted; results so far were written.", err=True)
     raise typer.Exit(result.exit_code)
@@ -170,10 +172,10 @@ def scan(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def merge(
-    inputs: Annotated[list[str], typer.Argument(help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
+    inputs: Annotated[list[str], typer.Argument(metavar="FILE...", help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.json,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
-    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, help="Exit 1 if any image has p_fake above P.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
 ) -> None:
     """Merge shard outputs into one report with one run header (sorted, duplicates dropped)."""
     from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK, UsageError
@@ -200,16 +202,16 @@ def merge(
 
 @app.command("eval", epilog=EXIT_CODES_HELP)
 def eval_cmd(
-    path: Annotated[str, typer.Argument(help="Folder with real/ and fake/ sub-folders, or a CSV (path,label[,generator]).")],
-    backend: Annotated[str, typer.Option("--backend", "-b", help="Detector to evaluate.")] = "builtin",
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model folder or file (hf, gguf).")] = None,
-    mmproj: Annotated[str | None, typer.Option("--mmproj", help="Multimodal projector GGUF (gguf backend).")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Folder with real/ and fake/ sub-folders, or a CSV (path,label[,generator]).")],
+    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector to evaluate.")] = "builtin",
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help="Model folder or file (hf, gguf).")] = None,
+    mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
     json_out: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to FILE (- for stdout).")] = None,
     records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,
     calibrate: Annotated[str | None, typer.Option("--calibrate", metavar="OUT.json", help="Pick a threshold at --target-fpr and write it for `scan --calibration`.")] = None,
-    target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, help="False-positive rate on real images for --calibrate.")] = 0.05,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes (0: one per core).")] = 0,
+    target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, metavar="F", help="False-positive rate on real images for --calibrate.")] = 0.05,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help="Worker processes (0: one per core).")] = 0,
 ) -> None:
     """Measure a detector on labelled images: AUC, AP, accuracy, TPR at 1%/5% FPR, ECE, by group."""
     import json
@@ -225,6 +227,8 @@ def eval_cmd(
             target_fpr=target_fpr, records_out=records_out))
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", EXIT_INTERRUPTED) from None
     except (UsageError, OSError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     doc = json.dumps(report, indent=2, ensure_ascii=False)
@@ -248,8 +252,4 @@ def _default_cache_dir() -> Path:
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:  # outside the record loop (start-up, model loading): nothing to save
-        sys.stderr.write("fakescope: interrupted\n")
-        raise SystemExit(130) from None
+    app()

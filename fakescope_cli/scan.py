@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from fakescope_cli.analyze import Analyzer, ScanConfig
-from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK
+from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
 from fakescope_cli.inputs import Candidate, InputExpander
 from fakescope_cli.record import count_records, run_header, utc_now
 from fakescope_cli.workers import WorkerPool
@@ -196,7 +196,7 @@ def run_scan(opts: RunOptions) -> RunResult:
                 progress.stop()
 
     if interrupted:
-        return RunResult(130, counts, interrupted=True)
+        return RunResult(EXIT_INTERRUPTED, counts, interrupted=True)
     if gate_tripped:
         code = EXIT_GATE
     elif counts["errors"]:

@@ -252,3 +252,34 @@ def make_images(out: Path, n: int = 4, size: tuple[int, int] = (48, 40)) -> list
         Image.fromarray(arr).save(p)
         paths.append(p)
     return paths
+
+
+def cached_build(base: Path, kind: str) -> Path:
+    """Build `kind` ('llava', 'qwen2vl', 'qwen25vl') once per pytest session under `base`.
+
+    Several test modules ask for the same checkpoints; a marker file says a build completed, so an
+    interrupted build is redone rather than half-used.
+    """
+    out = base / kind
+    marker = out / ".complete"
+    if marker.is_file():
+        return out
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    if kind == "llava":
+        build_llava(out)
+    elif kind == "qwen2vl":
+        build_qwen2vl(out)
+    elif kind == "qwen25vl":
+        build_qwen2vl(out, version="2.5")
+    else:
+        raise ValueError(kind)
+    marker.write_text("ok", encoding="utf-8")
+    return out
+
+
+def session_models_dir(tmp_path_factory: Any) -> Path:
+    """One folder per pytest session (shared by the hf and gguf test modules)."""
+    return tmp_path_factory.getbasetemp() / "tiny-models"

@@ -249,7 +249,7 @@ def main(module: ModuleType) -> None:
     flags = [a for a in argv if a.startswith("-")]
     dirs = [a for a in argv if not a.startswith("-")]
     if not dirs:
-        seed_dir = Path(tempfile.mkdtemp(prefix=f"fuzz-{module.__name__}-"))
+        seed_dir = Path(tempfile.mkdtemp(prefix=f"fuzz-{Path(sys.argv[0]).stem}-"))
         write_seeds(module, seed_dir)
         dirs = [str(seed_dir)]
     for flag in (*DEFAULT_FLAGS, f"-max_len={module.MAX_LEN}"):

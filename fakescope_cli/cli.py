@@ -85,7 +85,7 @@ def _backend_options(**opts: object) -> dict[str, object]:
 
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
-    paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Files, folders, globs, or - to read paths from stdin.")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, folders, globs, or - to read paths from stdin.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive/--no-recursive", "-r/-R", help="Descend into sub-folders.")] = True,
@@ -172,7 +172,7 @@ def scan(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def merge(
-    inputs: Annotated[list[str], typer.Argument(metavar="FILE...", help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
+    inputs: Annotated[list[str], typer.Argument(metavar="FILE", help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.json,
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
     fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,

@@ -40,6 +40,7 @@ class OutputFormat(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
     sarif = "sarif"
+    html = "html"
 
 
 class Quantize(str, Enum):

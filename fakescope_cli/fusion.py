@@ -77,6 +77,8 @@ def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresho
         reasons.append("No provenance decides and no pixel detector scored this image.")
 
     reasons.extend(f"Hint (not decisive): {e.summary}" for e in weak_ai)
+    # Editing history says nothing about origin, but an investigator wants to see it.
+    reasons.extend(e.summary for e in evidence if e.signal == "editor")
     if camera:
         reasons.append(
             f"{camera[0].summary} — a weak sign: EXIF is easy to forge or strip, so it does not move the score."

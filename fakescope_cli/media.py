@@ -215,7 +215,9 @@ class Media:
             raise InputError(
                 f"{self.format} signature found but the data cannot be parsed", "corrupt-image"
             ) from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
+        # RuntimeError: Pillow's AVIF plugin and pillow-heif raise it on corrupt containers (fuzzing).
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                RuntimeError) as exc:
             raise _decode_error(exc) from None
         return img
 
@@ -259,7 +261,7 @@ class Media:
                 warnings.simplefilter("ignore")
                 img.load()
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                MemoryError, ZeroDivisionError) as exc:
+                MemoryError, ZeroDivisionError, RuntimeError) as exc:
             raise _decode_error(exc) from None
         return img
 

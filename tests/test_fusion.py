@@ -46,3 +46,10 @@ def test_calibration_overrides_detector_band():
     assert (t.low, t.high) == (0.1, 0.1)
     with pytest.raises(ValueError):
         Thresholds(0.8, 0.2)
+
+
+def test_editor_history_is_reported_without_moving_the_score():
+    edit = EvidenceItem("c2pa", "editor", "Content Credentials: resized in Adobe Photoshop.")
+    f = fuse([edit], DetectorResult(p_fake=0.2), T)
+    assert f.verdict == "likely-real" and f.p_fake == pytest.approx(0.2)
+    assert edit.summary in f.reasons

@@ -155,7 +155,7 @@ def build_llava(out: Path, *, hidden: int = 64, image_size: int = 32, patch: int
     return out
 
 
-def build_qwen2vl(out: Path, *, hidden: int = 32, image_px: int = 56, version: str = "2") -> Path:
+def build_qwen2vl(out: Path, *, hidden: int = 32, image_px: int = 112, version: str = "2") -> Path:
     """A random Qwen2-VL (or Qwen2.5-VL with version='2.5') checkpoint in `out`."""
     import torch
     from transformers import Qwen2VLImageProcessorPil
@@ -283,3 +283,224 @@ def cached_build(base: Path, kind: str) -> Path:
 def session_models_dir(tmp_path_factory: Any) -> Path:
     """One folder per pytest session (shared by the hf and gguf test modules)."""
     return tmp_path_factory.getbasetemp() / "tiny-models"
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF conversion of the tiny checkpoints, written with the `gguf` package.
+# Tensor names, metadata keys and the Q/K permutation follow llama.cpp's own converters
+# (convert_hf_to_gguf.py: LlamaModel.permute, Qwen2VLVisionModel; the LLaVA-1.5 projector layout of
+# tools/mtmd/legacy-models/convert_image_encoder_to_gguf.py) and the loader in tools/mtmd/clip.cpp.
+# Everything is written as F32 so that the hf and gguf backends compute the same function.
+
+
+def _llama_permute(w: Any, n_head: int) -> Any:
+    """HF's rotate-half q/k layout -> the interleaved layout llama.cpp's 'llama' arch expects."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _write_vocab(writer: Any, model_dir: Path, vocab_size: int, chat_template: str) -> None:
+    import gguf
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    reverse = {i: t for t, i in tok.get_vocab().items()}
+    added = tok.get_added_vocab()
+    tokens, types = [], []
+    for i in range(vocab_size):
+        t = reverse.get(i)
+        if t is None:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        else:
+            tokens.append(t)
+            types.append(gguf.TokenType.CONTROL if t in added else gguf.TokenType.NORMAL)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")  # the GPT-2 regex, as the HF ByteLevel pre-tokenizer uses
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    tj = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tj["model"]["merges"]]
+    writer.add_token_merges(merges)
+    if tok.bos_token_id is not None:
+        writer.add_bos_token_id(tok.bos_token_id)
+    writer.add_eos_token_id(tok.eos_token_id)
+    writer.add_pad_token_id(tok.pad_token_id)
+    writer.add_add_bos_token(False)  # the HF tokenizer adds none either
+    writer.add_chat_template(chat_template)
+
+
+def convert_to_gguf(model_dir: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Write `model.gguf` (text model) and `mmproj.gguf` (vision tower + projector) for a tiny
+    LLaVA or Qwen2-VL checkpoint built above. Returns their paths."""
+    import gguf
+    import numpy as np
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    tcfg, vcfg = cfg["text_config"], cfg["vision_config"]
+    mtype = cfg["model_type"]
+    # The runtime parameter names (transformers renames the on-disk ones on load).
+    import transformers
+
+    cls = {"llava": transformers.LlavaForConditionalGeneration, "qwen2_vl": transformers.Qwen2VLForConditionalGeneration,
+           "qwen2_5_vl": transformers.Qwen2_5_VLForConditionalGeneration}[mtype]
+    sd = {k: v.detach().float().numpy() for k, v in cls.from_pretrained(model_dir).state_dict().items()}
+    template = (model_dir / "chat_template.jinja").read_text(encoding="utf-8")
+    n_layer, hidden = tcfg["num_hidden_layers"], tcfg["hidden_size"]
+    n_head, n_kv = tcfg["num_attention_heads"], tcfg["num_key_value_heads"]
+
+    # ---- text model
+    arch = "llama" if mtype == "llava" else "qwen2vl"
+    text_path = out_dir / "model.gguf"
+    w = gguf.GGUFWriter(str(text_path), arch)
+    w.add_name(f"tiny-{mtype}")
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_context_length(tcfg["max_position_embeddings"])
+    w.add_embedding_length(hidden)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(tcfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_layer_norm_rms_eps(tcfg["rms_norm_eps"])
+    rope = tcfg.get("rope_parameters") or {}
+    w.add_rope_freq_base(float(rope.get("rope_theta", tcfg.get("rope_theta", 10000.0))))
+    w.add_rope_dimension_count(hidden // n_head)
+    if "mrope_section" in rope:
+        w.add_rope_dimension_sections((list(rope["mrope_section"]) + [0, 0, 0, 0])[:4])
+    w.add_vocab_size(tcfg["vocab_size"])
+    _write_vocab(w, model_dir, tcfg["vocab_size"], template)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2VL, n_layer)
+    for key, arr in sd.items():
+        if key.startswith("model.language_model."):
+            hf = "model." + key[len("model.language_model."):]
+        elif key == "lm_head.weight":
+            hf = key
+        else:
+            continue
+        if arch == "llama" and hf.endswith("q_proj.weight"):
+            arr = _llama_permute(arr, n_head)
+        elif arch == "llama" and hf.endswith("k_proj.weight"):
+            arr = _llama_permute(arr, n_kv)
+        name = names.get_name(hf, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise KeyError(f"no GGUF name for {hf}")
+        w.add_tensor(name, np.ascontiguousarray(arr))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    # ---- multimodal projector
+    mm_path = out_dir / "mmproj.gguf"
+    m = gguf.GGUFWriter(str(mm_path), "clip")
+    m.add_type(gguf.GGUFType.MMPROJ)
+    m.add_file_type(gguf.LlamaFileType.ALL_F32)
+    m.add_bool("clip.has_vision_encoder", True)
+    m.add_uint32("clip.vision.projection_dim", hidden)
+    pre = json.loads((model_dir / ("processor_config.json" if mtype == "llava" else "preprocessor_config.json"))
+                     .read_text(encoding="utf-8"))
+    pre = pre.get("image_processor", pre)
+    m.add_array("clip.vision.image_mean", [float(x) for x in pre["image_mean"]])
+    m.add_array("clip.vision.image_std", [float(x) for x in pre["image_std"]])
+    tensors: list[tuple[str, Any]] = []
+    if mtype == "llava":
+        m.add_string("clip.projector_type", "mlp")
+        m.add_uint32("clip.vision.image_size", vcfg["image_size"])
+        m.add_uint32("clip.vision.patch_size", vcfg["patch_size"])
+        m.add_uint32("clip.vision.embedding_length", vcfg["hidden_size"])
+        m.add_uint32("clip.vision.feed_forward_length", vcfg["intermediate_size"])
+        # All layers are written; llama.cpp's llava graph stops one short of the last, which is
+        # HF's vision_feature_layer = -2. The post-layernorm is not used by LLaVA and not written.
+        m.add_uint32("clip.vision.block_count", vcfg["num_hidden_layers"])
+        m.add_uint32("clip.vision.attention.head_count", vcfg["num_attention_heads"])
+        m.add_float32("clip.vision.attention.layer_norm_epsilon", vcfg["layer_norm_eps"])
+        m.add_bool("clip.use_gelu", vcfg.get("hidden_act", "quick_gelu") == "gelu")
+        p = "model.vision_tower."
+        tensors += [("v.class_embd", sd[p + "embeddings.class_embedding"]),
+                    ("v.patch_embd.weight", sd[p + "embeddings.patch_embedding.weight"]),
+                    ("v.position_embd.weight", sd[p + "embeddings.position_embedding.weight"]),
+                    ("v.pre_ln.weight", sd[p + "pre_layrnorm.weight"]), ("v.pre_ln.bias", sd[p + "pre_layrnorm.bias"])]
+        parts = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+                 "self_attn.out_proj": "attn_out", "layer_norm1": "ln1", "layer_norm2": "ln2",
+                 "mlp.fc1": "ffn_up", "mlp.fc2": "ffn_down"}
+        for i in range(vcfg["num_hidden_layers"]):
+            for hfp, gp in parts.items():
+                for s in ("weight", "bias"):
+                    tensors.append((f"v.blk.{i}.{gp}.{s}", sd[f"{p}encoder.layers.{i}.{hfp}.{s}"]))
+        for i, j in ((1, 0), (2, 2)):
+            for s in ("weight", "bias"):
+                tensors.append((f"mm.{j}.{s}", sd[f"model.multi_modal_projector.linear_{i}.{s}"]))
+    else:
+        qwen25 = mtype == "qwen2_5_vl"
+        embed = vcfg["hidden_size"] if qwen25 else vcfg["embed_dim"]
+        ff = vcfg["intermediate_size"] if qwen25 else int(vcfg["embed_dim"] * vcfg["mlp_ratio"])
+        m.add_string("clip.projector_type", "qwen2.5vl_merger" if qwen25 else "qwen2vl_merger")
+        m.add_uint32("clip.vision.image_size", 560)
+        m.add_uint32("clip.vision.patch_size", vcfg["patch_size"])
+        m.add_uint32("clip.vision.embedding_length", embed)
+        m.add_uint32("clip.vision.feed_forward_length", ff)
+        m.add_uint32("clip.vision.block_count", vcfg["depth"])
+        m.add_uint32("clip.vision.attention.head_count", vcfg["num_heads"])
+        m.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
+        m.add_uint32("clip.vision.spatial_merge_size", vcfg["spatial_merge_size"])
+        # The same pixel bounds as the HF image processor, so both see the same resized image.
+        m.add_uint32("clip.vision.image_min_pixels", int(pre["size"]["shortest_edge"]))
+        m.add_uint32("clip.vision.image_max_pixels", int(pre["size"]["longest_edge"]))
+        if qwen25:
+            m.add_bool("clip.use_silu", True)
+            m.add_uint32("clip.vision.n_wa_pattern", vcfg["fullatt_block_indexes"][0] + 1)
+        conv = sd["model.visual.patch_embed.proj.weight"]  # (out, 3, t=2, p, p): two 2-D convolutions
+        tensors += [("v.patch_embd.weight", conv[:, :, 0]), ("v.patch_embd.weight.1", conv[:, :, 1])]
+        for i in range(vcfg["depth"]):
+            b = f"model.visual.blocks.{i}."
+            for s in ("weight", "bias"):
+                q, k, v = np.split(sd[f"{b}attn.qkv.{s}"], 3, axis=0)
+                tensors += [(f"v.blk.{i}.attn_q.{s}", q), (f"v.blk.{i}.attn_k.{s}", k), (f"v.blk.{i}.attn_v.{s}", v),
+                            (f"v.blk.{i}.attn_out.{s}", sd[f"{b}attn.proj.{s}"])]
+                if qwen25:
+                    tensors += [(f"v.blk.{i}.ffn_gate.{s}", sd[f"{b}mlp.gate_proj.{s}"]),
+                                (f"v.blk.{i}.ffn_up.{s}", sd[f"{b}mlp.up_proj.{s}"]),
+                                (f"v.blk.{i}.ffn_down.{s}", sd[f"{b}mlp.down_proj.{s}"])]
+                else:
+                    tensors += [(f"v.blk.{i}.ffn_up.{s}", sd[f"{b}mlp.fc1.{s}"]),
+                                (f"v.blk.{i}.ffn_down.{s}", sd[f"{b}mlp.fc2.{s}"])]
+            for n_hf, n_g in (("norm1", "ln1"), ("norm2", "ln2")):
+                tensors.append((f"v.blk.{i}.{n_g}.weight", sd[f"{b}{n_hf}.weight"]))
+                if f"{b}{n_hf}.bias" in sd:
+                    tensors.append((f"v.blk.{i}.{n_g}.bias", sd[f"{b}{n_hf}.bias"]))
+        mg = "model.visual.merger."
+        tensors.append(("v.post_ln.weight", sd[mg + "ln_q.weight"]))
+        if mg + "ln_q.bias" in sd:
+            tensors.append(("v.post_ln.bias", sd[mg + "ln_q.bias"]))
+        for j in (0, 2):
+            for s in ("weight", "bias"):
+                tensors.append((f"mm.{j}.{s}", sd[f"{mg}mlp.{j}.{s}"]))
+    for name, arr in tensors:
+        m.add_tensor(name, np.ascontiguousarray(arr, dtype=np.float32))
+    m.write_header_to_file()
+    m.write_kv_data_to_file()
+    m.write_tensors_to_file()
+    m.close()
+    return text_path, mm_path
+
+
+def cached_gguf(base: Path, kind: str) -> tuple[Path, Path]:
+    """The GGUF conversion of `cached_build(base, kind)`, made once per session."""
+    out = base / f"{kind}-gguf"
+    marker = out / ".complete"
+    if not marker.is_file():
+        paths = convert_to_gguf(cached_build(base, kind), out)
+        marker.write_text("ok", encoding="utf-8")
+        return paths
+    return out / "model.gguf", out / "mmproj.gguf"
+
+
+def make_square_image(out: Path, size: int, seed: int = 7) -> Path:
+    """A noise image exactly the model's input size: no resampling on either backend."""
+    import numpy as np
+    from PIL import Image
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(out)
+    return out

@@ -193,7 +193,7 @@ class HFDetector:
                 trust_remote_code=trust_remote_code,
                 local_files_only=True,
             ).eval()
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError, ImportError) as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors, bitsandbytes, CUDA: all mean "cannot load"
             raise DetectorUnavailable(f"{self.model_dir}: cannot load the model: {_short(exc)}") from None
         self.config = self.model.config
         self._load_processing(transformers, trust_remote_code)

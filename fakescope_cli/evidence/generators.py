@@ -284,7 +284,8 @@ _MODEL_FILE = re.compile(r"\.(safetensors|ckpt|pt|pth|bin|gguf|sft)$", re.IGNORE
 
 
 def _node_order(node_id: str) -> tuple[int, int, str]:
-    return (0, int(node_id), "") if node_id.isdigit() and len(node_id) < 12 else (1, 0, node_id)
+    # isdecimal, not isdigit: int() rejects digits such as "³" that isdigit accepts (found by fuzzing).
+    return (0, int(node_id), "") if node_id.isdecimal() and len(node_id) < 12 else (1, 0, node_id)
 
 
 class _ApiGraph:

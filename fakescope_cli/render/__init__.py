@@ -10,7 +10,7 @@ Every renderer has the same life cycle, driven by the scan loop:
 
 `finish` is called also after Ctrl-C (header["interrupted"] is True) so that a partial run still
 produces a complete, parseable document. Streaming formats (jsonl, csv) write and flush each record
-in `add`; document formats (table, json, sarif) collect and write everything in `finish`.
+in `add`; document formats (table, json, sarif, html) collect and write everything in `finish`.
 
 Each format lives in its own module, imported only when chosen, so `fakescope --help` never pays
 for Rich tables or SARIF rule tables.
@@ -30,6 +30,7 @@ _RENDERERS: dict[str, tuple[str, str]] = {
     "jsonl": ("fakescope_cli.render.jsonl", "JsonlRenderer"),
     "csv": ("fakescope_cli.render.csv", "CsvRenderer"),
     "sarif": ("fakescope_cli.render.sarif", "SarifRenderer"),
+    "html": ("fakescope_cli.render.html", "HtmlRenderer"),
 }
 FORMATS: tuple[str, ...] = tuple(_RENDERERS)
 

@@ -234,24 +234,26 @@ def write_seeds(module: ModuleType, dest: Path) -> int:
 
 
 def main(module: ModuleType) -> None:
-    """`python fuzz_x.py [libFuzzer args] [corpus dirs]`; with no corpus dir the seeds are
-    written to a temporary one. `--write-seeds DIR` only writes the seeds."""
+    """`python fuzz_x.py [libFuzzer args] [corpus dirs]`; when no corpus dir is given, or all are
+    empty, the seeds are written to the first (a temporary one if none). `--write-seeds DIR` only
+    writes the seeds."""
     argv = sys.argv[1:]
     if argv[:1] == ["--write-seeds"]:
         print(write_seeds(module, Path(argv[1])), "seeds written")
         return
     import atheris
 
-    atheris.enabled_hooks.add("RegEx")  # guide mutations towards the readers' regexes
+    # str hooks feed startswith/endswith operands to the mutator; the RegEx hook is left off
+    # (it logs a warning per unsupported pattern on every iteration).
     atheris.enabled_hooks.add("str")
     with atheris.instrument_imports(include=list(module.TARGETS)):
         module.load()
     flags = [a for a in argv if a.startswith("-")]
     dirs = [a for a in argv if not a.startswith("-")]
     if not dirs:
-        seed_dir = Path(tempfile.mkdtemp(prefix=f"fuzz-{Path(sys.argv[0]).stem}-"))
-        write_seeds(module, seed_dir)
-        dirs = [str(seed_dir)]
+        dirs = [tempfile.mkdtemp(prefix=f"fuzz-{Path(sys.argv[0]).stem}-")]
+    if all(Path(d).is_dir() and not any(Path(d).iterdir()) for d in dirs):
+        write_seeds(module, Path(dirs[0]))  # nothing to start from: seed the first corpus dir
     for flag in (*DEFAULT_FLAGS, f"-max_len={module.MAX_LEN}"):
         if not any(f.startswith(flag.split("=")[0] + "=") for f in flags):
             flags.append(flag)

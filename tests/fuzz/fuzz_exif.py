@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Fuzz the EXIF readers: the exif reader (exifread behind a read budget) and the generators
 reader's own TIFF walker (UserComment, Make/Model, MakerNote), on the same file.
 

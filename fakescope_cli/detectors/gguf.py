@@ -1,0 +1,440 @@
+"""The `gguf` backend: a GGUF text model plus its multimodal projector (`--mmproj`), run by
+llama-cpp-python (llama.cpp's libmtmd for the image).
+
+The prompt is rendered with the checkpoint's chat template (from the GGUF, a fakescope.json, or
+the matching llama-cpp-python chat handler's own format), the image placeholder is replaced by the
+libmtmd media marker, and libmtmd tokenises text and image exactly as llama-cpp-python's chat
+handlers do. Scoring is the FakeScope token-based estimation: one prefill, the logits of the first
+answer position, no sampling. With attributes, the template head and the image are evaluated once
+per image and every probe runs from that KV-cache prefix (the cache is rolled back after each).
+
+llama_cpp is imported when a detector is built, never at module import.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.media import Media
+from fakescope_cli.models_inspect import combined_sha256, read_gguf_header
+from fakescope_cli.protocol import (
+    LabelIds,
+    Protocol,
+    load_protocol,
+    longest_common_prefix,
+    resolve_label_ids,
+    score_label_logits,
+    verdict_from_explanation,
+)
+
+GGUF_INSTALL_HINT = "pip install 'fakescope[gguf]'  (llama-cpp-python; CMAKE_ARGS=\"-DGGML_CUDA=on\" for NVIDIA GPUs)"
+StreamCallback = Callable[[str], None]
+
+# What chat templates write where the image goes; replaced (once) by libmtmd's media marker.
+# Qwen's vision_start/end are written by libmtmd itself around the image, so the whole triple goes.
+IMAGE_PLACEHOLDERS = (
+    "<|vision_start|><|image_pad|><|vision_end|>",
+    "<image>",
+    "<|image|>",
+    "<start_of_image>",
+    "[IMG]",
+)
+_URL_SENTINEL = "fakescope-image-0"
+
+_quiet_callback: Any = None  # kept alive: llama.cpp holds the C function pointer
+
+
+def _silence_native_logs(llama_cpp: Any, mtmd: Any) -> None:
+    """Route llama.cpp / libmtmd / clip log output to nowhere (their INFO lines go to stderr)."""
+    global _quiet_callback
+    if _quiet_callback is None:
+        _quiet_callback = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+    llama_cpp.llama_log_set(_quiet_callback, ctypes.c_void_p(0))
+    for name in ("mtmd_log_set", "mtmd_helper_log_set"):
+        fn = getattr(mtmd, name, None)
+        if fn is not None:
+            fn(_quiet_callback, ctypes.c_void_p(0))
+
+
+def _check_gguf(path: Path, role: str) -> dict[str, Any]:
+    if path.is_dir():
+        raise DetectorUnavailable(
+            f"{path}: --backend gguf needs a .gguf file as {role}; for a checkpoint folder use --backend hf"
+        )
+    if not path.is_file():
+        raise DetectorUnavailable(f"{path}: no such {role} file")
+    return read_gguf_header(path)
+
+
+class GGUFDetector:
+    """Detector protocol over `model.gguf` + `mmproj.gguf` with llama-cpp-python."""
+
+    id = "gguf"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        mmproj: str | os.PathLike[str] | None = None,
+        *,
+        n_gpu_layers: int | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        batch_size: int = 1,
+        attributes: bool = False,
+        explain: bool = False,
+        max_tokens: int = 256,
+        verbose: bool = False,
+    ):
+        self.model_path = Path(model)
+        model_info = _check_gguf(self.model_path, "model")
+        if mmproj is None:
+            found = sorted(self.model_path.parent.glob("*mmproj*.gguf"))
+            if len(found) != 1:
+                raise DetectorUnavailable(
+                    f"{self.model_path}: --backend gguf needs the multimodal projector: --mmproj PROJECTOR.gguf"
+                )
+            mmproj = found[0]
+        self.mmproj_path = Path(mmproj)
+        mm_info = _check_gguf(self.mmproj_path, "--mmproj")
+        model_arch = model_info.get("metadata", {}).get("general.architecture")
+        mm_arch = mm_info.get("metadata", {}).get("general.architecture")
+        if model_arch == "clip":
+            raise DetectorUnavailable(
+                f"{self.model_path} is a multimodal projector (clip), not a text model: did you swap --model and --mmproj?"
+            )
+        if mm_arch is not None and mm_arch != "clip":
+            raise DetectorUnavailable(f"{self.mmproj_path} is not a multimodal projector (architecture {mm_arch!r})")
+        self.projector_type = str(mm_info.get("metadata", {}).get("clip.projector_type", ""))
+        self.architecture = str(model_arch)
+        self.protocol: Protocol = load_protocol(self.model_path)
+        self.attributes = attributes
+        self.explain = explain
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size  # llama.cpp runs one sequence here; kept for a uniform interface
+        self.verbose = verbose
+        self.stats = {"vision_calls": 0, "vision_images": 0, "forward_passes": 0}
+        self._lock = threading.Lock()
+        self._weights_sha256: str | None = None
+
+        try:
+            import llama_cpp
+            import llama_cpp.mtmd_cpp as mtmd
+            from llama_cpp import llama_chat_format
+        except ImportError as exc:
+            raise DetectorUnavailable(
+                f"the gguf backend needs llama-cpp-python ({exc.name} is missing): {GGUF_INSTALL_HINT}"
+            ) from None
+        self._lc, self._mtmd = llama_cpp, mtmd
+        if not verbose:
+            _silence_native_logs(llama_cpp, mtmd)
+        if n_gpu_layers is None:
+            n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        self.n_gpu_layers = n_gpu_layers
+
+        handler_cls = self._handler_class(llama_chat_format)
+        try:
+            self.handler = handler_cls(clip_model_path=str(self.mmproj_path), verbose=verbose)
+            self.llm = llama_cpp.Llama(
+                model_path=str(self.model_path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
+                chat_handler=self.handler, verbose=verbose,
+            )
+            self.handler._init_mtmd_context(self.llm)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise DetectorUnavailable(f"llama.cpp cannot load {self.model_path.name} + {self.mmproj_path.name}: {exc}") from None
+        self.ctx = self.handler.mtmd_ctx
+        self.marker = mtmd.mtmd_default_marker().decode("utf-8")
+        self.labels: LabelIds = resolve_label_ids(
+            self.protocol.label_words,
+            lambda s: self.llm.tokenize(s.encode("utf-8"), add_bos=False, special=False),
+            vocab_size=self.llm.n_vocab(),
+        )
+        self._label_index = list(self.labels.all)
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self._template_source, self._template = self._pick_template()
+        name = self.model_path.name
+        self.version = f"{self.architecture}:{name}"
+
+    # ------------------------------------------------------------------------------ setup
+
+    def _handler_class(self, chat_format: Any) -> Any:
+        """The llama-cpp-python chat handler matching the projector (it owns the mtmd context)."""
+        if self.projector_type in ("qwen2vl_merger", "qwen2.5vl_merger", "qwen3vl_merger"):
+            return chat_format.Qwen25VLChatHandler
+        if self.projector_type in ("mlp", "mlp_norm", "ldp", "ldpv2"):
+            return chat_format.Llava15ChatHandler
+        return getattr(chat_format, "MTMDChatHandler", chat_format.Llava15ChatHandler)
+
+    def _pick_template(self) -> tuple[str, str]:
+        if self.protocol.chat_template:
+            return "manifest", self.protocol.chat_template
+        tmpl = self.llm.metadata.get("tokenizer.chat_template")
+        if tmpl:
+            return "gguf", tmpl
+        return "handler", self.handler.CHAT_FORMAT
+
+    @property
+    def weights_sha256(self) -> str | None:
+        if self._weights_sha256 is None:
+            self._weights_sha256 = combined_sha256([self.model_path, self.mmproj_path])
+        return self._weights_sha256
+
+    # ------------------------------------------------------------------------------ prompts
+
+    def render(self, prompt: str) -> str:
+        """Chat-template text for one image + prompt with libmtmd's media marker in the image's place."""
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=self._template_source == "handler",
+                                            lstrip_blocks=self._template_source == "handler")
+        sys_msgs: list[dict[str, Any]] = []
+        system = self.protocol.system_prompt
+        if self._template_source == "handler":
+            system = system or getattr(self.handler, "DEFAULT_SYSTEM_MESSAGE", None)
+            if system:
+                sys_msgs = [{"role": "system", "content": system}]
+            image_item: dict[str, Any] = {"type": "image_url", "image_url": {"url": _URL_SENTINEL}}
+        else:
+            if system:
+                sys_msgs = [{"role": "system", "content": [{"type": "text", "text": system}]}]
+            image_item = {"type": "image"}
+        msgs = sys_msgs + [{"role": "user", "content": [image_item, {"type": "text", "text": prompt}]}]
+        bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "replace") if self.llm.token_bos() >= 0 else ""
+        eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "replace")
+        text = env.from_string(self._template).render(messages=msgs, add_generation_prompt=True,
+                                                     bos_token=bos, eos_token=eos)
+        if self._template_source == "handler":
+            return text.replace(_URL_SENTINEL, self.marker, 1)
+        for ph in IMAGE_PLACEHOLDERS:
+            if ph in text:
+                return text.replace(ph, self.marker, 1)
+        raise DetectorUnavailable("the chat template does not place the image (no known image placeholder)")
+
+    # ------------------------------------------------------------------------------ images
+
+    def _prepare_image(self, media: Media) -> Any:
+        img = media.rgb()
+        limit = self.protocol.max_image_pixels
+        if limit is None and self.projector_type.startswith("qwen"):
+            limit = 1280 * 28 * 28  # as the hf backend: a photo must not become 16k image tokens
+        if limit is not None and img.width * img.height > limit:
+            scale = (limit / (img.width * img.height)) ** 0.5
+            img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
+        return img
+
+    def _tokenize(self, text: str, bitmap: Any) -> Any:
+        mtmd = self._mtmd
+        inp = mtmd.mtmd_input_text()
+        raw = text.encode("utf-8")
+        inp.text, inp.text_len, inp.add_special, inp.parse_special = raw, len(raw), True, True
+        chunks = mtmd.mtmd_input_chunks_init()
+        if chunks is None:
+            raise DetectorUnavailable("libmtmd could not allocate input chunks")
+        arr = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
+        rc = mtmd.mtmd_tokenize(self.ctx, chunks, ctypes.byref(inp), arr, 1)
+        if rc != 0:
+            mtmd.mtmd_input_chunks_free(chunks)
+            raise InputError(f"libmtmd could not tokenise the image (error {rc})", "detector-error")
+        return chunks
+
+    def _chunk_list(self, chunks: Any) -> list[tuple[str, Any]]:
+        """[('text', [ids]) | ('image', chunk)] in order."""
+        mtmd = self._mtmd
+        out: list[tuple[str, Any]] = []
+        for i in range(mtmd.mtmd_input_chunks_size(chunks)):
+            ch = mtmd.mtmd_input_chunks_get(chunks, i)
+            if mtmd.mtmd_input_chunk_get_type(ch) == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                n = ctypes.c_size_t()
+                ptr = mtmd.mtmd_input_chunk_get_tokens_text(ch, ctypes.byref(n))
+                out.append(("text", [int(ptr[j]) for j in range(n.value)]))
+            else:
+                out.append(("image", ch))
+        return out
+
+    # ------------------------------------------------------------------------------ evaluation
+
+    def _eval_text(self, tokens: list[int]) -> None:
+        if not tokens:
+            return
+        if self.llm.n_tokens + len(tokens) > self.llm.n_ctx():
+            raise InputError(f"prompt exceeds the context ({self.llm.n_ctx()} tokens); raise n_ctx", "detector-error")
+        self.stats["forward_passes"] += 1
+        self.llm.eval(tokens)
+
+    def _eval_image(self, chunk: Any) -> None:
+        lc, mtmd = self._lc, self._mtmd
+        n = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+        if self.llm.n_tokens + n > self.llm.n_ctx():
+            raise InputError(f"image needs {n} tokens, over the context ({self.llm.n_ctx()}); raise n_ctx", "detector-error")
+        new_past = lc.llama_pos(0)
+        rc = mtmd.mtmd_helper_eval_chunk_single(
+            self.ctx, self.llm._ctx.ctx, chunk, lc.llama_pos(self.llm.n_tokens), lc.llama_seq_id(0),
+            self.llm.n_batch, False, ctypes.byref(new_past),
+        )
+        if rc != 0:
+            raise InputError(f"llama.cpp could not encode the image (error {rc})", "detector-error")
+        self.stats["vision_calls"] += 1
+        self.stats["vision_images"] += 1
+        # M-RoPE models advance positions by the image's extent, not its token count.
+        self.llm.n_tokens = new_past.value
+
+    def _last_logits(self) -> Any:
+        import numpy as np
+
+        ptr = self._lc.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
+
+    def _eval_prompt_prefix(self, image: Any, prompts: list[str]) -> tuple[list[list[int]], Any]:
+        """Evaluate everything the prompts share (template head, image, common text); return the
+        remaining token lists, one per prompt, and the bitmap (freed by the caller)."""
+        mtmd = self._mtmd
+        data = image.tobytes()
+        bitmap = mtmd.mtmd_bitmap_init(image.width, image.height, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)))
+        if bitmap is None:
+            raise InputError("libmtmd could not take the image", "detector-error")
+        all_chunks = []
+        try:
+            parsed = []
+            for p in prompts:
+                ch = self._tokenize(self.render(p), bitmap)
+                all_chunks.append(ch)
+                parsed.append(self._chunk_list(ch))
+            kinds = [k for k, _ in parsed[0]]
+            img_at = kinds.index("image") if "image" in kinds else -1
+            if img_at < 0 or kinds.count("image") != 1:
+                raise DetectorUnavailable("the rendered prompt must hold exactly one image")
+            for other in parsed[1:]:
+                if [k for k, _ in other] != kinds or any(other[i][1] != parsed[0][i][1]
+                                                         for i in range(img_at) if kinds[i] == "text"):
+                    raise DetectorUnavailable("the probe prompts differ before the image; cannot share a prefix")
+            tails = [[t for k, v in chunks[img_at + 1:] if k == "text" for t in v] for chunks in parsed]
+            common = min(longest_common_prefix(tails), min(len(t) for t in tails) - 1)
+            if common < 0:
+                raise DetectorUnavailable("the chat template leaves no text after the image to read an answer from")
+            self.llm.reset()
+            self.llm._ctx.kv_cache_clear()
+            for kind, val in parsed[0][:img_at]:
+                self._eval_text(val)
+            self._eval_image(parsed[0][img_at][1])
+            self._eval_text(tails[0][:common])
+            return [t[common:] for t in tails], None
+        finally:
+            for ch in all_chunks:
+                mtmd.mtmd_input_chunks_free(ch)
+            mtmd.mtmd_bitmap_free(bitmap)
+
+    def _score_image(self, image: Any, probes: list[tuple[str, str]]) -> list[tuple[float, float]]:
+        import numpy as np
+
+        suffixes, _ = self._eval_prompt_prefix(image, [p for _, p in probes])
+        prefix_len = self.llm.n_tokens
+        nf = len(self.labels.fake)
+        rows = []
+        for suffix in suffixes:
+            self.llm.n_tokens = prefix_len  # eval() drops the cache from here: the previous probe goes
+            self._eval_text(suffix)
+            rows.append(self._last_logits()[self._label_index])
+        arr = np.array(rows, dtype=np.float64)
+        sc = score_label_logits(arr[:, :nf], arr[:, nf:])
+        return [(float(a), float(b)) for a, b in zip(sc.z_fake, sc.z_real, strict=True)]
+
+    # ------------------------------------------------------------------------------ public API
+
+    def analyze(self, media: Media) -> DetectorResult:
+        out = self.analyze_batch([media])[0]
+        if isinstance(out, InputError):
+            raise out
+        return out
+
+    def analyze_batch(self, medias: Sequence[Media]) -> list[DetectorResult | InputError]:
+        """Score each image in turn (llama.cpp runs one sequence); errors stay in their slots."""
+        probes = self.protocol.probes(self.attributes)
+        out: list[DetectorResult | InputError] = []
+        for m in medias:
+            try:
+                image = self._prepare_image(m)
+                with self._lock:
+                    z = self._score_image(image, probes)
+                explanation = self._generate(image, self.protocol.explain_prompt, None, self.max_tokens) if self.explain else None
+            except InputError as exc:
+                out.append(exc)
+                continue
+            out.append(self._result(z, probes, explanation))
+        return out
+
+    def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], explanation: str | None) -> DetectorResult:
+        import numpy as np
+
+        zf = np.array([a for a, _ in z])
+        zr = np.array([b for _, b in z])
+        sc = score_label_logits(zf[:, None], zr[:, None], self.protocol.calibration)
+        raw: dict[str, Any] = {
+            "backend": "gguf",
+            "architecture": self.architecture,
+            "projector_type": self.projector_type,
+            "n_gpu_layers": self.n_gpu_layers,
+            "protocol": self.protocol.version,
+            "p_fake": float(sc.p_fake[0]),
+            "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
+            "z_fake": float(zf[0]),
+            "z_real": float(zr[0]),
+            "label_ids": self.labels.to_dict(),
+        }
+        attrs = {probes[k][0]: float(sc.p_fake[k]) for k in range(1, len(probes))} if len(probes) > 1 else None
+        if explanation is not None:
+            raw["explanation_verdict"] = verdict_from_explanation(explanation)
+        return DetectorResult(p_fake=float(sc.p_fake[0]), attributes=attrs, explanation=explanation, raw=raw)
+
+    def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
+            max_tokens: int | None = None) -> str:
+        """Free-form greedy answer about one image; text deltas go to `stream_callback`."""
+        if not question or not question.strip():
+            raise InputError("the question is empty", "usage")
+        return self._generate(self._prepare_image(media), question, stream_callback, max_tokens or self.max_tokens)
+
+    def advise(self, media: Media, stream_callback: StreamCallback | None = None, max_tokens: int | None = None) -> str:
+        return self.ask(media, self.protocol.advise_prompt, stream_callback, max_tokens)
+
+    def _generate(self, image: Any, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
+        """Greedy decoding (argmax of the logits, no sampler): deterministic, like the hf backend."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        with self._lock:
+            suffixes, _ = self._eval_prompt_prefix(image, [prompt])
+            self._eval_text(suffixes[0])
+            for _ in range(max_tokens):
+                tok = int(self._last_logits().argmax())
+                if self._lc.llama_vocab_is_eog(self._vocab, tok):
+                    break
+                text = decoder.decode(self.llm.detokenize([tok], special=False))
+                if text:
+                    pieces.append(text)
+                    if callback is not None:
+                        callback(text)
+                self._eval_text([tok])
+            tail = decoder.decode(b"", final=True)
+        if tail:
+            pieces.append(tail)
+            if callback is not None:
+                callback(tail)
+        return "".join(pieces)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "gguf",
+            "model": str(self.model_path),
+            "mmproj": str(self.mmproj_path),
+            "architecture": self.architecture,
+            "projector_type": self.projector_type,
+            "n_gpu_layers": self.n_gpu_layers,
+            "chat_template": self._template_source,
+            "protocol": self.protocol.version,
+            "label_ids": self.labels.to_dict(),
+        }

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Fuzz Media itself: format sniffing, the lazy Pillow header, info, and guarded pixel decoding.
+
+Input: byte 0 holds flags (bit 0: pixels may be decoded), the rest is the file. InputError is an
+accepted outcome everywhere; any other exception is a finding, as is a decoded image whose size
+disagrees with the header or an rgb() that is not 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _fuzzlib as fl  # noqa: E402
+
+TARGETS = ("fakescope_cli", "PIL")
+MAX_LEN = 65536
+
+InputError: Any = None
+
+
+def load() -> None:
+    global InputError
+    import PIL.Image  # noqa: F401  (imported lazily by Media; imported here to instrument it)
+
+    from fakescope_cli import imageops  # noqa: F401
+    from fakescope_cli.errors import InputError as error
+    from fakescope_cli.media import _prepare_pillow
+
+    _prepare_pillow()  # registers the HEIF/AVIF openers, as the first real file would
+    InputError = error
+
+
+def one_input(data: bytes) -> None:
+    if InputError is None:
+        load()
+    allow = bool(data[:1]) and bool(data[0] & 1)
+    m = fl.media(data[1:], allow_pixels=allow)
+    _ = m.sha256, m.format, m.width, m.height
+    info = m.info
+    if not isinstance(info, dict):
+        raise fl.Finding(f"info is {type(info).__name__}")
+    try:
+        img = m.pixels()
+    except InputError:
+        return
+    if not allow:
+        raise fl.Finding("pixels() decoded with allow_pixels=False")
+    try:
+        rgb = m.rgb()
+    except InputError:
+        return
+    if rgb.mode != "RGB" or rgb.size != img.size or img.size != (m.width, m.height):
+        raise fl.Finding(f"rgb() gave {rgb.mode} {rgb.size} for {img.mode} {img.size}, header {m.width}x{m.height}")
+
+
+def seeds() -> Iterator[tuple[str, bytes]]:
+    import io
+
+    from PIL import Image
+
+    for path in fl.fixture_files("exif-samples/**/*", "provenance/**/*", max_size=MAX_LEN - 1):
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".tiff", ".heif", ".heic"):
+            yield f"raw-{path.stem}", b"\1" + path.read_bytes()
+    # The other formats Media names, converted at run time from a fixture photo.
+    photo = Image.open(fl.FIXTURES / "exif-samples/jpg/Canon_40D.jpg").convert("RGB").resize((24, 16))
+    variants = (("GIF", {}), ("WEBP", {"lossless": True}), ("WEBP", {"quality": 50}), ("BMP", {}),
+                ("TIFF", {"compression": "tiff_lzw"}), ("PNG", {"bits": 4}), ("AVIF", {}))
+    for n, (fmt, opts) in enumerate(variants):
+        for mode in ("RGB", "RGBA", "L", "I;16", "CMYK", "P"):
+            buf = io.BytesIO()
+            try:
+                photo.convert(mode).save(buf, fmt, **opts)
+            except (OSError, ValueError, KeyError):
+                continue  # not every format stores every mode
+            yield f"conv-{n}-{fmt.lower()}-{mode.replace(';', '')}", b"\1" + buf.getvalue()
+
+
+if __name__ == "__main__":
+    fl.main(sys.modules[__name__])

@@ -83,6 +83,9 @@ def output_stream(output: str | None, fmt: str) -> Iterator[TextIO]:
         return
     folder = os.path.dirname(os.path.abspath(output))
     fd, tmp = tempfile.mkstemp(prefix=".fakescope-", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # a report is shared like any file, not private like mkstemp's 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             yield fh

@@ -28,6 +28,11 @@ from tests.tiny_models import (  # noqa: E402
     session_models_dir,
 )
 
+def gdet(*args: object, **kw: object) -> GGUFDetector:
+    """One thread: llama.cpp's spinning worker threads crawl on a shared 2-core machine."""
+    return GGUFDetector(*args, n_threads=1, **kw)  # type: ignore[arg-type]
+
+
 KINDS = ["llava", "qwen2vl", "qwen25vl"]
 SQUARE = {"llava": 32, "qwen2vl": 112, "qwen25vl": 112}  # each model's own input size
 
@@ -49,7 +54,7 @@ def medias(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Media]:
 
 @pytest.fixture(scope="module")
 def ggufs(built: dict[str, tuple[Path, Path, Path]]) -> dict[str, GGUFDetector]:
-    return {k: GGUFDetector(v[1], v[2], attributes=True) for k, v in built.items()}
+    return {k: gdet(v[1], v[2], attributes=True) for k, v in built.items()}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +94,7 @@ def test_prefix_reuse_encodes_the_image_once_and_matches_a_fresh_pass(
         shutil.copy(f, d / f.name)
     (d / "fakescope.json").write_text(json.dumps(
         {"prompts": {"detect": "Judging only by its texture, is this image fake or real?"}}))
-    fresh = GGUFDetector(d / "model.gguf", d / "mmproj.gguf")
+    fresh = gdet(d / "model.gguf", d / "mmproj.gguf")
     assert fresh.analyze(medias["square112"]).p_fake == pytest.approx(res.attributes["texture"], abs=1e-6)
     assert fresh.protocol.manifest_path is not None
 
@@ -118,7 +123,7 @@ def test_ask_streams_greedy_text(ggufs: dict[str, GGUFDetector], medias: dict[st
 
 def test_explain_adds_text(built: dict[str, tuple[Path, Path, Path]], medias: dict[str, Media]) -> None:
     _, model, mmproj = built["llava"]
-    g = GGUFDetector(model, mmproj, explain=True, max_tokens=4)
+    g = gdet(model, mmproj, explain=True, max_tokens=4)
     res = g.analyze(medias["square32"])
     assert isinstance(res.explanation, str)
     assert res.explanation == g.ask(medias["square32"], g.protocol.explain_prompt, max_tokens=4)
@@ -129,7 +134,7 @@ def test_native_logs_stay_off_the_terminal(built: dict[str, tuple[Path, Path, Pa
                                            capfd: pytest.CaptureFixture[str]) -> None:
     _, model, mmproj = built["qwen2vl"]
     capfd.readouterr()
-    g = GGUFDetector(model, mmproj)
+    g = gdet(model, mmproj)
     g.analyze(medias["square112"])
     out, err = capfd.readouterr()
     assert out == "" and err == ""
@@ -138,26 +143,26 @@ def test_native_logs_stay_off_the_terminal(built: dict[str, tuple[Path, Path, Pa
 def test_clear_errors_for_wrong_files(built: dict[str, tuple[Path, Path, Path]], tmp_path: Path) -> None:
     hf_dir, model, mmproj = built["llava"]
     with pytest.raises(DetectorUnavailable, match="swap"):
-        GGUFDetector(mmproj, model)
+        gdet(mmproj, model)
     with pytest.raises(DetectorUnavailable, match="not a multimodal projector"):
-        GGUFDetector(model, model)
+        gdet(model, model)
     with pytest.raises(DetectorUnavailable, match="--backend hf"):
-        GGUFDetector(hf_dir, mmproj)
+        gdet(hf_dir, mmproj)
     with pytest.raises(DetectorUnavailable, match="not a GGUF file"):
-        GGUFDetector(hf_dir / "model.safetensors", mmproj)
+        gdet(hf_dir / "model.safetensors", mmproj)
     with pytest.raises(DetectorUnavailable, match="no such"):
-        GGUFDetector(tmp_path / "nothing.gguf", mmproj)
+        gdet(tmp_path / "nothing.gguf", mmproj)
     lone = tmp_path / "lone"
     lone.mkdir()
     shutil.copy(model, lone / "model.gguf")
     with pytest.raises(DetectorUnavailable, match="--mmproj"):
-        GGUFDetector(lone / "model.gguf")
+        gdet(lone / "model.gguf")
     shutil.copy(mmproj, lone / "mmproj-tiny.gguf")  # one projector beside the model: found
-    assert GGUFDetector(lone / "model.gguf").mmproj_path.name == "mmproj-tiny.gguf"
+    assert gdet(lone / "model.gguf").mmproj_path.name == "mmproj-tiny.gguf"
     truncated = tmp_path / "trunc.gguf"
     truncated.write_bytes(model.read_bytes()[:4000])
     with pytest.raises(DetectorUnavailable):
-        GGUFDetector(truncated, mmproj)
+        gdet(truncated, mmproj)
 
 
 def test_models_inspect_gguf(built: dict[str, tuple[Path, Path, Path]], monkeypatch: pytest.MonkeyPatch,
@@ -174,5 +179,5 @@ def test_models_inspect_gguf(built: dict[str, tuple[Path, Path, Path]], monkeypa
     assert len(info["weights_sha256"]) == 64
     assert info["manifest"].startswith("none")
     json.dumps(info)
-    g = GGUFDetector(model, mmproj)
+    g = gdet(model, mmproj)
     assert g.weights_sha256 == info["weights_sha256"]

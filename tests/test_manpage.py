@@ -131,6 +131,14 @@ def test_exit_status_matches_the_cli(page: str) -> None:
         assert f".B {roff_text(code)}" in diagnostics
 
 
+def test_package_installs_the_page() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    data_files = config.get("tool", {}).get("setuptools", {}).get("data-files", {})
+    assert "man/fakescope.1" in data_files.get("share/man/man1", []), (
+        'pyproject.toml needs [tool.setuptools.data-files] "share/man/man1" = ["man/fakescope.1"]')
+
+
 def test_roff_escaping() -> None:
     assert roff_text("a-b") == "a\\-b"
     assert roff_text("C:\\path") == "C:\\epath"

@@ -144,6 +144,7 @@ class GGUFDetector:
             self.handler = handler_cls(clip_model_path=str(self.mmproj_path), verbose=verbose)
             self.llm = llama_cpp.Llama(
                 model_path=str(self.model_path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
+                n_threads_batch=n_threads,
                 chat_handler=self.handler, verbose=verbose,
             )
             self.handler._init_mtmd_context(self.llm)

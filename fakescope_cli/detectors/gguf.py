@@ -139,6 +139,8 @@ class GGUFDetector:
             n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
         self.n_gpu_layers = n_gpu_layers
 
+        # Sequences the probe pass may use at once: the detection prompt and the aspects.
+        n_seq = min(len(self.protocol.probes(True)), 64)
         handler_cls = self._handler_class(llama_chat_format)
         try:
             self.handler = handler_cls(clip_model_path=str(self.mmproj_path), verbose=verbose)
@@ -148,6 +150,7 @@ class GGUFDetector:
                 chat_handler=self.handler, verbose=verbose,
             )
             self.handler._init_mtmd_context(self.llm)
+            self._enable_parallel_sequences(n_seq)
         except (ValueError, RuntimeError, OSError) as exc:
             raise DetectorUnavailable(f"llama.cpp cannot load {self.model_path.name} + {self.mmproj_path.name}: {exc}") from None
         self.ctx = self.handler.mtmd_ctx
@@ -160,6 +163,8 @@ class GGUFDetector:
         self._label_index = list(self.labels.all)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._template_source, self._template = self._pick_template()
+        self._rendered: dict[str, str] = {}
+        self._tails: dict[str, list[int]] = {}
         name = self.model_path.name
         self.version = f"{self.architecture}:{name}"
 
@@ -172,6 +177,24 @@ class GGUFDetector:
         if self.projector_type in ("mlp", "mlp_norm", "ldp", "ldpv2"):
             return chat_format.Llava15ChatHandler
         return getattr(chat_format, "MTMDChatHandler", chat_format.Llava15ChatHandler)
+
+    def _enable_parallel_sequences(self, n_seq: int) -> None:
+        """Swap the Llama object's context for one that holds `n_seq` sequences in a unified KV cache
+        (llama-cpp-python creates a single-sequence one), so that all probes can run in one decode,
+        each in its own sequence sharing the prefix cells."""
+        from llama_cpp import _internals
+
+        lc = self._lc
+        n_seq = max(1, min(n_seq, int(lc.llama_max_parallel_sequences())))
+        self.n_seq = n_seq
+        if n_seq == 1:
+            return
+        params = self.llm.context_params
+        params.n_seq_max = n_seq
+        params.kv_unified = True
+        new_ctx = _internals.LlamaContext(model=self.llm._model, params=params, verbose=self.verbose)
+        old, self.llm._ctx = self.llm._ctx, new_ctx
+        old.close()
 
     def _pick_template(self) -> tuple[str, str]:
         if self.protocol.chat_template:
@@ -190,7 +213,14 @@ class GGUFDetector:
     # ------------------------------------------------------------------------------ prompts
 
     def render(self, prompt: str) -> str:
-        """Chat-template text for one image + prompt with libmtmd's media marker in the image's place."""
+        """Chat-template text for one image + prompt with libmtmd's media marker in the image's place
+        (rendered once per prompt: compiling the template costs more than a tiny model's forward pass)."""
+        cached = self._rendered.get(prompt)
+        if cached is None:
+            cached = self._rendered[prompt] = self._render(prompt)
+        return cached
+
+    def _render(self, prompt: str) -> str:
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         env = ImmutableSandboxedEnvironment(trim_blocks=self._template_source == "handler",
@@ -292,9 +322,22 @@ class GGUFDetector:
         ptr = self._lc.llama_get_logits_ith(self.llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)).copy()
 
-    def _eval_prompt_prefix(self, image: Any, prompts: list[str]) -> tuple[list[list[int]], Any]:
-        """Evaluate everything the prompts share (template head, image, common text); return the
-        remaining token lists, one per prompt, and the bitmap (freed by the caller)."""
+    def _split(self, parsed: list[tuple[str, Any]]) -> tuple[int, list[int]]:
+        """Index of the last image chunk, and the text tokens after it (where the probes differ)."""
+        kinds = [k for k, _ in parsed]
+        if "image" not in kinds:
+            raise DetectorUnavailable("the rendered prompt holds no image")
+        last = len(kinds) - 1 - kinds[::-1].index("image")
+        return last, [t for k, v in parsed[last + 1:] if k == "text" for t in v]
+
+    def _eval_prompt_prefix(self, image: Any, prompts: list[str]) -> list[list[int]]:
+        """Evaluate what the prompts share (template head, image, common text) into sequence 0 of
+        the KV cache; return each prompt's remaining tokens.
+
+        libmtmd tokenises the first prompt with the image. The other prompts' text after the image
+        does not depend on the image, so it is tokenised once per detector (with the first image
+        seen) and reused; each image re-checks the first prompt's tail against that cache.
+        """
         mtmd = self._mtmd
         data = image.tobytes()
         bitmap = mtmd.mtmd_bitmap_init(image.width, image.height, (ctypes.c_uint8 * len(data)).from_buffer(bytearray(data)))
@@ -302,46 +345,95 @@ class GGUFDetector:
             raise InputError("libmtmd could not take the image", "detector-error")
         all_chunks = []
         try:
-            parsed = []
-            for p in prompts:
-                ch = self._tokenize(self.render(p), bitmap)
-                all_chunks.append(ch)
-                parsed.append(self._chunk_list(ch))
-            kinds = [k for k, _ in parsed[0]]
-            img_at = kinds.index("image") if "image" in kinds else -1
-            if img_at < 0 or kinds.count("image") != 1:
-                raise DetectorUnavailable("the rendered prompt must hold exactly one image")
-            for other in parsed[1:]:
-                if [k for k, _ in other] != kinds or any(other[i][1] != parsed[0][i][1]
-                                                         for i in range(img_at) if kinds[i] == "text"):
-                    raise DetectorUnavailable("the probe prompts differ before the image; cannot share a prefix")
-            tails = [[t for k, v in chunks[img_at + 1:] if k == "text" for t in v] for chunks in parsed]
+            first = self._tokenize(self.render(prompts[0]), bitmap)
+            all_chunks.append(first)
+            parsed = self._chunk_list(first)
+            last_img, tail0 = self._split(parsed)
+            cached = self._tails.get(prompts[0])
+            if cached is not None and cached != tail0:
+                self._tails.clear()  # the text after the image changed with the image: no reuse
+            self._tails[prompts[0]] = tail0
+            for p in prompts[1:]:
+                if p not in self._tails:
+                    ch = self._tokenize(self.render(p), bitmap)
+                    all_chunks.append(ch)
+                    other = self._chunk_list(ch)
+                    o_last, o_tail = self._split(other)
+                    heads_differ = o_last != last_img or any(
+                        a[0] != b[0] or (a[0] == "text" and a[1] != b[1]) for a, b in zip(other[:o_last], parsed[:last_img], strict=True))
+                    if heads_differ:
+                        raise DetectorUnavailable("the probe prompts differ before the image; cannot share a prefix")
+                    self._tails[p] = o_tail
+            tails = [self._tails[p] for p in prompts]
             common = min(longest_common_prefix(tails), min(len(t) for t in tails) - 1)
             if common < 0:
                 raise DetectorUnavailable("the chat template leaves no text after the image to read an answer from")
             self.llm.reset()
             self.llm._ctx.kv_cache_clear()
-            for kind, val in parsed[0][:img_at]:
-                self._eval_text(val)
-            self._eval_image(parsed[0][img_at][1])
+            for kind, val in parsed[: last_img + 1]:
+                if kind == "text":
+                    self._eval_text(val)
+                else:
+                    self._eval_image(val)
             self._eval_text(tails[0][:common])
-            return [t[common:] for t in tails], None
+            return [t[common:] for t in tails]
         finally:
             for ch in all_chunks:
                 mtmd.mtmd_input_chunks_free(ch)
             mtmd.mtmd_bitmap_free(bitmap)
 
+    def _probe_pass(self, suffixes: list[list[int]], prefix_len: int) -> list[Any]:
+        """Run every probe's remaining tokens in one llama_decode, probe k in sequence k, each
+        sequence sharing the prefix cells of sequence 0; return the label logits of each probe."""
+        import numpy as np
+
+        lc = self._lc
+        mem = self.llm._ctx.memory
+        rows: list[Any] = []
+        for g0 in range(0, len(suffixes), self.n_seq):
+            group = suffixes[g0: g0 + self.n_seq]
+            total = sum(len(s) for s in group)
+            if prefix_len + max(len(s) for s in group) > self.llm.n_ctx() or total > self.llm.n_batch:
+                for s in group:  # too long for one batch: one probe at a time from the same prefix
+                    self.llm.n_tokens = prefix_len
+                    self._eval_text(s)
+                    rows.append(self._last_logits()[self._label_index])
+                continue
+            for k in range(1, len(group)):
+                lc.llama_memory_seq_cp(mem, 0, k, 0, prefix_len)
+            batch = lc.llama_batch_init(total, 0, len(group))
+            try:
+                last, i = [], 0
+                for k, s in enumerate(group):
+                    for j, tok in enumerate(s):
+                        batch.token[i], batch.pos[i] = tok, prefix_len + j
+                        batch.n_seq_id[i], batch.seq_id[i][0] = 1, k
+                        batch.logits[i] = j == len(s) - 1
+                        i += 1
+                    last.append(i - 1)
+                batch.n_tokens = total
+                self.stats["forward_passes"] += 1
+                rc = lc.llama_decode(self.llm._ctx.ctx, batch)
+                if rc != 0:
+                    raise InputError(f"llama.cpp decode failed (error {rc})", "detector-error")
+                for idx in last:
+                    ptr = lc.llama_get_logits_ith(self.llm._ctx.ctx, idx)
+                    rows.append(np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),))[self._label_index].copy())
+            finally:
+                lc.llama_batch_free(batch)
+                for k in range(1, len(group)):
+                    lc.llama_memory_seq_rm(mem, k, -1, -1)
+                lc.llama_memory_seq_rm(mem, 0, prefix_len, -1)
+        self.llm.n_tokens = prefix_len
+        return rows
+
     def _score_image(self, image: Any, probes: list[tuple[str, str]]) -> list[tuple[float, float]]:
         import numpy as np
 
-        suffixes, _ = self._eval_prompt_prefix(image, [p for _, p in probes])
+        suffixes = self._eval_prompt_prefix(image, [p for _, p in probes])
         prefix_len = self.llm.n_tokens
         nf = len(self.labels.fake)
-        rows = []
-        for suffix in suffixes:
-            self.llm.n_tokens = prefix_len  # eval() drops the cache from here: the previous probe goes
-            self._eval_text(suffix)
-            rows.append(self._last_logits()[self._label_index])
+        rows = self._probe_pass(suffixes, prefix_len)
         arr = np.array(rows, dtype=np.float64)
         sc = score_label_logits(arr[:, :nf], arr[:, nf:])
         return [(float(a), float(b)) for a, b in zip(sc.z_fake, sc.z_real, strict=True)]
@@ -408,7 +500,7 @@ class GGUFDetector:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
         with self._lock:
-            suffixes, _ = self._eval_prompt_prefix(image, [prompt])
+            suffixes = self._eval_prompt_prefix(image, [prompt])
             self._eval_text(suffixes[0])
             for _ in range(max_tokens):
                 tok = int(self._last_logits().argmax())

@@ -171,6 +171,33 @@ def scan(
     raise typer.Exit(result.exit_code)
 
 
+train_app = typer.Typer(help="Train detectors: the embedded builtin detector, or a multimodal model (lmm).",
+                        no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("builtin")
+def train_builtin_cmd(
+    data: Annotated[Path, typer.Option("--data", metavar="DIR|CSV", help="Labelled pool: a folder with manifest.csv, or the manifest itself.")] = Path("../shared/data"),
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Where builtin.onnx and builtin.json are written.")] = Path("build/builtin"),
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (crops, augmentation, initialisation).")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training length in units of --steps-per-epoch optimiser steps.")] = 1,
+    steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, metavar="N", help="Optimiser steps per epoch (random native-resolution crops).")] = 1500,
+    mode: Annotated[str, typer.Option("--mode", help="Recipe: pool (pool fakes vs reals), aligned (reals vs autoencoder reconstructions), mix.")] = "mix",
+    cv_folds: Annotated[int, typer.Option("--cv-folds", min=0, metavar="K", help="Source-grouped cross-validation folds for calibration and metrics (0: none).")] = 4,
+    taesd: Annotated[Path | None, typer.Option("--taesd", metavar="DIR", help="Folder with taef2_encoder.pth / taef2_decoder.pth (aligned and mix modes).")] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, metavar="N", help="CPU threads for torch.")] = 2,
+) -> None:
+    """Train the embedded CPU detector on a labelled pool (needs the `train` extra: torch)."""
+    try:
+        from fakescope_train.builtin import train_builtin
+    except ImportError as exc:
+        raise _fail(f"training needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
+    train_builtin(data, out, seed=seed, epochs=epochs, mode=mode, steps_per_epoch=steps_per_epoch,
+                  cv_folds=cv_folds, taesd=taesd, threads=threads,
+                  log=lambda msg: typer.echo(msg, err=True))
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def merge(
     inputs: Annotated[list[str], typer.Argument(metavar="FILE", help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],

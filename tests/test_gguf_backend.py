@@ -28,6 +28,7 @@ from tests.tiny_models import (  # noqa: E402
     session_models_dir,
 )
 
+
 def gdet(*args: object, **kw: object) -> GGUFDetector:
     """One thread: llama.cpp's spinning worker threads crawl on a shared 2-core machine."""
     return GGUFDetector(*args, n_threads=1, **kw)  # type: ignore[arg-type]
@@ -181,3 +182,22 @@ def test_models_inspect_gguf(built: dict[str, tuple[Path, Path, Path]], monkeypa
     json.dumps(info)
     g = gdet(model, mmproj)
     assert g.weights_sha256 == info["weights_sha256"]
+
+
+def test_cli_options_that_do_not_apply(built: dict[str, tuple[Path, Path, Path]]) -> None:
+    _, model, mmproj = built["llava"]
+    with pytest.raises(DetectorUnavailable, match="--quantize is for --backend hf"):
+        gdet(model, mmproj, quantize="4bit")
+    with pytest.raises(DetectorUnavailable, match="--model"):
+        gdet(None, mmproj)
+    g = gdet(model=model, mmproj=mmproj, device="cpu", quantize="none", trust_pickle=True, batch_size=4)
+    assert g.n_gpu_layers == 0
+    import llama_cpp
+
+    if not llama_cpp.llama_supports_gpu_offload():
+        with pytest.raises(DetectorUnavailable, match="GGML_CUDA"):
+            gdet(model, mmproj, device="cuda")
+    with pytest.raises(DetectorUnavailable, match="--mmproj is for --backend gguf"):
+        HFDetector(built["llava"][0], mmproj=mmproj)
+    with pytest.raises(DetectorUnavailable, match="--model"):
+        HFDetector()

@@ -81,9 +81,11 @@ class GGUFDetector:
 
     def __init__(
         self,
-        model: str | os.PathLike[str],
+        model: str | os.PathLike[str] | None = None,
         mmproj: str | os.PathLike[str] | None = None,
         *,
+        device: str = "auto",
+        quantize: str | None = None,
         n_gpu_layers: int | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
@@ -92,7 +94,17 @@ class GGUFDetector:
         explain: bool = False,
         max_tokens: int = 256,
         verbose: bool = False,
+        trust_pickle: bool = False,  # accepted for a uniform CLI: GGUF holds no pickle
+        trust_remote_code: bool = False,  # and no code
     ):
+        if model is None:
+            raise DetectorUnavailable("--backend gguf needs --model MODEL.gguf (and --mmproj PROJECTOR.gguf)")
+        if quantize not in (None, "none"):
+            raise DetectorUnavailable(
+                "--quantize is for --backend hf; a GGUF file carries its own quantisation (pick a Q4_K_M / Q8_0 file)"
+            )
+        if device not in ("auto", "cpu", "cuda"):
+            raise DetectorUnavailable(f"--device must be one of auto, cpu, cuda, not {device!r}")
         self.model_path = Path(model)
         model_info = _check_gguf(self.model_path, "model")
         if mmproj is None:
@@ -135,8 +147,14 @@ class GGUFDetector:
         self._lc, self._mtmd = llama_cpp, mtmd
         if not verbose:
             _silence_native_logs(llama_cpp, mtmd)
+        gpu = bool(llama_cpp.llama_supports_gpu_offload())
+        if device == "cuda" and not gpu:
+            raise DetectorUnavailable(
+                "--device cuda: this llama-cpp-python was built without GPU support; reinstall it with "
+                "CMAKE_ARGS=\"-DGGML_CUDA=on\" pip install --force-reinstall --no-cache-dir llama-cpp-python"
+            )
         if n_gpu_layers is None:
-            n_gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+            n_gpu_layers = 0 if device == "cpu" or not gpu else -1  # -1: every layer on the GPU
         self.n_gpu_layers = n_gpu_layers
 
         # Sequences the probe pass may use at once: the detection prompt and the aspects.

@@ -106,7 +106,8 @@ class HFDetector:
 
     def __init__(
         self,
-        model: str | os.PathLike[str],
+        model: str | os.PathLike[str] | None = None,
+        mmproj: str | os.PathLike[str] | None = None,
         *,
         device: str = "auto",
         quantize: str = "none",
@@ -119,6 +120,10 @@ class HFDetector:
         verbose: bool = False,
         family: str | None = None,
     ):
+        if model is None:
+            raise DetectorUnavailable("--backend hf needs --model DIR (a transformers checkpoint folder)")
+        if mmproj is not None:
+            raise DetectorUnavailable("--mmproj is for --backend gguf; a transformers checkpoint holds its vision tower")
         if quantize not in QUANTIZE_CHOICES:
             raise DetectorUnavailable(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
         if device not in DEVICE_CHOICES:

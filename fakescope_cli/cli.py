@@ -15,7 +15,13 @@ from typing import Annotated
 import typer
 
 from fakescope_cli import __version__
-from fakescope_cli.errors import EXIT_DETECTOR, EXIT_INTERRUPTED, EXIT_USAGE, DetectorUnavailable
+from fakescope_cli.errors import (
+    EXIT_DETECTOR,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    DetectorUnavailable,
+)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, no gate tripped; 1 a --fail-above gate tripped; 2 usage error; "
@@ -104,6 +110,7 @@ def scan(
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, metavar="N", help="Length limit of explanations.")] = None,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")] = False,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the backend's own log output (llama.cpp, transformers).")] = False,
     no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Scan only shard K of N (deterministic by path hash); combine with `fakescope merge`.")] = None,
     fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
@@ -139,7 +146,7 @@ def scan(
         model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
         device=device.value if device else None, batch_size=batch_size, attributes=attributes,
         explain=explain, max_tokens=max_tokens, trust_pickle=trust_pickle or None,
-        trust_remote_code=trust_remote_code or None,
+        trust_remote_code=trust_remote_code or None, verbose=verbose or None,
     )
     config = ScanConfig(
         allow_pixels=not no_pixels, max_pixels=max_pixels, max_bytes=max_bytes,
@@ -169,6 +176,83 @@ def scan(
     if result.interrupted and not quiet:
         typer.echo("fakescope: interrupted; results so far were written.", err=True)
     raise typer.Exit(result.exit_code)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def ask(
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="The image to ask about.")],
+    question: Annotated[str | None, typer.Argument(metavar="QUESTION", help="A free-form question (omit with --advise).")] = None,
+    advise: Annotated[bool, typer.Option("--advise", help="Ask what betrays the image and how to verify it further.")] = False,
+    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="A multimodal backend: hf, gguf, server.")] = "hf",
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help="Model folder or file (hf, gguf).")] = None,
+    mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
+    quantize: Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
+    device: Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, metavar="N", help="Length limit of the answer.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming text.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the backend's own log output.")] = False,
+) -> None:
+    """Ask a multimodal detector a free-form question about one image (answer streamed)."""
+    import json
+
+    from fakescope_cli.ask import ask_image
+    from fakescope_cli.errors import InputError
+
+    if advise == (question is not None):
+        raise _fail("give a QUESTION or --advise (not both)", EXIT_USAGE)
+    options = _backend_options(model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
+                               device=device.value if device else None, max_tokens=max_tokens,
+                               verbose=verbose or None)
+
+    def stream(delta: str) -> None:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+
+    try:
+        result = ask_image(image, backend, options, question=question, advise=advise,
+                           stream=None if json_out else stream)
+    except DetectorUnavailable as exc:
+        raise _fail(str(exc), EXIT_DETECTOR) from None
+    except InputError as exc:
+        raise _fail(f"{image}: {exc.message} [{exc.code}]", EXIT_INCOMPLETE) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", EXIT_INTERRUPTED) from None
+    if json_out:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write("\n")
+
+
+models_app = typer.Typer(help="Inspect detector backends and model checkpoints.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The detector backends and whether each can be loaded here."""
+    from fakescope_cli.detectors import backend_availability
+
+    for name, status in backend_availability().items():
+        typer.echo(f"{name:10s} {status}")
+
+
+@models_app.command("inspect")
+def models_inspect(
+    path: Annotated[str, typer.Argument(metavar="PATH", help="A transformers checkpoint folder or a GGUF file.")],
+    mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF.")] = None,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt).")] = False,
+    no_hash: Annotated[bool, typer.Option("--no-hash", help="Skip hashing the weights (fast for large files).")] = False,
+) -> None:
+    """What `scan` will use for a checkpoint: architecture, quantisation, manifest, weights sha256."""
+    import json
+
+    from fakescope_cli.models_inspect import inspect_model
+
+    try:
+        info = inspect_model(path, mmproj=mmproj, trust_pickle=trust_pickle, hash_weights=not no_hash)
+    except DetectorUnavailable as exc:
+        raise _fail(str(exc), EXIT_DETECTOR) from None
+    typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
 
 
 train_app = typer.Typer(help="Train detectors: the embedded builtin detector, or a multimodal model (lmm).",

@@ -39,6 +39,7 @@ class Recipe:
     seed: int = 0
     threads: int = 1
     p_jpeg: float = 0.75
+    luma: bool = True
     extra: dict = field(default_factory=dict)
 
 
@@ -115,7 +116,7 @@ def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: 
                 log=print) -> LocalNet:
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
-    net = LocalNet(recipe.width)
+    net = LocalNet(recipe.width, luma=recipe.luma)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps, pct_start=0.1)
     sampler = Sampler(items, train_ids, recipe, recon)
@@ -382,7 +383,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     meta["train_images"] = len(train_ids)
     meta["train_seconds"] = round(time.time() - t0, 1)
     meta["seed"] = seed
-    meta["model"] = f"LocalNet(width={recipe.width}) high-pass residual CNN, {sum(p.numel() for p in net.parameters())} params"
+    meta["model"] = f"LocalNet(width={recipe.width}, luma={recipe.luma}) high-pass residual CNN, {sum(p.numel() for p in net.parameters())} params"
     meta["version"] = f"builtin-{mode}-s{seed}"
     meta["weights_file"] = "builtin.onnx"
     meta["weights_sha256"] = hashlib.sha256((out / "builtin.onnx").read_bytes()).hexdigest()

@@ -14,20 +14,29 @@ RESIDUAL_GAIN = 8.0
 
 
 class LocalNet(nn.Module):
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 32, luma: bool = False) -> None:
         super().__init__()
         w = width
+        self.luma = luma
+        cin = 2 if luma else 3
 
         def cbr(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
         self.body = nn.Sequential(
-            *cbr(3, w // 2 + w // 4), *cbr(w // 2 + w // 4, w, 2), *cbr(w, w), *cbr(w, 2 * w, 2), *cbr(2 * w, 2 * w)
+            *cbr(cin, w // 2 + w // 4), *cbr(w // 2 + w // 4, w, 2), *cbr(w, w), *cbr(w, 2 * w, 2), *cbr(2 * w, 2 * w)
         )
         self.head = nn.Conv2d(2 * w, 1, 1)
 
     def logit_map(self, x: torch.Tensor) -> torch.Tensor:
         """x: N,3,H,W in [0,1] -> N,1,H/4,W/4 logits."""
+        if self.luma:
+            # luma only: JPEG's 4:2:0 chroma upsampling would otherwise mimic generator upsampling traces
+            y = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+            hp = y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+            # NPR-style: residual against the 2x2 block mean (nearest-upsampling correlations)
+            npr = y - F.interpolate(F.avg_pool2d(y, 2), scale_factor=2.0, mode="nearest")
+            return self.head(self.body(torch.cat([hp, npr], dim=1) * RESIDUAL_GAIN))
         hp = x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return self.head(self.body(hp * RESIDUAL_GAIN))
 

@@ -49,7 +49,21 @@ def load_detector(name: str, options: dict[str, Any] | None = None) -> Detector 
         raise DetectorUnavailable(f"backend {name!r} cannot be imported: {exc}") from exc
     cls = getattr(module, attr)
     opts = {k: v for k, v in (options or {}).items() if v is not None}
+    _check_options(name, cls, opts)
     return cls(**opts)
+
+
+def _check_options(name: str, cls: type, opts: dict[str, Any]) -> None:
+    """A clear error for an option the backend does not take (e.g. --model with builtin)."""
+    import inspect
+
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(opts) - set(params))
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise DetectorUnavailable(f"backend {name!r} does not take {flags}")
 
 
 def describe(detector: Detector | None) -> dict[str, Any] | None:
@@ -65,3 +79,21 @@ def describe(detector: Detector | None) -> dict[str, Any] | None:
     if callable(extra):
         info.update(extra())
     return info
+
+
+def backend_availability() -> dict[str, str]:
+    """name -> "available" or why not, without loading any model (imports only)."""
+    import importlib.util
+
+    needs = {"builtin": ["onnxruntime"], "hf": ["torch", "transformers"], "gguf": ["llama_cpp"], "server": []}
+    extras = {"hf": "hf", "gguf": "gguf", "server": "server"}
+    out: dict[str, str] = {"none": "available (provenance only)"}
+    for name in sorted({*BUILTIN_BACKENDS, *_plugin_targets()}):
+        missing = [m for m in needs.get(name, []) if importlib.util.find_spec(m) is None]
+        if missing:
+            extra = extras.get(name)
+            hint = f"; pip install 'fakescope[{extra}]'" if extra else ""
+            out[name] = f"missing {', '.join(missing)}{hint}"
+        else:
+            out[name] = "available" if name in BUILTIN_BACKENDS else "available (plugin)"
+    return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,16 @@ class Protocol:
     calibration: Calibration = Calibration()
     manifest_path: str | None = None
     manifest_sha256: str | None = None
+    # The manifest's pin of the weights (sha256 over the weight files, as `models inspect` prints it).
+    weights_sha256: str | None = None
+
+    def verify_weights(self, actual: str | None) -> None:
+        """Refuse weights that differ from the manifest's pin (a swapped or corrupted file)."""
+        if self.weights_sha256 is not None and actual != self.weights_sha256:
+            raise ManifestError(
+                f"{self.manifest_path}: weights_sha256 is {self.weights_sha256}, but the weights hash to "
+                f"{actual}; the files were changed or replaced"
+            )
 
     @property
     def version(self) -> str:
@@ -264,7 +275,7 @@ def verdict_from_explanation(text: str) -> str | None:
 
 _TOP_KEYS = {
     "schema", "prompts", "label_words", "attributes", "calibration", "chat_template", "max_image_pixels",
-    "description",
+    "description", "weights_sha256",
 }
 _PROMPT_KEYS = {"detect", "attribute", "explain", "advise", "system"}
 
@@ -369,6 +380,11 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
 
     if "calibration" in obj:
         kw["calibration"] = _parse_calibration(source, obj["calibration"])
+    if "weights_sha256" in obj:
+        pin = obj["weights_sha256"]
+        if not isinstance(pin, str) or not re.fullmatch(r"[0-9a-f]{64}", pin):
+            raise _fail(source, "weights_sha256", "must be 64 lowercase hex digits")
+        kw["weights_sha256"] = pin
     if "chat_template" in obj:
         kw["chat_template"] = None if obj["chat_template"] is None else _text(
             source, "chat_template", obj["chat_template"], max_len=65536

@@ -76,3 +76,19 @@ def test_models_inspect_and_list(llava):
     listing = run_cli("models", "list").stdout.decode()
     assert "builtin" in listing and "hf" in listing
     assert run_cli("models", "inspect", "/nonexistent/model").returncode == 4
+
+
+def test_manifest_weights_pin_is_verified(llava, pictures, tmp_path):
+    import shutil
+
+    from tests.tiny_models import write_manifest
+
+    pinned = tmp_path / "pinned"
+    shutil.copytree(llava, pinned)
+    sha = json.loads(run_cli("models", "inspect", str(pinned)).stdout)["weights_sha256"]
+    write_manifest(pinned, {"weights_sha256": sha})
+    ok = run_cli("scan", "--backend", "hf", "--model", str(pinned), "--device", "cpu", "-f", "jsonl", str(pictures[0]))
+    assert ok.returncode == 0, ok.stderr.decode()[-1500:]
+    write_manifest(pinned, {"weights_sha256": "0" * 64})
+    bad = run_cli("scan", "--backend", "hf", "--model", str(pinned), "--device", "cpu", "-f", "jsonl", str(pictures[0]))
+    assert bad.returncode == 4 and b"weights_sha256" in bad.stderr

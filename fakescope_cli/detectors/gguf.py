@@ -135,6 +135,8 @@ class GGUFDetector:
         self.stats = {"vision_calls": 0, "vision_images": 0, "forward_passes": 0}
         self._lock = threading.Lock()
         self._weights_sha256: str | None = None
+        if self.protocol.weights_sha256 is not None:  # pinned by the manifest: check before use
+            self.protocol.verify_weights(self.weights_sha256)
 
         try:
             import llama_cpp

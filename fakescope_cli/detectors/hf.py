@@ -148,6 +148,8 @@ class HFDetector:
         self.quantize = quantize
         self.verbose = verbose
         self._weights_sha256: str | None = None
+        if self.protocol.weights_sha256 is not None:  # pinned by the manifest: check before use
+            self.protocol.verify_weights(self.weights_sha256)
         self._lock = threading.Lock()
         self.stats = {"vision_calls": 0, "vision_images": 0, "forward_passes": 0}
 

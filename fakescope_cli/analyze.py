@@ -64,6 +64,16 @@ class Analyzer:
         return self.cache.lookup(candidate.path, display_path(candidate.path))
 
     def analyze(self, candidate: Candidate) -> dict[str, Any]:
+        cached = self.cached(candidate)
+        if cached is not None:
+            return cached
+        result = self.compute(candidate)
+        self.remember(candidate, result)
+        return result
+
+    def compute(self, candidate: Candidate) -> dict[str, Any]:
+        """The record for one file, without the cache. Touches no shared state of its own, so the
+        engine may run it in several threads when the detector allows it (`parallel_requests`)."""
         record = ScanRecord(path=display_path(candidate.path))
         if self.detector_info:
             record.detector_id = self.detector_info["id"]
@@ -72,19 +82,18 @@ class Analyzer:
         if candidate.problem is not None:
             record.add_error(*candidate.problem)
             return record.to_dict()
-        cached = self.cached(candidate)
-        if cached is not None:
-            return cached
         try:
-            result = self._analyze(candidate, record)
+            return self._analyze(candidate, record)
         except DetectorUnavailable:
             raise
         except Exception as exc:  # a bug must cost one file, not the run
             record.add_error("internal-error", f"{type(exc).__name__}: {exc}")
             return record.to_dict()
-        if self.cache is not None:
+
+    def remember(self, candidate: Candidate, result: dict[str, Any]) -> None:
+        """Store a computed record (error records are not cached: the cache skips them)."""
+        if self.cache is not None and candidate.problem is None:
             self.cache.store(candidate.path, result)
-        return result
 
     def _analyze(self, candidate: Candidate, record: ScanRecord) -> dict[str, Any]:
         cfg = self.config

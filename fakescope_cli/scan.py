@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from fakescope_cli.analyze import Analyzer, ScanConfig
-from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
+from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, DetectorUnavailable
 from fakescope_cli.inputs import Candidate, InputExpander
 from fakescope_cli.record import count_records, run_header, utc_now
 from fakescope_cli.workers import WorkerPool
@@ -123,12 +123,19 @@ def analysis_engine(
     this process; workers start only when some file actually needs analysing.
     DetectorUnavailable propagates.
     """
+    requested_jobs = jobs
     jobs = jobs or default_jobs_for(n_files)
     analyzer = Analyzer(config)
     # An explicit --file-timeout needs a killable worker even for one job.
     use_workers = config.backend not in IN_PROCESS_BACKENDS and (jobs > 1 or file_timeout is not None)
     if not use_workers:
-        yield analyzer.detector_info, lambda cands: (analyzer.analyze(c) for c in cands)
+        # A detector that waits on a remote server says how many files may be in flight at once;
+        # --jobs overrides that number. Everything else runs one file at a time here.
+        in_flight = requested_jobs or int(getattr(analyzer.detector, "parallel_requests", 0) or 1)
+        if in_flight > 1 and getattr(analyzer.detector, "parallel_requests", 0):
+            yield analyzer.detector_info, lambda cands: _threaded_in_order(analyzer, cands, in_flight)
+        else:
+            yield analyzer.detector_info, lambda cands: (analyzer.analyze(c) for c in cands)
         return
 
     pools: list[WorkerPool] = []
@@ -152,6 +159,54 @@ def analysis_engine(
             pool.__exit__(None, None, None)
 
 
+def _threaded_in_order(analyzer: Analyzer, cands: Sequence[Candidate], n: int) -> Iterator[dict[str, Any]]:
+    """Records in candidate order, with up to `n` files being analysed at once in threads.
+
+    Cache lookups and stores stay in this thread (the SQLite connection belongs to it). A
+    DetectorUnavailable from any file surfaces when that file's turn comes, after every earlier
+    record has been yielded; the detector's `cancel()` then stops the requests still in flight.
+    """
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fakescope-analyze")
+    pending: deque[tuple[Candidate, dict[str, Any] | Future[dict[str, Any]]]] = deque()
+    running = 0
+    it = iter(cands)
+    exhausted = False
+    finished = False
+    try:
+        while True:
+            while not exhausted and running < n and len(pending) < 4 * n:
+                c = next(it, None)
+                if c is None:
+                    exhausted = True
+                    break
+                hit = analyzer.cached(c)
+                if hit is not None:
+                    pending.append((c, hit))
+                else:
+                    pending.append((c, pool.submit(analyzer.compute, c)))
+                    running += 1
+            if not pending:
+                finished = True
+                return
+            c, item = pending.popleft()
+            if isinstance(item, Future):
+                running -= 1
+                record = item.result()
+                analyzer.remember(c, record)
+                yield record
+            else:
+                yield item
+    finally:
+        if not finished:
+            cancel = getattr(analyzer.detector, "cancel", None)
+            if callable(cancel):
+                cancel()
+        pool.shutdown(wait=finished, cancel_futures=True)
+
+
 def run_scan(opts: RunOptions) -> RunResult:
     from fakescope_cli.render import make_renderer
 
@@ -167,6 +222,7 @@ def run_scan(opts: RunOptions) -> RunResult:
                               + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}
     gate_tripped = False
     interrupted = False
+    lost: DetectorUnavailable | None = None
 
     with _sigterm_as_interrupt(), analysis_engine(
         opts.config, len(candidates), opts.jobs, opts.file_timeout
@@ -190,14 +246,22 @@ def run_scan(opts: RunOptions) -> RunResult:
                             progress.advance(progress.task_ids[0])
                 except KeyboardInterrupt:
                     interrupted = True
+                except DetectorUnavailable as exc:
+                    # The detector went away mid-scan (a server killed or unreachable): finish the
+                    # output with what is done, marked as cut short, then exit 4.
+                    lost = exc
                 header["finished_at"] = utc_now()
-                header["interrupted"] = interrupted
+                header["interrupted"] = interrupted or lost is not None
+                if lost is not None:
+                    header["error"] = {"code": lost.code, "message": lost.message}
                 header["counts"] = counts
                 renderer.finish(header)
         finally:
             if progress is not None:
                 progress.stop()
 
+    if lost is not None:
+        raise DetectorUnavailable(f"{lost.message} (stopped after {counts['files']} file(s); their records were written)")
     if interrupted:
         return RunResult(EXIT_INTERRUPTED, counts, interrupted=True)
     if gate_tripped:

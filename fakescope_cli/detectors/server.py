@@ -1,0 +1,621 @@
+"""The `server` backend: any OpenAI-compatible chat-completions endpoint that returns logprobs
+(vLLM, SGLang, llama.cpp's llama-server, llama-cpp-python's server).
+
+Each probe of the FakeScope protocol is one chat completion: the image as a PNG data URL, the
+probe's prompt, `max_tokens: 1`, `temperature: 0`, `logprobs: true` and `top_logprobs: k`. The
+server applies the checkpoint's own chat template. p_fake is the protocol's token-based estimate
+read from the top-k log-probabilities of the first answer token: the entries whose token string is
+a label-word variant are pooled per label (log-sum-exp) and the two pools go through the same
+two-way softmax (and manifest calibration) as the hf and gguf backends. Log-probabilities are the
+logits minus one constant per position, so the result equals the logit-based one whenever every
+label token is inside the top-k.
+
+Standard library only (http.client, json, threading): the backend adds no dependency. The scan
+engine calls `analyze` from several threads at once (`parallel_requests`); each thread keeps its
+own keep-alive connection. The API key is read from an environment variable and only ever sent
+in the Authorization header: it is never a flag value, never in describe() or a record.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import io
+import json
+import math
+import os
+import random
+import socket
+import threading
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fakescope_cli import __version__
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.media import Media
+from fakescope_cli.protocol import (
+    MANIFEST_MAX_BYTES,
+    Protocol,
+    protocol_from_manifest,
+    score_label_logits,
+    verdict_from_explanation,
+)
+
+DEFAULT_API_KEY_ENV = "FAKESCOPE_API_KEY"
+DEFAULT_TOP_LOGPROBS = 20  # OpenAI's maximum and vLLM's default --max-logprobs
+DEFAULT_PARALLEL = 8
+# Worth retrying: rate limiting and a server (or the proxy in front of it) that is momentarily
+# unavailable. 500 is retried too, but if it persists it is this file's problem, not the server's.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+MAX_RESPONSE_BYTES = 64 << 20
+StreamCallback = Callable[[str], None]
+
+NO_LOGPROBS_HINT = (
+    "the server must return logprobs: vLLM `--max-logprobs` >= --top-logprobs, SGLang and llama.cpp's "
+    "llama-server return them on request, llama-cpp-python's server needs `--logits_all true` (its default)"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring from top_logprobs (pure functions; tested on their own)
+
+_SPACE_MARKERS = ("\u2581", "\u0120")  # SentencePiece "▁" and byte-level BPE "Ġ", if a server shows raw pieces
+
+
+def _norm_token(token: str) -> str:
+    """A token string as the label variants are written: a raw-piece space marker becomes a space,
+    and the leading spaces go (a lone SentencePiece piece decodes without its space on some servers,
+    so " fake" and "fake" must meet). Other leading whitespace (newline, tab) is kept: "\\nfake" is
+    another token, which the local backends do not pool either."""
+    for marker in _SPACE_MARKERS:
+        if token.startswith(marker):
+            token = " " + token[len(marker):]
+    return token.lstrip(" ")
+
+
+@dataclass(frozen=True)
+class TopLogprobScore:
+    z_fake: float
+    z_real: float
+    matched: dict[str, list[str]]  # label -> the token strings pooled
+    bounded: str | None  # a label absent from the top-k, estimated by its upper bound
+
+
+def score_top_logprobs(top: Sequence[tuple[str, float]], label_words: dict[str, Sequence[str]]) -> TopLogprobScore:
+    """z_fake and z_real from the (token, logprob) list of the first answer position.
+
+    A label with no token in the list has at most len(variants) tokens below the smallest listed
+    logprob; that upper bound stands in for it (p_fake is then conservative: nearer 0.5 than the
+    full-vocabulary value) and `bounded` names the label. Neither label listed: InputError.
+    """
+    wanted = {label: {_norm_token(v) for v in variants} for label, variants in label_words.items()}
+    pools: dict[str, list[float]] = {"fake": [], "real": []}
+    matched: dict[str, list[str]] = {"fake": [], "real": []}
+    finite: list[float] = []
+    for token, logprob in top:
+        if not isinstance(token, str) or not isinstance(logprob, (int, float)) or math.isnan(logprob):
+            continue
+        if math.isfinite(logprob):
+            finite.append(float(logprob))
+        norm = _norm_token(token)
+        for label in ("fake", "real"):
+            if norm and norm in wanted.get(label, ()):
+                pools[label].append(float(logprob))
+                matched[label].append(token)
+    if not pools["fake"] and not pools["real"]:
+        shown = ", ".join(repr(t) for t, _ in list(top)[:8])
+        raise InputError(
+            f"label words not in top_logprobs (the first answer token's top {len(top)}: {shown}); "
+            "raise --top-logprobs", "detector-error",
+        )
+    bounded = None
+    z: dict[str, float] = {}
+    for label in ("fake", "real"):
+        if pools[label]:
+            z[label] = _logsumexp(pools[label])
+        else:
+            bounded = label
+            # Tokens that normalise to a variant: at most two per variant (with and without a space).
+            n_variants = max(1, len(wanted.get(label, ())) * 2)
+            z[label] = (min(finite) if finite else -1e4) + math.log(n_variants)
+    return TopLogprobScore(z["fake"], z["real"], matched, bounded)
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    m = max(values)
+    if not math.isfinite(m):
+        return m
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def first_token_top_logprobs(response: dict[str, Any]) -> list[tuple[str, float]] | None:
+    """The (token, logprob) list of the first generated token of a chat completion, or None when
+    the answer carries no logprobs (the server ignored the request)."""
+    try:
+        choice = response["choices"][0]
+    except (KeyError, IndexError, TypeError):
+        raise DetectorUnavailable("the server's answer has no choices: not an OpenAI-compatible chat completion") from None
+    lp = choice.get("logprobs") if isinstance(choice, dict) else None
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not isinstance(content, list) or not content:
+        return None
+    first = content[0]
+    top = first.get("top_logprobs") if isinstance(first, dict) else None
+    if not isinstance(top, list) or not top:
+        return None
+    out: list[tuple[str, float]] = []
+    for entry in top:
+        if not isinstance(entry, dict):
+            continue
+        token, logprob = entry.get("token"), entry.get("logprob")
+        if isinstance(token, str) and isinstance(logprob, (int, float)) and not isinstance(logprob, bool):
+            out.append((token, float(logprob)))
+    return out or None
+
+
+def _message_text(response: dict[str, Any]) -> str:
+    try:
+        content = response["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise DetectorUnavailable("the server's answer has no message: not an OpenAI-compatible chat completion") from None
+    return content if isinstance(content, str) else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoint and HTTP
+
+
+def split_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, API prefix) of a server URL. `http://h:8000`, `http://h:8000/v1` and
+    `http://h:8000/v1/chat/completions` all mean the same endpoint."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise DetectorUnavailable(f"--url must be an http:// or https:// URL, not {url!r}")
+    if parsed.username or parsed.password:
+        raise DetectorUnavailable(
+            f"--url must not carry credentials; put the API key in ${DEFAULT_API_KEY_ENV} (or the variable --api-key-env names)"
+        )
+    path = parsed.path.rstrip("/")
+    for suffix in ("/chat/completions", "/models"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    if not path.endswith("/v1"):
+        path += "/v1"
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        raise DetectorUnavailable(f"--url has a bad port: {url!r}") from None
+    return parsed.scheme, parsed.hostname, port, path
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Http:
+    """Keep-alive connections, one per thread; retries with exponential backoff and jitter.
+
+    `cancel()` closes every open socket and stops the retry sleeps, so that a scan ending early
+    (Ctrl-C, the server gone) does not wait for in-flight requests to time out.
+    """
+
+    def __init__(self, url: str, api_key: str | None, timeout: float, retries: int, backoff: float):
+        self.scheme, self.host, self.port, self.prefix = split_url(url)
+        self.display = f"{self.scheme}://{self.host}:{self.port}{self.prefix}"
+        self._api_key = api_key
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()
+        self.cancelled = threading.Event()
+        self.requests = 0  # round trips attempted (tests, benchmarks)
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            conn = cls(self.host, self.port, timeout=self.timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._open.add(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._lock:
+                self._open.discard(conn)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:
+            sock = conn.sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def headers(self) -> dict[str, str]:
+        h = {"Content-Type": "application/json", "Accept": "application/json",
+             "User-Agent": f"fakescope/{__version__}"}
+        if self._api_key:
+            h["Authorization"] = f"Bearer {self._api_key}"
+        return h
+
+    def scrub(self, text: str) -> str:
+        """Server text shown to the user, without the API key should a server echo it."""
+        text = " ".join(text.split())
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return text[:400] + ("…" if len(text) > 400 else "")
+
+    def roundtrip(self, method: str, path: str, body: bytes | None) -> tuple[int, dict[str, str], bytes]:
+        """One request on this thread's connection. A reused keep-alive connection that the server
+        has closed meanwhile is reopened once, at no retry cost."""
+        if self.cancelled.is_set():
+            raise _Cancelled
+        for fresh_try in (False, True):
+            conn = self._conn()
+            reused = conn.sock is not None
+            with self._lock:
+                self.requests += 1
+            try:
+                conn.request(method, self.prefix + path, body=body, headers=self.headers())
+                resp = conn.getresponse()
+                data = resp.read(MAX_RESPONSE_BYTES + 1)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop()
+                if self.cancelled.is_set():
+                    raise _Cancelled from None
+                if reused and not fresh_try:
+                    continue
+                raise
+            except (OSError, http.client.HTTPException):
+                self._drop()
+                if self.cancelled.is_set():
+                    raise _Cancelled from None
+                raise
+            if len(data) > MAX_RESPONSE_BYTES:
+                self._drop()
+                raise http.client.HTTPException(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
+            if resp.will_close:
+                self._drop()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        raise AssertionError("unreachable")
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        d = min(30.0, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)
+        if retry_after:
+            try:
+                d = max(d, min(60.0, float(retry_after)))
+            except ValueError:
+                pass  # an HTTP date: keep the exponential delay
+        return d
+
+    def call(self, method: str, path: str, payload: dict[str, Any] | None,
+             *, retries: int | None = None, retry_connect: bool = True) -> dict[str, Any]:
+        """JSON in, JSON out. Raises DetectorUnavailable (server unreachable, refusing, or still
+        busy after the retries) or InputError (the server rejected this request)."""
+        body = None if payload is None else json.dumps(payload).encode("utf-8")
+        retries = self.retries if retries is None else retries
+        attempt = 0
+        while True:
+            retry_after = None
+            try:
+                status, headers, data = self.roundtrip(method, path, body)
+            except _Cancelled:
+                raise DetectorUnavailable(f"requests to {self.display} were cancelled") from None
+            except (OSError, http.client.HTTPException) as exc:
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if isinstance(exc, TimeoutError):
+                    why = f"no answer within {self.timeout:g} s (--request-timeout)"
+                if not retry_connect or attempt >= retries:
+                    tries = f" after {attempt + 1} attempts" if attempt else ""
+                    raise DetectorUnavailable(f"cannot reach the server at {self.display}{tries}: {why}") from None
+                last = why
+            else:
+                if status == 200:
+                    try:
+                        obj = json.loads(data)
+                    except (UnicodeDecodeError, json.JSONDecodeError):
+                        raise DetectorUnavailable(
+                            f"{self.display}{path} answered HTTP 200 with something that is not JSON: "
+                            f"{self.scrub(data[:200].decode('utf-8', 'replace'))}") from None
+                    if not isinstance(obj, dict):
+                        raise DetectorUnavailable(f"{self.display}{path} answered JSON that is not an object")
+                    return obj
+                message = self.scrub(_error_message(data))
+                last = f"HTTP {status}: {message}"
+                retry_after = headers.get("retry-after")
+                if status not in RETRY_STATUSES or attempt >= retries:
+                    raise self._status_error(status, path, message, attempt)
+            if self.cancelled.wait(self.delay(attempt, retry_after)):
+                raise DetectorUnavailable(f"requests to {self.display} were cancelled (last: {last})")
+            attempt += 1
+
+    def _status_error(self, status: int, path: str, message: str, attempt: int) -> Exception:
+        tries = f" (after {attempt + 1} attempts)" if attempt else ""
+        where = f"{self.display}{path}"
+        if status in (401, 403):
+            return DetectorUnavailable(
+                f"{where} refused the request (HTTP {status}: {message}): set the API key in the environment "
+                "variable that --api-key-env names (default FAKESCOPE_API_KEY)")
+        if status == 404:
+            return DetectorUnavailable(f"{where} not found (HTTP 404: {message}): check --url and --model")
+        if status in UNAVAILABLE_STATUSES:
+            return DetectorUnavailable(f"{where} is unavailable: HTTP {status}{tries}: {message}")
+        return InputError(f"the server rejected the request: HTTP {status}{tries}: {message}", "detector-error")
+
+
+def _error_message(data: bytes) -> str:
+    text = data[:4000].decode("utf-8", "replace")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return text or "(empty answer)"
+    if isinstance(obj, dict):
+        err = obj.get("error", obj)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail")
+            if isinstance(msg, str):
+                return msg
+        for key in ("message", "detail"):
+            if isinstance(obj.get(key), str):
+                return obj[key]
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# The detector
+
+
+def load_manifest_file(path: str | os.PathLike[str]) -> Protocol:
+    """A `fakescope.json` given by path (it need not sit beside local weights)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()[: MANIFEST_MAX_BYTES + 1]
+    except OSError as exc:
+        raise DetectorUnavailable(f"--manifest {p}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MANIFEST_MAX_BYTES:
+        raise DetectorUnavailable(f"--manifest {p}: larger than {MANIFEST_MAX_BYTES} bytes")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DetectorUnavailable(f"--manifest {p}: not valid JSON: {exc}") from None
+    return protocol_from_manifest(obj, source=str(p), sha256=hashlib.sha256(data).hexdigest())
+
+
+class ServerDetector:
+    """Detector protocol over an OpenAI-compatible server that returns logprobs."""
+
+    id = "server"
+    weights_sha256: str | None = None  # the weights live on the server: not known here
+    # The scan engine may call analyze() from this many threads at once (the default of --jobs):
+    # the time goes into waiting for the server, which batches concurrent requests itself.
+    parallel_requests = DEFAULT_PARALLEL
+
+    def __init__(
+        self,
+        model: str | None = None,
+        url: str | None = None,
+        *,
+        api_key_env: str = DEFAULT_API_KEY_ENV,
+        request_timeout: float = 120.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        top_logprobs: int = DEFAULT_TOP_LOGPROBS,
+        manifest: str | os.PathLike[str] | None = None,
+        attributes: bool = False,
+        explain: bool = False,
+        max_tokens: int = 256,
+        # Accepted for a uniform CLI; they describe local weights, which a server backend has none of.
+        mmproj: str | None = None,
+        quantize: str | None = None,
+        device: str | None = None,
+        batch_size: int | None = None,
+        trust_pickle: bool = False,
+        trust_remote_code: bool = False,
+    ):
+        if url is None:
+            raise DetectorUnavailable("--backend server needs --url (e.g. --url http://127.0.0.1:8000)")
+        for flag, value in (("--mmproj", mmproj), ("--device", device)):
+            if value is not None and value != "auto":
+                raise DetectorUnavailable(f"{flag} is for local backends; the server loads its own model")
+        if quantize not in (None, "none"):
+            raise DetectorUnavailable("--quantize is for --backend hf; quantise on the server (e.g. vLLM --quantization)")
+        if not 1 <= int(top_logprobs) <= 100_000:
+            raise DetectorUnavailable("--top-logprobs must be at least 1")
+        if not api_key_env or not api_key_env.replace("_", "").isalnum():
+            raise DetectorUnavailable(f"--api-key-env takes an environment variable name, not {api_key_env!r}")
+        api_key = os.environ.get(api_key_env) or None
+        if api_key is None and api_key_env != DEFAULT_API_KEY_ENV:
+            raise DetectorUnavailable(f"--api-key-env {api_key_env}: that environment variable is not set")
+        self.protocol: Protocol = load_manifest_file(manifest) if manifest is not None else Protocol()
+        self.attributes = attributes
+        self.explain = explain
+        self.max_tokens = max_tokens
+        self.top_logprobs = int(top_logprobs)
+        self.api_key_env = api_key_env
+        self.http = _Http(url, api_key, float(request_timeout), max(0, int(retries)), backoff)
+        self.url = self.http.display
+        self.model, self.server_models = self._pick_model(model)
+        self.version = self.model
+        self._check_logprobs()
+
+    # ------------------------------------------------------------------------------ start-up
+
+    def _pick_model(self, model: str | None) -> tuple[str, list[str]]:
+        """The served model: --model, checked against /v1/models, or the only one served.
+        A connection refused here fails at once (nothing is listening: retrying would only delay
+        the message); a server still starting (503) is waited for."""
+        try:
+            listing = self.http.call("GET", "/models", None, retry_connect=False)
+            data = listing.get("data")
+            ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) else []
+        except InputError:  # a gateway without /v1/models (405, 400): nothing to check against
+            ids = []
+        except DetectorUnavailable as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+            ids = []
+        if model is None:
+            if len(ids) == 1:
+                return ids[0], ids
+            served = ", ".join(ids) if ids else "none listed"
+            raise DetectorUnavailable(f"--backend server needs --model NAME (the server at {self.url} serves: {served})")
+        if ids and model not in ids:
+            raise DetectorUnavailable(f"the server at {self.url} does not serve {model!r}; it serves: {', '.join(ids)}")
+        return model, ids
+
+    def _check_logprobs(self) -> None:
+        """One text-only request with the scan's own settings: a server that ignores logprobs, or
+        refuses this many, fails here with exit 4 instead of on every file."""
+        body = self._body([{"role": "user", "content": "Answer with one word: fake or real?"}], logprobs=True)
+        try:
+            answer = self.http.call("POST", "/chat/completions", body)
+        except InputError as exc:
+            raise DetectorUnavailable(f"the server at {self.url} refused a logprobs request: {exc.message}") from None
+        if first_token_top_logprobs(answer) is None:
+            raise DetectorUnavailable(f"the server at {self.url} returned no logprobs; {NO_LOGPROBS_HINT}")
+
+    # ------------------------------------------------------------------------------ requests
+
+    def _body(self, messages: list[dict[str, Any]], *, logprobs: bool, max_tokens: int = 1,
+              stream: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                                "temperature": 0}
+        if logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.top_logprobs
+        if stream:
+            body["stream"] = True
+        return body
+
+    def image_url(self, media: Media) -> str:
+        """The decoded RGB pixels as a PNG data URL.
+
+        Re-encoded rather than sent as the original file: the server sees exactly the pixels the
+        local backends score (orientation, 16-bit, CMYK and palette already resolved by Media), the
+        decompression-bomb guards have run here, and no metadata (EXIF GPS, XMP, C2PA) leaves the
+        machine. compress_level 1: the PNG is transient and speed matters more than its size.
+        """
+        img = media.rgb()
+        limit = self.protocol.max_image_pixels
+        if limit is not None and img.width * img.height > limit:
+            scale = (limit / (img.width * img.height)) ** 0.5
+            img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=1)
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+    def _messages(self, image_url: str, prompt: str) -> list[dict[str, Any]]:
+        msgs: list[dict[str, Any]] = []
+        if self.protocol.system_prompt:
+            msgs.append({"role": "system", "content": self.protocol.system_prompt})
+        msgs.append({"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": image_url}},
+            {"type": "text", "text": prompt},
+        ]})
+        return msgs
+
+    def _probe(self, image_url: str, prompt: str) -> tuple[TopLogprobScore, str | None]:
+        answer = self.http.call("POST", "/chat/completions", self._body(self._messages(image_url, prompt), logprobs=True))
+        top = first_token_top_logprobs(answer)
+        if top is None:
+            raise DetectorUnavailable(f"the server at {self.url} returned no logprobs; {NO_LOGPROBS_HINT}")
+        first = None
+        try:
+            first = answer["choices"][0]["logprobs"]["content"][0].get("token")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            pass
+        return score_top_logprobs(top, self.protocol.label_words), first if isinstance(first, str) else None
+
+    # ------------------------------------------------------------------------------ public API
+
+    def analyze(self, media: Media) -> DetectorResult:
+        image_url = self.image_url(media)
+        probes = self.protocol.probes(self.attributes)
+        detect, first_token = self._probe(image_url, probes[0][1])
+        cal = self.protocol.calibration
+        sc = score_label_logits([[detect.z_fake]], [[detect.z_real]], cal)
+        attrs: dict[str, float] | None = None
+        unscored: dict[str, str] = {}
+        bounded: dict[str, str] = {}
+        if len(probes) > 1:
+            attrs = {}
+            for key, prompt in probes[1:]:
+                try:
+                    s, _ = self._probe(image_url, prompt)
+                except InputError as exc:
+                    if exc.code != "detector-error":
+                        raise
+                    unscored[key] = exc.message  # an aspect without a score is absent, not guessed
+                    continue
+                attrs[key] = float(score_label_logits([[s.z_fake]], [[s.z_real]], cal).p_fake[0])
+                if s.bounded:
+                    bounded[key] = s.bounded
+        explanation = self.ask(media, self.protocol.explain_prompt, image_url=image_url) if self.explain else None
+        raw: dict[str, Any] = {
+            "backend": "server",
+            "model": self.model,
+            "protocol": self.protocol.version,
+            "p_fake": float(sc.p_fake[0]),
+            "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
+            "z_fake": detect.z_fake,
+            "z_real": detect.z_real,
+            "top_logprobs": self.top_logprobs,
+            "label_tokens": detect.matched,
+            "first_token": first_token,
+        }
+        if detect.bounded:
+            raw["bounded_label"] = detect.bounded
+        if bounded:
+            raw["attributes_bounded"] = bounded
+        if unscored:
+            raw["attributes_unscored"] = unscored
+        if explanation is not None:
+            raw["explanation_verdict"] = verdict_from_explanation(explanation)
+        return DetectorResult(p_fake=float(sc.p_fake[0]), attributes=attrs, explanation=explanation, raw=raw)
+
+    def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
+            max_tokens: int | None = None, *, image_url: str | None = None) -> str:
+        """A free-form greedy (temperature 0) answer about one image."""
+        if not question or not question.strip():
+            raise InputError("the question is empty", "usage")
+        url = image_url or self.image_url(media)
+        body = self._body(self._messages(url, question), logprobs=False, max_tokens=max_tokens or self.max_tokens)
+        text = _message_text(self.http.call("POST", "/chat/completions", body))
+        if stream_callback is not None and text:
+            stream_callback(text)
+        return text
+
+    def advise(self, media: Media, stream_callback: StreamCallback | None = None, max_tokens: int | None = None) -> str:
+        return self.ask(media, self.protocol.advise_prompt, stream_callback, max_tokens)
+
+    def cancel(self) -> None:
+        """Stop in-flight and future requests (the scan is ending early)."""
+        self.http.cancel()
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "backend": "server",
+            "url": self.url,
+            "model": self.model,
+            "protocol": self.protocol.version,
+            "top_logprobs": self.top_logprobs,
+            "api_key_env": self.api_key_env,  # the variable's name; its value is never recorded
+        }
+        if self.protocol.chat_template is not None:
+            info["chat_template"] = "manifest template not applied: the server renders its own"
+        return info

@@ -16,6 +16,10 @@ from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, di
 from fakescope_cli.record import ScanRecord
 
 
+# Options that change how a result is fetched, never what it is: not part of cache keys.
+TRANSPORT_OPTIONS = frozenset({"request_timeout", "retries", "api_key_env", "verbose", "batch_size"})
+
+
 @dataclass
 class ScanConfig:
     """Everything that shapes one file's result; also the cache key's option part."""
@@ -34,7 +38,8 @@ class ScanConfig:
             "allow_pixels": self.allow_pixels,
             "max_pixels": self.max_pixels,
             "backend": self.backend,
-            "backend_options": {k: str(v) for k, v in sorted(self.backend_options.items())},
+            "backend_options": {k: str(v) for k, v in sorted(self.backend_options.items())
+                                if k not in TRANSPORT_OPTIONS},
             "calibration_threshold": (self.calibration or {}).get("threshold"),
         }
 

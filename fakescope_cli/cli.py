@@ -90,6 +90,20 @@ def _backend_options(**opts: object) -> dict[str, object]:
     return {k: v for k, v in opts.items() if v is not None}
 
 
+MODEL_HELP = "Model folder or file (hf, gguf); the served model's name (server)."
+SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
+API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
+                    "the key is never a flag value.")
+JOBS_HELP = "Worker processes (0: one per core); with --backend server: requests in flight (0: 8)."
+
+
+def _server_options(url: str | None, api_key_env: str | None, request_timeout: float | None, retries: int | None,
+                    top_logprobs: int | None, manifest: Path | None) -> dict[str, object]:
+    """Options of the server backend (None: not given, the backend's default)."""
+    return {"url": url, "api_key_env": api_key_env, "request_timeout": request_timeout, "retries": retries,
+            "top_logprobs": top_logprobs, "manifest": None if manifest is None else str(manifest)}
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
     paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, folders, globs, or - to read paths from stdin.")],
@@ -99,9 +113,15 @@ def scan(
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow folder symlinks inside folders.")] = False,
     ext: Annotated[list[str] | None, typer.Option("--ext", "-e", metavar="EXT", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
-    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, hf, gguf, or none (provenance only).")] = "builtin",
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help="Model folder or file (hf, gguf).")] = None,
+    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, hf, gguf, server, or none (provenance only).")] = "builtin",
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help=MODEL_HELP)] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
+    url: Annotated[str | None, typer.Option("--url", metavar="URL", help=SERVER_URL_HELP)] = None,
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=API_KEY_ENV_HELP)] = None,
+    request_timeout: Annotated[float | None, typer.Option("--request-timeout", min=0.1, metavar="SEC", help="Seconds to wait for each server answer (server backend; default 120).")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")] = None,
+    top_logprobs: Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")] = None,
+    manifest: Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")] = None,
     quantize: Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
     device: Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Images per detection batch (hf).")] = None,
@@ -115,7 +135,7 @@ def scan(
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Scan only shard K of N (deterministic by path hash); combine with `fakescope merge`.")] = None,
     fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
     calibration: Annotated[Path | None, typer.Option("--calibration", metavar="FILE", help="Threshold file from `fakescope eval --calibrate`.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help="Worker processes (0: one per core).")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help=JOBS_HELP)] = 0,
     file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, metavar="SEC", help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
     max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, metavar="N", help="Refuse to decode images with more pixels (bomb guard).")] = 150_000_000,
     max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, metavar="N", help="Refuse files larger than this.")] = 1 << 30,
@@ -147,6 +167,7 @@ def scan(
         device=device.value if device else None, batch_size=batch_size, attributes=attributes,
         explain=explain, max_tokens=max_tokens, trust_pickle=trust_pickle or None,
         trust_remote_code=trust_remote_code or None, verbose=verbose or None,
+        **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest),
     )
     config = ScanConfig(
         allow_pixels=not no_pixels, max_pixels=max_pixels, max_bytes=max_bytes,
@@ -184,8 +205,14 @@ def ask(
     question: Annotated[str | None, typer.Argument(metavar="QUESTION", help="A free-form question (omit with --advise).")] = None,
     advise: Annotated[bool, typer.Option("--advise", help="Ask what betrays the image and how to verify it further.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="A multimodal backend: hf, gguf, server.")] = "hf",
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help="Model folder or file (hf, gguf).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help=MODEL_HELP)] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
+    url: Annotated[str | None, typer.Option("--url", metavar="URL", help=SERVER_URL_HELP)] = None,
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=API_KEY_ENV_HELP)] = None,
+    request_timeout: Annotated[float | None, typer.Option("--request-timeout", min=0.1, metavar="SEC", help="Seconds to wait for each server answer (server backend; default 120).")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")] = None,
+    top_logprobs: Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")] = None,
+    manifest: Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")] = None,
     quantize: Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
     device: Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, metavar="N", help="Length limit of the answer.")] = None,
@@ -202,7 +229,8 @@ def ask(
         raise _fail("give a QUESTION or --advise (not both)", EXIT_USAGE)
     options = _backend_options(model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
                                device=device.value if device else None, max_tokens=max_tokens,
-                               verbose=verbose or None)
+                               verbose=verbose or None,
+                               **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest))
 
     def stream(delta: str) -> None:
         sys.stdout.write(delta)
@@ -282,6 +310,119 @@ def train_builtin_cmd(
                   log=lambda msg: typer.echo(msg, err=True))
 
 
+@train_app.command("lmm")
+def train_lmm_cmd(
+    base: Annotated[str | None, typer.Option("--base", metavar="DIR", help="Base checkpoint folder (LLaVA-1.5 llava-hf, Qwen2-VL, Qwen2.5-VL).")] = None,
+    data: Annotated[str | None, typer.Option("--data", metavar="FILE", help="Instruction JSONL from `fakescope data build` (or LLaVA JSON).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="DIR", help="Where the merged model, adapter, manifest and checkpoints go.")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", metavar="FILE", help="TOML recipe ([lmm] table) giving defaults; a path or a shipped name (tiny-cpu, llava-7b-qlora, qwen2vl-2b-lora).")] = None,
+    lora_r: Annotated[int | None, typer.Option("--lora-r", min=1, metavar="R", help="LoRA rank [16].")] = None,
+    lora_alpha: Annotated[int | None, typer.Option("--lora-alpha", min=1, metavar="A", help="LoRA alpha [32].")] = None,
+    lora_dropout: Annotated[float | None, typer.Option("--lora-dropout", min=0.0, max=0.99, metavar="P", help="LoRA dropout [0.05].")] = None,
+    lora_targets: Annotated[str | None, typer.Option("--lora-targets", metavar="SCOPES|REGEX", help="Comma list of text, projector, vision [text,projector], or a regex of module names.")] = None,
+    qlora: Annotated[bool | None, typer.Option("--qlora/--no-qlora", help="QLoRA: the base in 4-bit NF4 through bitsandbytes.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, metavar="N", help="Passes over the data [1].")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=0, metavar="N", help="Stop after N optimiser steps (0: the epochs decide) [0].")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", min=0.0, metavar="LR", help="Peak learning rate (warm-up, then cosine) [2e-4].")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Conversations per process per micro-batch [4].")] = None,
+    grad_accum: Annotated[int | None, typer.Option("--grad-accum", min=1, metavar="N", help="Micro-batches per optimiser step [1].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", metavar="N", help="Seed for LoRA init, shuffling and dropout [0].")] = None,
+    save_every: Annotated[int | None, typer.Option("--save-every", min=0, metavar="N", help="Checkpoint every N optimiser steps (0: none) [0].")] = None,
+    keep_checkpoints: Annotated[int | None, typer.Option("--keep-checkpoints", min=0, metavar="N", help="Newest checkpoints kept (0: all) [2].")] = None,
+    resume: Annotated[bool | None, typer.Option("--resume", help="Continue from the newest checkpoint in --output.")] = None,
+    max_length: Annotated[int | None, typer.Option("--max-length", min=16, metavar="N", help="Longest sequence in tokens, image tokens included [4096].")] = None,
+    gradient_checkpointing: Annotated[bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Trade compute for activation memory.")] = None,
+    device: Annotated[str | None, typer.Option("--device", metavar="auto|cpu|cuda", help="Where to train [auto].")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", metavar="auto|float32|bfloat16|float16", help="Dtype of the frozen weights [auto: bf16 on CUDA, fp32 on CPU].")] = None,
+    save_dtype: Annotated[str | None, typer.Option("--save-dtype", metavar="auto|float32|bfloat16|float16", help="Dtype of the merged weights [auto: the base's].")] = None,
+    num_workers: Annotated[int | None, typer.Option("--num-workers", min=0, metavar="N", help="Data-loading worker processes per process [0].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=0, metavar="N", help="CPU threads per process (0: cores / processes).")] = None,
+    log_every: Annotated[int | None, typer.Option("--log-every", min=1, metavar="N", help="Log a loss line every N steps [10].")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune a multimodal checkpoint with LoRA / QLoRA (needs torch, transformers, peft).
+    Runs as is under `torchrun` or `accelerate launch` for many GPUs and nodes."""
+    try:
+        from fakescope_train.lmm import make_config, train_lmm
+    except ImportError as exc:
+        raise _fail(f"training needs the train and hf extras: pip install 'fakescope[train,hf]' ({exc})", EXIT_USAGE) from None
+    from fakescope_cli.errors import UsageError
+
+    try:
+        cfg = make_config(
+            recipe, base=base, data=data, output=output, lora_r=lora_r, lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout, lora_targets=lora_targets, qlora=qlora, epochs=epochs, max_steps=max_steps,
+            lr=lr, batch_size=batch_size, grad_accum=grad_accum, seed=seed, save_every=save_every,
+            keep_checkpoints=keep_checkpoints, resume=resume, max_length=max_length,
+            gradient_checkpointing=gradient_checkpointing, device=device, dtype=dtype, save_dtype=save_dtype,
+            num_workers=num_workers, threads=threads, log_every=log_every, progress=False if no_progress else None,
+        )
+        train_lmm(cfg)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    except ImportError as exc:
+        raise _fail(f"training needs the train and hf extras: pip install 'fakescope[train,hf]' ({exc})", EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted (resume with --resume)", EXIT_INTERRUPTED) from None
+
+
+data_app = typer.Typer(help="Build training data from labelled images.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build")
+def data_build_cmd(
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Labelled images: a folder with real/ and fake/, or a CSV (path,label[,generator][,notes]).")],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The instruction JSONL to write.")],
+    detect: Annotated[int, typer.Option("--detect", min=0, metavar="N", help="Detection records per image.")] = 1,
+    attributes: Annotated[int, typer.Option("--attributes", min=0, metavar="N", help="Aspect probes per image (0-14).")] = 3,
+    explain: Annotated[bool, typer.Option("--explain/--no-explain", help="One explanation record per image, built from known facts.")] = True,
+    annotated_only: Annotated[bool, typer.Option("--annotated-only", help="Aspect probes only where the CSV annotates that aspect.")] = False,
+    evidence: Annotated[bool, typer.Option("--evidence/--no-evidence", help="Read each file's provenance for the explanations.")] = True,
+    notes: Annotated[bool, typer.Option("--notes/--no-notes", help="Quote the CSV's notes column in explanations.")] = True,
+    manifest: Annotated[str | None, typer.Option("--manifest", metavar="DIR|FILE", help="Take the prompts from a checkpoint's fakescope.json.")] = None,
+    absolute_paths: Annotated[bool, typer.Option("--absolute-paths", help="Write absolute image paths (default: relative to the output file).")] = False,
+    shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle the records.")] = True,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed for aspect sampling and shuffling.")] = 0,
+    recipe: Annotated[str | None, typer.Option("--recipe", metavar="FILE", help="TOML recipe; its [data] table sets --detect/--attributes/--explain.")] = None,
+) -> None:
+    """Turn labelled images into instruction records (JSONL) for `fakescope train lmm`."""
+    import json
+
+    from fakescope_cli.errors import UsageError
+
+    try:
+        from fakescope_train.instruct import TaskMix, build_instruct
+    except ImportError as exc:
+        raise _fail(f"data build needs the train package: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
+    try:
+        mix = {"detect": detect, "attributes": attributes, "explain": int(explain)}
+        if recipe:
+            from fakescope_train.common import load_recipe
+
+            table = load_recipe(recipe, "data")
+            given = {k for k in mix if _option_given(k)}
+            mix.update({k: int(v) for k, v in table.items() if k in mix and k not in given})
+        stats = build_instruct(
+            path, output, seed=seed, absolute_paths=absolute_paths, manifest=manifest, shuffle=shuffle,
+            mix=TaskMix(detect=mix["detect"], attributes=mix["attributes"], explain=mix["explain"],
+                        annotated_only=annotated_only, evidence=evidence, notes=notes),
+            log=lambda m: typer.echo(f"data build: {m}", err=True),
+        )
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    typer.echo(json.dumps(stats, ensure_ascii=False))
+
+
+def _option_given(name: str) -> bool:
+    """Whether --NAME was typed on this command line (a recipe must not override it)."""
+    import click
+
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def merge(
     inputs: Annotated[list[str], typer.Argument(metavar="FILE", help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
@@ -316,14 +457,20 @@ def merge(
 def eval_cmd(
     path: Annotated[str, typer.Argument(metavar="PATH", help="Folder with real/ and fake/ sub-folders, or a CSV (path,label[,generator]).")],
     backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector to evaluate.")] = "builtin",
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help="Model folder or file (hf, gguf).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help=MODEL_HELP)] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
+    url: Annotated[str | None, typer.Option("--url", metavar="URL", help=SERVER_URL_HELP)] = None,
+    api_key_env: Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=API_KEY_ENV_HELP)] = None,
+    request_timeout: Annotated[float | None, typer.Option("--request-timeout", min=0.1, metavar="SEC", help="Seconds to wait for each server answer (server backend; default 120).")] = None,
+    retries: Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")] = None,
+    top_logprobs: Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")] = None,
+    manifest: Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
     json_out: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to FILE (- for stdout).")] = None,
     records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,
     calibrate: Annotated[str | None, typer.Option("--calibrate", metavar="OUT.json", help="Pick a threshold at --target-fpr and write it for `scan --calibration`.")] = None,
     target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, metavar="F", help="False-positive rate on real images for --calibrate.")] = 0.05,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help="Worker processes (0: one per core).")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help=JOBS_HELP)] = 0,
 ) -> None:
     """Measure a detector on labelled images: AUC, AP, accuracy, TPR at 1%/5% FPR, ECE, by group."""
     import json
@@ -332,7 +479,8 @@ def eval_cmd(
     from fakescope_cli.errors import UsageError
     from fakescope_cli.eval_run import EvalOptions, run_eval
 
-    config = ScanConfig(backend=backend, backend_options=_backend_options(model=model, mmproj=mmproj))
+    config = ScanConfig(backend=backend, backend_options=_backend_options(
+        model=model, mmproj=mmproj, **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest)))
     try:
         report, text, calibration = run_eval(EvalOptions(
             path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,

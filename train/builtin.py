@@ -27,6 +27,8 @@ from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles
 from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
 from .model import LocalNet, MapOnly
 
+LOGIT_CLIP = 8.0
+
 
 @dataclass
 class Recipe:
@@ -254,21 +256,34 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     return np.where(labels == 1, 0.5 / n1, 0.5 / n0) * len(labels)
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 200) -> tuple[float, float]:
-    """p = sigmoid(a * logit + b), fitted by Newton steps on the class-balanced log loss."""
-    a, b = 1.0, 0.0
-    x, y = logits.astype(float), labels.astype(float)
+def fit_platt(logits: np.ndarray, labels: np.ndarray, iters: int = 100) -> tuple[float, float]:
+    """p = sigmoid(a * logit + b): damped Newton on the class-balanced log loss (standardised input)."""
+    mu, sd = float(logits.mean()), float(logits.std() + 1e-12)
+    x, y = (logits.astype(float) - mu) / sd, labels.astype(float)
     cw = class_weights(labels)
+
+    def loss(a: float, b: float) -> float:
+        z = a * x + b
+        return float((cw * (np.logaddexp(0, z) - y * z)).sum())
+
+    a, b = 0.0, 0.0
+    cur = loss(a, b)
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-(a * x + b)))
+        p = 1 / (1 + np.exp(-np.clip(a * x + b, -50, 50)))
         g = np.array([(cw * (p - y) * x).sum(), (cw * (p - y)).sum()])
         w = cw * p * (1 - p) + 1e-9
         h = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]]) + 1e-6 * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        t = 1.0
+        while t > 1e-6 and loss(a - t * step[0], b - t * step[1]) > cur:
+            t /= 2
+        a, b = a - t * step[0], b - t * step[1]
+        new = loss(a, b)
+        if cur - new < 1e-12:
             break
-    return float(a), float(b)
+        cur = new
+    # back to raw logits: a*(l - mu)/sd + b
+    return float(a / sd), float(b - a * mu / sd)
 
 
 def ece(p: np.ndarray, y: np.ndarray, bins: int = 10, balanced: bool = True) -> float:
@@ -282,6 +297,20 @@ def ece(p: np.ndarray, y: np.ndarray, bins: int = 10, balanced: bool = True) -> 
             wm = w[m]
             tot += wm.sum() / w.sum() * abs((wm * p[m]).sum() / wm.sum() - (wm * y[m]).sum() / wm.sum())
     return float(tot)
+
+
+def crossfit_ece(logits: np.ndarray, labels: np.ndarray, sources: list[str], k: int = 4) -> float:
+    """ECE where each source's calibrated p comes from a Platt fit on the other source groups."""
+    from types import SimpleNamespace
+
+    fold = grouped_folds([SimpleNamespace(source=s, label=int(y)) for s, y in zip(sources, labels, strict=True)], k)
+    fold_a = np.array(fold)
+    p = np.zeros(len(labels))
+    for f in range(k):
+        te = fold_a == f
+        a, b = fit_platt(logits[~te], labels[~te])
+        p[te] = 1 / (1 + np.exp(-(a * logits[te] + b)))
+    return ece(p, labels)
 
 
 def uncertain_band(p: np.ndarray, y: np.ndarray, precision: float = 0.8, min_share: float = 0.02) -> dict:
@@ -334,13 +363,15 @@ def export_onnx(net: LocalNet, path: Path) -> None:
 def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode: str = "mix", steps_per_epoch: int = 1500,
                   batch: int = 32, crop: int = 48, cv_folds: int = 4, taesd: Path | None = None,
                   recon_cache: Path | None = None, threads: int = 2, limit_per_source: int | None = None,
-                  holdout_sources: tuple[str, ...] = (), log=print) -> dict:
+                  holdout_sources: tuple[str, ...] = (), cv_from: Path | None = None, log=print) -> dict:
     """Train the shipped detector. Writes out/builtin.onnx and out/builtin.json (calibration, thresholds).
 
     With cv_folds >= 2 the same recipe is first run under source-grouped CV; its out-of-fold logits fit
     the Platt calibration and the uncertainty band, and the metrics go into the JSON. `holdout_sources`
     are left out of the final fit (they stay in the CV) so the shipped model can be tested on them.
     `epochs` scales the number of optimiser steps (steps_per_epoch each): crops are drawn at random.
+    `cv_from`: the JSON written by `python -m train.validate --json` for the very same recipe; its
+    out-of-fold logits are used instead of re-running the cross-validation.
     """
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -359,16 +390,28 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
                     threads=threads)
     meta: dict = {"recipe": asdict(recipe), "pool_images": len(items), "tile": TILE, "max_grid": MAX_GRID,
+                  "logit_clip": LOGIT_CLIP,
                   "pool_fakes": sum(it.label for it in items)}
     a, b = 1.0, 0.0
-    if cv_folds >= 2:
+    cv = None
+    if cv_from is not None:
+        cv = json.loads(Path(cv_from).read_text())
+        mine = {k: v for k, v in asdict(recipe).items() if k != "threads"}
+        theirs = {k: v for k, v in cv["recipe"].items() if k != "threads"}
+        if mine != theirs:
+            raise ValueError(f"cv_from was run with another recipe: {theirs} != {mine}")
+    elif cv_folds >= 2:
         cv = cross_validate(items, recipe, recon, k=cv_folds, log=log)
-        logits, labels = np.array(cv["oof_logits"]), np.array(cv["oof_labels"])
+    if cv is not None:
+        # the detector clips the image logit the same way: a few flat or saturated tiles give huge logits
+        logits = np.clip(np.array(cv["oof_logits"]), -LOGIT_CLIP, LOGIT_CLIP)
+        labels = np.array(cv["oof_labels"])
         a, b = fit_platt(logits, labels)
         p = 1 / (1 + np.exp(-(a * logits + b)))
         meta["cv"] = {k: v for k, v in cv.items() if not k.startswith("oof_")}
         meta["cv"]["ece_raw"] = ece(1 / (1 + np.exp(-logits)), labels)
         meta["cv"]["ece_calibrated"] = ece(p, labels)
+        meta["cv"]["ece_calibrated_crossfit"] = crossfit_ece(logits, labels, cv["oof_sources"])
         meta["uncertain"] = uncertain_band(p, labels)
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv_oof.json").write_text(json.dumps({k: cv[k] for k in ("oof_logits", "oof_labels", "oof_sources")}))
@@ -389,3 +432,36 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     meta["weights_sha256"] = hashlib.sha256((out / "builtin.onnx").read_bytes()).hexdigest()
     (out / "builtin.json").write_text(json.dumps(_clean(meta), indent=1))
     return meta
+
+
+def main() -> None:
+    """python -m train.builtin --data DATA --out OUT --seed S --epochs E [--mode aligned|mix|pool] ..."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--mode", default="aligned", choices=["aligned", "mix", "pool"])
+    ap.add_argument("--steps-per-epoch", type=int, default=1500)
+    ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--cv-folds", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--taesd", type=Path)
+    ap.add_argument("--recon-cache", type=Path)
+    ap.add_argument("--holdout", nargs="*", default=[], help="sources left out of the final fit")
+    ap.add_argument("--cv-from", type=Path, help="validate JSON of the same recipe (skips re-running the CV)")
+    a = ap.parse_args()
+    meta = train_builtin(a.data, a.out, seed=a.seed, epochs=a.epochs, mode=a.mode, steps_per_epoch=a.steps_per_epoch,
+                         batch=a.batch, crop=a.crop, cv_folds=a.cv_folds, taesd=a.taesd, recon_cache=a.recon_cache,
+                         threads=a.threads, holdout_sources=tuple(a.holdout), cv_from=a.cv_from, log=lambda *m: print(*m, flush=True))
+    print(json.dumps(_clean({k: v for k, v in meta.items() if k != "cv"}), indent=1))
+    if "cv" in meta:
+        print(f"CV pooled AUC {meta['cv']['pooled_auc']:.3f} mean per-source {meta['cv']['mean_source_auc']:.3f} "
+              f"flip delta {meta['cv']['format_flip_delta']:+.3f} ECE {meta['cv']['ece_calibrated']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

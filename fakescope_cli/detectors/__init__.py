@@ -19,6 +19,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "builtin": "fakescope_cli.detectors.builtin:BuiltinDetector",
     "hf": "fakescope_cli.detectors.hf:HFDetector",
     "gguf": "fakescope_cli.detectors.gguf:GGUFDetector",
+    "server": "fakescope_cli.detectors.server:ServerDetector",
 }
 
 ENTRY_POINT_GROUP = "fakescope.detectors"

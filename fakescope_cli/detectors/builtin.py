@@ -116,8 +116,9 @@ class BuiltinDetector:
         tiles, rows, cols, t = extract_tiles(rgb)
         sess = self._session()
         maps = sess.run(None, {sess.get_inputs()[0].name: tiles})[0]  # N,1,t/4,t/4
-        tile_logits = maps.reshape(maps.shape[0], -1).mean(axis=1)
-        logit = float(tile_logits.mean())
+        clip = float(self.config.get("logit_clip", 8.0))
+        tile_logits = np.clip(maps.reshape(maps.shape[0], -1).mean(axis=1), -clip, clip)
+        logit = float(np.clip(maps.reshape(maps.shape[0], -1).mean(axis=1).mean(), -clip, clip))
         p = self.calibrate(logit)
         grid = [[round(self.calibrate(float(tile_logits[r * cols + c])), 4) for c in range(cols)]
                 for r in range(rows)]

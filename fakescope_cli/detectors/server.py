@@ -380,6 +380,23 @@ def _error_message(data: bytes) -> str:
 # The detector
 
 
+def png_data_url(media: Media, max_pixels: int | None = None) -> str:
+    """The decoded RGB pixels as a PNG data URL.
+
+    Re-encoded rather than sent as the original file: the server sees exactly the pixels the local
+    backends score (orientation, 16-bit, CMYK and palette already resolved by Media), the
+    decompression-bomb guards have run here, and no metadata (EXIF GPS, XMP, C2PA) leaves the
+    machine. compress_level 1: the PNG is transient and speed matters more than its size.
+    """
+    img = media.rgb()
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        scale = (max_pixels / (img.width * img.height)) ** 0.5
+        img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def load_manifest_file(path: str | os.PathLike[str]) -> Protocol:
     """A `fakescope.json` given by path (it need not sit beside local weights)."""
     p = Path(path)
@@ -426,6 +443,7 @@ class ServerDetector:
         batch_size: int | None = None,
         trust_pickle: bool = False,
         trust_remote_code: bool = False,
+        verbose: bool = False,
     ):
         if url is None:
             raise DetectorUnavailable("--backend server needs --url (e.g. --url http://127.0.0.1:8000)")
@@ -503,21 +521,7 @@ class ServerDetector:
         return body
 
     def image_url(self, media: Media) -> str:
-        """The decoded RGB pixels as a PNG data URL.
-
-        Re-encoded rather than sent as the original file: the server sees exactly the pixels the
-        local backends score (orientation, 16-bit, CMYK and palette already resolved by Media), the
-        decompression-bomb guards have run here, and no metadata (EXIF GPS, XMP, C2PA) leaves the
-        machine. compress_level 1: the PNG is transient and speed matters more than its size.
-        """
-        img = media.rgb()
-        limit = self.protocol.max_image_pixels
-        if limit is not None and img.width * img.height > limit:
-            scale = (limit / (img.width * img.height)) ** 0.5
-            img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
-        buf = io.BytesIO()
-        img.save(buf, format="PNG", compress_level=1)
-        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        return png_data_url(media, self.protocol.max_image_pixels)
 
     def _messages(self, image_url: str, prompt: str) -> list[dict[str, Any]]:
         msgs: list[dict[str, Any]] = []

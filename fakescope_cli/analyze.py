@@ -15,7 +15,6 @@ from fakescope_cli.inputs import Candidate
 from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path
 from fakescope_cli.record import ScanRecord
 
-
 # Options that change how a result is fetched, never what it is: not part of cache keys.
 TRANSPORT_OPTIONS = frozenset({"request_timeout", "retries", "api_key_env", "verbose", "batch_size"})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ from fakescope_cli import evidence as evidence_mod
 from fakescope_cli.detectors import Detector, describe, load_detector
 from fakescope_cli.detectors.base import DetectorResult
 from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.evidence.base import EvidenceItem
 from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path
@@ -78,14 +80,7 @@ class Analyzer:
     def compute(self, candidate: Candidate) -> dict[str, Any]:
         """The record for one file, without the cache. Touches no shared state of its own, so the
         engine may run it in several threads when the detector allows it (`parallel_requests`)."""
-        record = ScanRecord(path=display_path(candidate.path))
-        if self.detector_info:
-            record.detector_id = self.detector_info["id"]
-            record.detector_version = self.detector_info["version"]
-            record.weights_sha256 = self.detector_info["weights_sha256"]
-        if candidate.problem is not None:
-            record.add_error(*candidate.problem)
-            return record.to_dict()
+        record = self._new_record(candidate)
         try:
             return self._analyze(candidate, record)
         except DetectorUnavailable:
@@ -99,7 +94,51 @@ class Analyzer:
         if self.cache is not None and candidate.problem is None:
             self.cache.store(candidate.path, result)
 
+    def compute_batch(self, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+        """Records for several files, their detector pass batched (`analyze_batch`) when the
+        detector offers it: the hf backend fills a forward pass with `--batch-size` images."""
+        staged: list[_Staged | dict[str, Any]] = []
+        for cand in candidates:
+            record = self._new_record(cand)
+            try:
+                staged.append(self._prepare(cand, record))
+            except DetectorUnavailable:
+                raise
+            except Exception as exc:  # a bug must cost one file, not the run
+                record.add_error("internal-error", f"{type(exc).__name__}: {exc}")
+                staged.append(record.to_dict())
+        ready = [st for st in staged if isinstance(st, _Staged) and st.wants_detector]
+        if ready:
+            batch = getattr(self.detector, "analyze_batch", None)
+            if callable(batch) and len(ready) > 1:
+                outcomes = _guarded(lambda: batch([st.media for st in ready]), len(ready))
+            else:
+                outcomes = [_guarded(lambda st=st: [self.detector.analyze(st.media)], 1)[0] for st in ready]
+            for st, outcome in zip(ready, outcomes, strict=True):
+                st.outcome = outcome
+        return [self._finish(st) if isinstance(st, _Staged) else st for st in staged]
+
+    def _new_record(self, candidate: Candidate) -> ScanRecord:
+        record = ScanRecord(path=display_path(candidate.path))
+        if self.detector_info:
+            record.detector_id = self.detector_info["id"]
+            record.detector_version = self.detector_info["version"]
+            record.weights_sha256 = self.detector_info["weights_sha256"]
+        return record
+
     def _analyze(self, candidate: Candidate, record: ScanRecord) -> dict[str, Any]:
+        staged = self._prepare(candidate, record)
+        if isinstance(staged, dict):
+            return staged
+        if staged.wants_detector:
+            staged.outcome = _guarded(lambda: [self.detector.analyze(staged.media)], 1)[0]
+        return self._finish(staged)
+
+    def _prepare(self, candidate: Candidate, record: ScanRecord) -> _Staged | dict[str, Any]:
+        """media → evidence; a finished record dict when the file cannot go further."""
+        if candidate.problem is not None:
+            record.add_error(*candidate.problem)
+            return record.to_dict()
         cfg = self.config
         try:
             media = Media.open(
@@ -135,21 +174,18 @@ class Analyzer:
         items, warnings = evidence_mod.collect(media)
         record.evidence = [item.to_dict() for item in items]
         record.warnings = warnings
+        wants = self.detector is not None and cfg.allow_pixels and not problems
+        return _Staged(record, media, items, problems, wants)
 
-        detection: DetectorResult | None = None
-        if self.detector is not None and cfg.allow_pixels and not problems:
-            try:
-                detection = self.detector.analyze(media)
-            except InputError as exc:
-                problems.append(exc)
-            except DetectorUnavailable:
-                raise
-            except Exception as exc:
-                problems.append(InputError(f"{type(exc).__name__}: {exc}", "detector-error"))
+    def _finish(self, st: _Staged) -> dict[str, Any]:
+        """detector outcome + evidence → fusion → the record dict."""
+        record, problems = st.record, st.problems
+        detection = st.outcome if isinstance(st.outcome, DetectorResult) else None
+        if isinstance(st.outcome, InputError):
+            problems.append(st.outcome)
         if detection is not None:
             record.detector = {**(self.detector_info or {}), **detection.to_dict()}
-
-        fused = fuse(items, detection, self.thresholds)
+        fused = fuse(st.items, detection, self.thresholds)
         record.p_fake = fused.p_fake
         record.reasons = fused.reasons
         record.verdict = fused.verdict
@@ -161,3 +197,28 @@ class Analyzer:
             record.verdict = "error"
             record.p_fake = None
         return record.to_dict()
+
+
+@dataclass
+class _Staged:
+    """A file between evidence and fusion, waiting for its detector outcome."""
+
+    record: ScanRecord
+    media: Media
+    items: list[EvidenceItem]
+    problems: list[InputError]
+    wants_detector: bool
+    outcome: DetectorResult | InputError | None = None
+
+
+def _guarded(run: Callable[[], Sequence[Any]], n: int) -> list[DetectorResult | InputError]:
+    """Detector outcomes, with a failing call turned into per-file errors (not a lost run).
+    DetectorUnavailable (the model or server is gone) still stops the scan."""
+    try:
+        return list(run())
+    except InputError as exc:
+        return [exc] * n
+    except DetectorUnavailable:
+        raise
+    except Exception as exc:
+        return [InputError(f"{type(exc).__name__}: {exc}", "detector-error")] * n

@@ -132,8 +132,11 @@ def analysis_engine(
         # A detector that waits on a remote server says how many files may be in flight at once;
         # --jobs overrides that number. Everything else runs one file at a time here.
         in_flight = requested_jobs or int(getattr(analyzer.detector, "parallel_requests", 0) or 1)
+        batch = int(getattr(analyzer.detector, "batch_size", 1) or 1)
         if in_flight > 1 and getattr(analyzer.detector, "parallel_requests", 0):
             yield analyzer.detector_info, lambda cands: _threaded_in_order(analyzer, cands, in_flight)
+        elif batch > 1 and callable(getattr(analyzer.detector, "analyze_batch", None)):
+            yield analyzer.detector_info, lambda cands: _batched_in_order(analyzer, cands, batch)
         else:
             yield analyzer.detector_info, lambda cands: (analyzer.analyze(c) for c in cands)
         return
@@ -157,6 +160,28 @@ def analysis_engine(
     finally:
         for pool in pools:
             pool.__exit__(None, None, None)
+
+
+def _batched_in_order(analyzer: Analyzer, cands: Sequence[Candidate], size: int) -> Iterator[dict[str, Any]]:
+    """Records in candidate order; cache misses go to the detector `size` at a time."""
+    window: list[tuple[Candidate, dict[str, Any] | None]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        misses = [c for c, hit in window if hit is None]
+        fresh = iter(analyzer.compute_batch(misses)) if misses else iter(())
+        for c, hit in window:
+            if hit is None:
+                hit = next(fresh)
+                analyzer.remember(c, hit)
+            yield hit
+        window.clear()
+
+    for c in cands:
+        hit = analyzer.cached(c)
+        window.append((c, hit))
+        if sum(1 for _, h in window if h is None) >= size:
+            yield from flush()
+    yield from flush()
 
 
 def _threaded_in_order(analyzer: Analyzer, cands: Sequence[Candidate], n: int) -> Iterator[dict[str, Any]]:

@@ -372,6 +372,7 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("build")
 def data_build_cmd(
+    ctx: typer.Context,
     path: Annotated[str, typer.Argument(metavar="PATH", help="Labelled images: a folder with real/ and fake/, or a CSV (path,label[,generator][,notes]).")],
     output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The instruction JSONL to write.")],
     detect: Annotated[int, typer.Option("--detect", min=0, metavar="N", help="Detection records per image.")] = 1,
@@ -401,7 +402,7 @@ def data_build_cmd(
             from fakescope_train.common import load_recipe
 
             table = load_recipe(recipe, "data")
-            given = {k for k in mix if _option_given(k)}
+            given = {k for k in mix if _option_given(ctx, k)}
             mix.update({k: int(v) for k, v in table.items() if k in mix and k not in given})
         stats = build_instruct(
             path, output, seed=seed, absolute_paths=absolute_paths, manifest=manifest, shuffle=shuffle,
@@ -414,11 +415,8 @@ def data_build_cmd(
     typer.echo(json.dumps(stats, ensure_ascii=False))
 
 
-def _option_given(name: str) -> bool:
+def _option_given(ctx: typer.Context, name: str) -> bool:
     """Whether --NAME was typed on this command line (a recipe must not override it)."""
-    import click
-
-    ctx = click.get_current_context()
     source = ctx.get_parameter_source(name)
     return source is not None and source.name == "COMMANDLINE"
 

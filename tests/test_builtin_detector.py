@@ -87,15 +87,18 @@ def test_small_image_uses_one_smaller_tile(det: BuiltinDetector, tmp_path: Path)
 def test_modes_through_media_rgb(det: BuiltinDetector, tmp_path: Path, mode: str) -> None:
     src = Image.open(_photo(tmp_path))
     if mode == "I;16":
-        arr = (np.asarray(src.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
-        img = Image.fromarray(arr, "I;16")
+        arr = np.asarray(src.convert("L"), dtype=np.uint16) * 257
+        img = Image.new("I;16", src.size)
+        img.frombytes(arr.astype("<u2").tobytes())
         ext = "png"
     else:
         img = src.convert(mode)
         ext = "tiff" if mode == "CMYK" else "png"
     path = tmp_path / f"m.{ext}"
     img.save(path)
-    res = det.analyze(Media.open(path))
+    media = Media.open(path)
+    assert media.pixels().mode == mode
+    res = det.analyze(media)
     assert res.p_fake is not None and 0.0 <= res.p_fake <= 1.0
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles
 
+from .common import seed_everything
 from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
 from .model import LocalNet, MapOnly
 
@@ -41,7 +42,7 @@ class Recipe:
     seed: int = 0
     threads: int = 1
     p_jpeg: float = 0.75
-    luma: bool = True
+    luma: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -360,10 +361,12 @@ def export_onnx(net: LocalNet, path: Path) -> None:
                       opset_version=17, dynamo=False)
 
 
-def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode: str = "mix", steps_per_epoch: int = 1500,
-                  batch: int = 32, crop: int = 48, cv_folds: int = 4, taesd: Path | None = None,
+def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode: str = "aligned",
+                  steps_per_epoch: int = 2000, batch: int = 32, crop: int = 64, cv_folds: int = 4, taesd: Path | None = None,
                   recon_cache: Path | None = None, threads: int = 2, limit_per_source: int | None = None,
-                  holdout_sources: tuple[str, ...] = (), cv_from: Path | None = None, log=print) -> dict:
+                  holdout_sources: tuple[str, ...] = ("headshot_classification",), cv_from: Path | None = None,
+                  luma: bool = False,
+                  log=print) -> dict:
     """Train the shipped detector. Writes out/builtin.onnx and out/builtin.json (calibration, thresholds).
 
     With cv_folds >= 2 the same recipe is first run under source-grouped CV; its out-of-fold logits fit
@@ -373,6 +376,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     `cv_from`: the JSON written by `python -m train.validate --json` for the very same recipe; its
     out-of-fold logits are used instead of re-running the cross-validation.
     """
+    seed_everything(seed)  # the shared seed helper (train/common.py); local RNGs below are seeded too
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -388,7 +392,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
             build_recon_cache(items, tdir, recon_cache, size=128, per_image=1, seed=seed)
         recon = Recon.load(Path(recon_cache))
     recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
-                    threads=threads)
+                    threads=threads, luma=luma)
     meta: dict = {"recipe": asdict(recipe), "pool_images": len(items), "tile": TILE, "max_grid": MAX_GRID,
                   "logit_clip": LOGIT_CLIP,
                   "pool_fakes": sum(it.label for it in items)}
@@ -398,6 +402,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         cv = json.loads(Path(cv_from).read_text())
         mine = {k: v for k, v in asdict(recipe).items() if k != "threads"}
         theirs = {k: v for k, v in cv["recipe"].items() if k != "threads"}
+        theirs.setdefault("luma", False)  # validation runs made before the luma option were RGB
         if mine != theirs:
             raise ValueError(f"cv_from was run with another recipe: {theirs} != {mine}")
     elif cv_folds >= 2:
@@ -444,19 +449,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--mode", default="aligned", choices=["aligned", "mix", "pool"])
-    ap.add_argument("--steps-per-epoch", type=int, default=1500)
+    ap.add_argument("--steps-per-epoch", type=int, default=2000)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--cv-folds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--taesd", type=Path)
     ap.add_argument("--recon-cache", type=Path)
-    ap.add_argument("--holdout", nargs="*", default=[], help="sources left out of the final fit")
+    ap.add_argument("--holdout", nargs="*", default=["headshot_classification"],
+                    help="sources left out of the final fit (default: the one the shipped test measures)")
+    ap.add_argument("--luma", action="store_true", help="luma high-pass + NPR input instead of RGB (round 3)")
     ap.add_argument("--cv-from", type=Path, help="validate JSON of the same recipe (skips re-running the CV)")
     a = ap.parse_args()
     meta = train_builtin(a.data, a.out, seed=a.seed, epochs=a.epochs, mode=a.mode, steps_per_epoch=a.steps_per_epoch,
                          batch=a.batch, crop=a.crop, cv_folds=a.cv_folds, taesd=a.taesd, recon_cache=a.recon_cache,
-                         threads=a.threads, holdout_sources=tuple(a.holdout), cv_from=a.cv_from, log=lambda *m: print(*m, flush=True))
+                         threads=a.threads, holdout_sources=tuple(a.holdout), cv_from=a.cv_from, luma=a.luma, log=lambda *m: print(*m, flush=True))
     print(json.dumps(_clean({k: v for k, v in meta.items() if k != "cv"}), indent=1))
     if "cv" in meta:
         print(f"CV pooled AUC {meta['cv']['pooled_auc']:.3f} mean per-source {meta['cv']['mean_source_auc']:.3f} "

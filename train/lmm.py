@@ -163,7 +163,9 @@ _TARGETS: dict[str, dict[str, str]] = {
     },
 }
 # Kept in 16/32-bit under QLoRA: small, and quantising them costs accuracy for no memory gain.
-_QLORA_SKIP = ["vision_tower", "multi_modal_projector", "visual", "lm_head"]
+# Names as older transformers compare them (substrings) and as 5.x does (re.match from the start).
+_QLORA_SKIP = ["vision_tower", "multi_modal_projector", "visual", "lm_head",
+               r".*\.vision_tower", r".*\.multi_modal_projector", r".*\.visual"]
 
 
 def lora_target_regex(family: str, spec: str) -> tuple[str, list[str]]:
@@ -502,6 +504,7 @@ def train_lmm(cfg: LmmConfig, log: LogFn | None = None) -> dict[str, Any]:
     model = cls.from_pretrained(base, **load_kw)
     if not cfg.qlora:
         model.to(device)
+    n_4bit = sum(1 for m in model.modules() if type(m).__name__ == "Linear4bit")
     model.config.use_cache = False
     encoder = Encoder(base, family, model.config, cfg.max_length)
     if cfg.qlora:
@@ -576,11 +579,16 @@ def train_lmm(cfg: LmmConfig, log: LogFn | None = None) -> dict[str, Any]:
 
     seen_mask = torch.zeros(len(convs), dtype=torch.int32)
     progress = None
-    if cfg.progress and rank == 0:
+    if cfg.progress and rank == 0 and sys.stderr.isatty():  # in a log file, the step lines say it all
         from tqdm.auto import tqdm
 
         progress = tqdm(total=total, initial=state["global_step"], desc="train lmm", unit="step",
                         file=sys.stderr, dynamic_ncols=True, leave=True)
+        plain_log = log
+
+        def log(message: str) -> None:  # noqa: F811 - the same lines, without tearing the bar
+            with tqdm.external_write_mode(file=sys.stderr):
+                plain_log(message)
     ddp_model.train()
     t0 = time.monotonic()
     run_loss, last_loss = None, float("nan")
@@ -628,7 +636,12 @@ def train_lmm(cfg: LmmConfig, log: LogFn | None = None) -> dict[str, Any]:
                 progress.update(1)
                 progress.set_postfix(loss=f"{run_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
             if global_step % cfg.log_every == 0 or global_step == total:
-                log(f"step {global_step}/{total} epoch {epoch + 1} loss {run_loss:.4f} lr {sched.get_last_lr()[0]:.3e}")
+                shown = run_loss
+                if distributed:  # every rank reaches this step: report the mean over ranks
+                    t = torch.tensor([run_loss], dtype=torch.float64, device=device if use_cuda else "cpu")
+                    dist.all_reduce(t)
+                    shown = float(t) / world
+                log(f"step {global_step}/{total} epoch {epoch + 1} loss {shown:.4f} lr {sched.get_last_lr()[0]:.3e}")
             done = global_step >= total
             if cfg.save_every and (global_step % cfg.save_every == 0 or done):
                 # Counters point at the next step: the epoch rolls over when this one is complete.
@@ -676,7 +689,7 @@ def train_lmm(cfg: LmmConfig, log: LogFn | None = None) -> dict[str, Any]:
         torch.cuda.empty_cache()
     if rank == 0:
         summary = _finalize(cfg, base, output, data, model_type, cls, convs, tasks, regex, scopes,
-                            n_train, world, ranks, shared, in_sync, global_step, total, run_loss, last_loss,
+                            n_train, n_4bit, world, ranks, shared, in_sync, global_step, total, run_loss, last_loss,
                             train_seconds, resumed_from, log)
     if distributed:
         dist.barrier()
@@ -685,7 +698,7 @@ def train_lmm(cfg: LmmConfig, log: LogFn | None = None) -> dict[str, Any]:
 
 
 def _finalize(cfg: LmmConfig, base: Path, output: Path, data: Path, model_type: str, cls: Any, convs: list[Any],
-              tasks: Counter, regex: str, scopes: list[str], n_train: int, world: int,
+              tasks: Counter, regex: str, scopes: list[str], n_train: int, n_4bit: int, world: int,
               ranks: list[dict[str, Any]], shared: int, in_sync: bool, global_step: int, total: int,
               run_loss: float | None, last_loss: float, train_seconds: float, resumed_from: str | None,
               log: LogFn) -> dict[str, Any]:
@@ -724,6 +737,7 @@ def _finalize(cfg: LmmConfig, base: Path, output: Path, data: Path, model_type: 
         "lora_target_regex": regex,
         "lora_scopes": scopes,
         "trainable_parameters": n_train,
+        "quantized_4bit_modules": n_4bit,
         "steps": global_step,
         "total_steps": total,
         "final_loss": run_loss,

@@ -41,14 +41,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--p-jpeg", type=float, default=0.75)
-    ap.add_argument("--rgb", action="store_true", help="RGB residual input instead of luma + NPR")
+    ap.add_argument("--luma", action="store_true", help="luma high-pass + NPR input instead of RGB")
     ap.add_argument("--recon", type=Path)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     items = load_pool(a.data)
     recon = Recon.load(a.recon) if a.recon else None
     r = Recipe(mode=a.mode, steps=a.steps, batch=a.batch, crop=a.crop, seed=a.seed, threads=a.threads, p_jpeg=a.p_jpeg,
-               luma=not a.rgb)
+               luma=a.luma)
     res = cross_validate(items, r, recon, k=a.folds)
     print_report(res, f"{a.mode} steps={a.steps} crop={a.crop} folds={a.folds}")
     if a.json:

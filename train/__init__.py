@@ -1,1 +1,1 @@
-"""Training code for fakescope's embedded `builtin` detector (torch needed here only)."""
+"""fakescope training code (`fakescope_train`): the builtin detector and LMM fine-tuning. Needs torch."""

@@ -61,6 +61,26 @@ class DeviceChoice(str, Enum):
     cuda = "cuda"
 
 
+MODEL_HELP = "Model folder or file (hf, gguf); the served model's name (server)."
+SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
+API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
+                    "the key is never a flag value.")
+JOBS_HELP = "Worker processes (0: one per core); with --backend server: requests in flight (0: 8)."
+
+
+# Options shared by scan, eval and ask: one definition each.
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help=MODEL_HELP)]
+MmprojOpt = Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")]
+UrlOpt = Annotated[str | None, typer.Option("--url", metavar="URL", help=SERVER_URL_HELP)]
+ApiKeyEnvOpt = Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=API_KEY_ENV_HELP)]
+RequestTimeoutOpt = Annotated[float | None, typer.Option("--request-timeout", min=0.1, metavar="SEC", help="Seconds to wait for each server answer (server backend; default 120).")]
+RetriesOpt = Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")]
+TopLogprobsOpt = Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")]
+ManifestOpt = Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")]
+QuantizeOpt = Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")]
+DeviceOpt = Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")]
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"fakescope {__version__}")
@@ -90,13 +110,6 @@ def _backend_options(**opts: object) -> dict[str, object]:
     return {k: v for k, v in opts.items() if v is not None}
 
 
-MODEL_HELP = "Model folder or file (hf, gguf); the served model's name (server)."
-SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
-API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
-                    "the key is never a flag value.")
-JOBS_HELP = "Worker processes (0: one per core); with --backend server: requests in flight (0: 8)."
-
-
 def _server_options(url: str | None, api_key_env: str | None, request_timeout: float | None, retries: int | None,
                     top_logprobs: int | None, manifest: Path | None) -> dict[str, object]:
     """Options of the server backend (None: not given, the backend's default)."""
@@ -114,16 +127,16 @@ def scan(
     ext: Annotated[list[str] | None, typer.Option("--ext", "-e", metavar="EXT", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, hf, gguf, server, or none (provenance only).")] = "builtin",
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help=MODEL_HELP)] = None,
-    mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
-    url: Annotated[str | None, typer.Option("--url", metavar="URL", help=SERVER_URL_HELP)] = None,
-    api_key_env: Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=API_KEY_ENV_HELP)] = None,
-    request_timeout: Annotated[float | None, typer.Option("--request-timeout", min=0.1, metavar="SEC", help="Seconds to wait for each server answer (server backend; default 120).")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")] = None,
-    top_logprobs: Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")] = None,
-    manifest: Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")] = None,
-    quantize: Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
-    device: Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
+    model: ModelOpt = None,
+    mmproj: MmprojOpt = None,
+    url: UrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
+    retries: RetriesOpt = None,
+    top_logprobs: TopLogprobsOpt = None,
+    manifest: ManifestOpt = None,
+    quantize: QuantizeOpt = None,
+    device: DeviceOpt = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Images per detection batch (hf).")] = None,
     attributes: Annotated[bool | None, typer.Option("--attributes/--no-attributes", help="Score the 14 forgery attributes (multimodal backends).")] = None,
     explain: Annotated[bool | None, typer.Option("--explain", help="Add a reasoning text per image (multimodal backends).")] = None,
@@ -205,16 +218,16 @@ def ask(
     question: Annotated[str | None, typer.Argument(metavar="QUESTION", help="A free-form question (omit with --advise).")] = None,
     advise: Annotated[bool, typer.Option("--advise", help="Ask what betrays the image and how to verify it further.")] = False,
     backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="A multimodal backend: hf, gguf, server.")] = "hf",
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help=MODEL_HELP)] = None,
-    mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
-    url: Annotated[str | None, typer.Option("--url", metavar="URL", help=SERVER_URL_HELP)] = None,
-    api_key_env: Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=API_KEY_ENV_HELP)] = None,
-    request_timeout: Annotated[float | None, typer.Option("--request-timeout", min=0.1, metavar="SEC", help="Seconds to wait for each server answer (server backend; default 120).")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")] = None,
-    top_logprobs: Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")] = None,
-    manifest: Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")] = None,
-    quantize: Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")] = None,
-    device: Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")] = None,
+    model: ModelOpt = None,
+    mmproj: MmprojOpt = None,
+    url: UrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
+    retries: RetriesOpt = None,
+    top_logprobs: TopLogprobsOpt = None,
+    manifest: ManifestOpt = None,
+    quantize: QuantizeOpt = None,
+    device: DeviceOpt = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, metavar="N", help="Length limit of the answer.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming text.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the backend's own log output.")] = False,
@@ -455,14 +468,14 @@ def merge(
 def eval_cmd(
     path: Annotated[str, typer.Argument(metavar="PATH", help="Folder with real/ and fake/ sub-folders, or a CSV (path,label[,generator]).")],
     backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector to evaluate.")] = "builtin",
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="PATH", help=MODEL_HELP)] = None,
-    mmproj: Annotated[str | None, typer.Option("--mmproj", metavar="FILE", help="Multimodal projector GGUF (gguf backend).")] = None,
-    url: Annotated[str | None, typer.Option("--url", metavar="URL", help=SERVER_URL_HELP)] = None,
-    api_key_env: Annotated[str | None, typer.Option("--api-key-env", metavar="VAR", help=API_KEY_ENV_HELP)] = None,
-    request_timeout: Annotated[float | None, typer.Option("--request-timeout", min=0.1, metavar="SEC", help="Seconds to wait for each server answer (server backend; default 120).")] = None,
-    retries: Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")] = None,
-    top_logprobs: Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")] = None,
-    manifest: Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")] = None,
+    model: ModelOpt = None,
+    mmproj: MmprojOpt = None,
+    url: UrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = None,
+    request_timeout: RequestTimeoutOpt = None,
+    retries: RetriesOpt = None,
+    top_logprobs: TopLogprobsOpt = None,
+    manifest: ManifestOpt = None,
     threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
     json_out: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to FILE (- for stdout).")] = None,
     records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,

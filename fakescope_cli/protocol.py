@@ -261,6 +261,31 @@ def score_logits(logits: np.ndarray, labels: LabelIds, calibration: Calibration 
     return score_label_logits(lg[:, list(labels.fake)], lg[:, list(labels.real)], calibration)
 
 
+@dataclass(frozen=True)
+class ProbeScores:
+    """One image's probes scored: the detection probe's p_fake, the aspects, and raw figures."""
+
+    p_fake: float
+    attributes: dict[str, float] | None
+    raw: dict[str, Any]
+
+
+def score_probes(z: Sequence[tuple[float, float]], probes: Sequence[tuple[str, str]],
+                 calibration: Calibration | None) -> ProbeScores:
+    """Score per-probe (z_fake, z_real) pairs; probe 0 is detection, the rest are aspects."""
+    zf = np.array([a for a, _ in z])
+    zr = np.array([b for _, b in z])
+    sc = score_label_logits(zf[:, None], zr[:, None], calibration)
+    attributes = {probes[k][0]: float(sc.p_fake[k]) for k in range(1, len(probes))} if len(probes) > 1 else None
+    raw = {
+        "p_fake": float(sc.p_fake[0]),
+        "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
+        "z_fake": float(zf[0]),
+        "z_real": float(zr[0]),
+    }
+    return ProbeScores(float(sc.p_fake[0]), attributes, raw)
+
+
 def verdict_from_explanation(text: str) -> str | None:
     """'fake' / 'real' when the explanation ends as the protocol asks, else None."""
     tail = " ".join(text.lower().split())[-80:]

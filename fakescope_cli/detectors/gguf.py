@@ -32,6 +32,7 @@ from fakescope_cli.protocol import (
     longest_common_prefix,
     resolve_label_ids,
     score_label_logits,
+    score_probes,
     verdict_from_explanation,
 )
 
@@ -483,27 +484,19 @@ class GGUFDetector:
         return out
 
     def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], explanation: str | None) -> DetectorResult:
-        import numpy as np
-
-        zf = np.array([a for a, _ in z])
-        zr = np.array([b for _, b in z])
-        sc = score_label_logits(zf[:, None], zr[:, None], self.protocol.calibration)
+        scored = score_probes(z, probes, self.protocol.calibration)
         raw: dict[str, Any] = {
             "backend": "gguf",
             "architecture": self.architecture,
             "projector_type": self.projector_type,
             "n_gpu_layers": self.n_gpu_layers,
             "protocol": self.protocol.version,
-            "p_fake": float(sc.p_fake[0]),
-            "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
-            "z_fake": float(zf[0]),
-            "z_real": float(zr[0]),
+            **scored.raw,
             "label_ids": self.labels.to_dict(),
         }
-        attrs = {probes[k][0]: float(sc.p_fake[k]) for k in range(1, len(probes))} if len(probes) > 1 else None
         if explanation is not None:
             raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        return DetectorResult(p_fake=float(sc.p_fake[0]), attributes=attrs, explanation=explanation, raw=raw)
+        return DetectorResult(p_fake=scored.p_fake, attributes=scored.attributes, explanation=explanation, raw=raw)
 
     def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
             max_tokens: int | None = None) -> str:

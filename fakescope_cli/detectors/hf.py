@@ -31,6 +31,7 @@ from fakescope_cli.protocol import (
     longest_common_prefix,
     resolve_label_ids,
     score_label_logits,
+    score_probes,
     verdict_from_explanation,
 )
 
@@ -533,31 +534,21 @@ class HFDetector:
         return out
 
     def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], image: Any) -> DetectorResult:
-        import numpy as np
-
-        zf = np.array([a for a, _ in z])
-        zr = np.array([b for _, b in z])
-        sc = score_label_logits(zf[:, None], zr[:, None], self.protocol.calibration)
+        scored = score_probes(z, probes, self.protocol.calibration)
         raw: dict[str, Any] = {
             "backend": "hf",
             "model_type": self.model_type,
             "quantize": self.quantize,
             "device": self.device,
             "protocol": self.protocol.version,
-            "p_fake": float(sc.p_fake[0]),
-            "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
-            "z_fake": float(zf[0]),
-            "z_real": float(zr[0]),
+            **scored.raw,
             "label_ids": self.labels.to_dict(),
         }
-        attrs = None
-        if len(probes) > 1:
-            attrs = {probes[k][0]: float(sc.p_fake[k]) for k in range(1, len(probes))}
         explanation = None
         if self.explain:
             explanation = self._generate(image, self.protocol.explain_prompt, None, self.max_tokens)
             raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        return DetectorResult(p_fake=float(sc.p_fake[0]), attributes=attrs, explanation=explanation, raw=raw)
+        return DetectorResult(p_fake=scored.p_fake, attributes=scored.attributes, explanation=explanation, raw=raw)
 
     def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
             max_tokens: int | None = None) -> str:

@@ -215,9 +215,10 @@ class Media:
             raise InputError(
                 f"{self.format} signature found but the data cannot be parsed", "corrupt-image"
             ) from None
-        # RuntimeError: Pillow's AVIF plugin and pillow-heif raise it on corrupt containers (fuzzing).
+        # Found by fuzzing: RuntimeError from Pillow's AVIF plugin and pillow-heif on corrupt
+        # containers; OverflowError from out-of-range palette or tag values.
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                RuntimeError) as exc:
+                RuntimeError, OverflowError) as exc:
             raise _decode_error(exc) from None
         return img
 
@@ -261,7 +262,7 @@ class Media:
                 warnings.simplefilter("ignore")
                 img.load()
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                MemoryError, ZeroDivisionError, RuntimeError) as exc:
+                MemoryError, ZeroDivisionError, RuntimeError, OverflowError) as exc:
             raise _decode_error(exc) from None
         return img
 

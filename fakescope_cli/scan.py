@@ -124,7 +124,9 @@ def analysis_engine(
     DetectorUnavailable propagates.
     """
     requested_jobs = jobs
-    jobs = jobs or default_jobs_for(n_files)
+    # Metadata-only work is ~0.5 ms a file: shipping files to workers and records back costs about
+    # as much, so by default it stays in this process (measured in bench/bench_metadata.py).
+    jobs = jobs or (1 if not config.allow_pixels else default_jobs_for(n_files))
     analyzer = Analyzer(config)
     # An explicit --file-timeout needs a killable worker even for one job.
     use_workers = config.backend not in IN_PROCESS_BACKENDS and (jobs > 1 or file_timeout is not None)

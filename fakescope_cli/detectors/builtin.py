@@ -59,9 +59,15 @@ class _Session:
 class BuiltinDetector:
     id = "builtin"
 
-    def __init__(self, weights_dir: Path | None = None, threads: int = 2) -> None:
+    def __init__(self, weights_dir: Path | None = None, threads: int | None = None) -> None:
         self.weights_dir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
-        self.threads = threads
+        # In a scan's worker process the workers already use every core: one thread each avoids
+        # oversubscription. On its own (one process) the session may use a few.
+        import multiprocessing
+        import os
+
+        in_worker = multiprocessing.parent_process() is not None
+        self.threads = threads or (1 if in_worker else max(1, min(4, os.cpu_count() or 1)))
 
     @cached_property
     def config(self) -> dict[str, Any]:

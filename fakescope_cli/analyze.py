@@ -14,7 +14,7 @@ from fakescope_cli.errors import DetectorUnavailable, InputError
 from fakescope_cli.evidence.base import EvidenceItem
 from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
 from fakescope_cli.inputs import Candidate
-from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path
+from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path, png_crc_mismatches
 from fakescope_cli.record import ScanRecord
 
 # Options that change how a result is fetched, never what it is: not part of cache keys.
@@ -172,6 +172,12 @@ class Analyzer:
                 problems.append(exc)
 
         items, warnings = evidence_mod.collect(media)
+        if media.format == "PNG":
+            bad = png_crc_mismatches(media.data)
+            if bad:
+                warnings.append({"code": "png-crc", "message": (
+                    f"PNG chunk checksum mismatch in {', '.join(sorted(set(bad)))}: the file was damaged or "
+                    "altered without updating its checksums")})
         record.evidence = [item.to_dict() for item in items]
         record.warnings = warnings
         wants = self.detector is not None and cfg.allow_pixels and not problems

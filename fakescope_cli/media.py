@@ -61,6 +61,33 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+def png_crc_mismatches(data: bytes, limit: int = 10_000) -> list[str]:
+    """Names of PNG chunks whose stored CRC does not match their bytes (Pillow skips IDAT's).
+
+    A mismatch means the file was damaged or edited without updating checksums; the pixels may
+    still decode, so it is a warning, not an error. At most `limit` chunks are walked.
+    """
+    import zlib
+
+    bad: list[str] = []
+    pos = 8
+    for _ in range(limit):
+        if pos + 12 > len(data):
+            break
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            break
+        kind = data[pos + 4:pos + 8]
+        stored = int.from_bytes(data[end - 4:end], "big")
+        if zlib.crc32(data[pos + 4:end - 4]) != stored:
+            bad.append(kind.decode("latin-1"))
+        if kind == b"IEND":
+            break
+        pos = end
+    return bad
+
+
 def has_image_extension(path: str | os.PathLike[str]) -> bool:
     suffix = os.path.splitext(os.fsdecode(path))[1].lower().lstrip(".")
     return suffix in IMAGE_EXTENSIONS

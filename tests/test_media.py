@@ -136,3 +136,26 @@ def test_no_pixels_mode_never_decodes(tmp_path):
     m = Media.open(p, allow_pixels=False)
     with pytest.raises(InputError):
         m.pixels()
+
+
+def test_bad_png_crc_is_reported_as_a_warning(tmp_path):
+    from fakescope_cli.analyze import Analyzer, ScanConfig
+    from fakescope_cli.inputs import Candidate
+
+    data = bytearray(_save(Image.new("RGB", (16, 16), (9, 9, 9)), "PNG"))
+    idat = data.index(b"IDAT")
+    length = int.from_bytes(data[idat - 4:idat], "big")
+    crc_at = idat + 4 + length
+    data[crc_at:crc_at + 4] = bytes(b ^ 0xFF for b in data[crc_at:crc_at + 4])
+    p = tmp_path / "badcrc.png"
+    p.write_bytes(bytes(data))
+    record = Analyzer(ScanConfig(backend="none")).analyze(Candidate(str(p), True))
+    assert record["errors"] == [] and record["width"] == 16
+    assert [w["code"] for w in record["warnings"]] == ["png-crc"] and "IDAT" in record["warnings"][0]["message"]
+    # A broken header checksum is not decodable at all: an error record.
+    head = bytearray(_save(Image.new("RGB", (16, 16)), "PNG"))
+    head[29] ^= 0xFF  # IHDR's CRC
+    q = tmp_path / "badhead.png"
+    q.write_bytes(bytes(head))
+    rec = Analyzer(ScanConfig(backend="none")).analyze(Candidate(str(q), True))
+    assert rec["verdict"] == "error" and rec["errors"][0]["code"] == "corrupt-image"

@@ -319,16 +319,23 @@ def load_protocol(model_path: str | Path | None) -> Protocol:
     path = find_manifest(model_path)
     if path is None:
         return Protocol()
+    return read_manifest(path)
+
+
+def read_manifest(path: str | Path, label: str | None = None) -> Protocol:
+    """Read, bound and parse one `fakescope.json`; errors name it as `label` (default: its path)."""
+    path = Path(path)
+    name = label or str(path)
     try:
         data = path.read_bytes()[: MANIFEST_MAX_BYTES + 1]
     except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ManifestError(f"{name}: cannot read: {exc.strerror or exc}") from None
     if len(data) > MANIFEST_MAX_BYTES:
-        raise ManifestError(f"{path}: larger than {MANIFEST_MAX_BYTES} bytes")
+        raise ManifestError(f"{name}: larger than {MANIFEST_MAX_BYTES} bytes")
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path}: not valid JSON: {exc}") from None
+        raise ManifestError(f"{name}: not valid JSON: {exc}") from None
     return protocol_from_manifest(obj, source=str(path), sha256=hashlib.sha256(data).hexdigest())
 
 

@@ -19,7 +19,6 @@ in the Authorization header: it is never a flag value, never in describe() or a 
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import io
 import json
@@ -31,7 +30,6 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fakescope_cli import __version__
@@ -39,9 +37,8 @@ from fakescope_cli.detectors.base import DetectorResult
 from fakescope_cli.errors import DetectorUnavailable, InputError
 from fakescope_cli.media import Media
 from fakescope_cli.protocol import (
-    MANIFEST_MAX_BYTES,
     Protocol,
-    protocol_from_manifest,
+    read_manifest,
     score_label_logits,
     verdict_from_explanation,
 )
@@ -399,18 +396,7 @@ def png_data_url(media: Media, max_pixels: int | None = None) -> str:
 
 def load_manifest_file(path: str | os.PathLike[str]) -> Protocol:
     """A `fakescope.json` given by path (it need not sit beside local weights)."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()[: MANIFEST_MAX_BYTES + 1]
-    except OSError as exc:
-        raise DetectorUnavailable(f"--manifest {p}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MANIFEST_MAX_BYTES:
-        raise DetectorUnavailable(f"--manifest {p}: larger than {MANIFEST_MAX_BYTES} bytes")
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DetectorUnavailable(f"--manifest {p}: not valid JSON: {exc}") from None
-    return protocol_from_manifest(obj, source=str(p), sha256=hashlib.sha256(data).hexdigest())
+    return read_manifest(path, label=f"--manifest {path}")
 
 
 class ServerDetector:

@@ -300,7 +300,13 @@ class Media:
         return self._decoded
 
     def rgb(self) -> Any:
-        """The decoded image converted to 8-bit RGB (16-bit, CMYK, palette handled)."""
+        """The decoded image converted to 8-bit RGB (16-bit, CMYK, palette handled).
+
+        Converted once: the watermark reader and the detector both ask for it."""
+        return self._rgb
+
+    @cached_property
+    def _rgb(self) -> Any:
         from fakescope_cli.imageops import to_rgb8
 
         return to_rgb8(self.pixels())

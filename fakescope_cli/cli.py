@@ -307,10 +307,15 @@ def train_builtin_cmd(
     out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Where builtin.onnx and builtin.json are written.")] = Path("build/builtin"),
     seed: Annotated[int, typer.Option("--seed", help="Random seed (crops, augmentation, initialisation).")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training length in units of --steps-per-epoch optimiser steps.")] = 1,
-    steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, metavar="N", help="Optimiser steps per epoch (random native-resolution crops).")] = 1500,
-    mode: Annotated[str, typer.Option("--mode", help="Recipe: pool (pool fakes vs reals), aligned (reals vs autoencoder reconstructions), mix.")] = "mix",
+    steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, metavar="N", help="Optimiser steps per epoch (random native-resolution crops).")] = 2000,
+    mode: Annotated[str, typer.Option("--mode", help="Recipe: pool (pool fakes vs reals), aligned (reals vs autoencoder reconstructions), mix.")] = "aligned",
+    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode every tile as JPEG at Q before the net (0: off); stored with the weights.")] = 80,
+    width: Annotated[int, typer.Option("--width", min=4, metavar="N", help="Network width (channels of its middle layers).")] = 16,
+    tile: Annotated[int, typer.Option("--tile", min=16, metavar="PX", help="Tile side in pixels at inference.")] = 64,
+    grid: Annotated[int, typer.Option("--grid", min=1, metavar="N", help="At most N x N tiles per image.")] = 3,
     cv_folds: Annotated[int, typer.Option("--cv-folds", min=0, metavar="K", help="Source-grouped cross-validation folds for calibration and metrics (0: none).")] = 4,
     taesd: Annotated[Path | None, typer.Option("--taesd", metavar="DIR", help="Folder with taef2_encoder.pth / taef2_decoder.pth (aligned and mix modes).")] = None,
+    recon_cache: Annotated[Path | None, typer.Option("--recon-cache", metavar="NPZ", help="Reconstruction cache to reuse or create (aligned and mix modes).")] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, metavar="N", help="CPU threads for torch.")] = 2,
 ) -> None:
     """Train the embedded CPU detector on a labelled pool (needs the `train` extra: torch)."""
@@ -319,7 +324,8 @@ def train_builtin_cmd(
     except ImportError as exc:
         raise _fail(f"training needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
     train_builtin(data, out, seed=seed, epochs=epochs, mode=mode, steps_per_epoch=steps_per_epoch,
-                  cv_folds=cv_folds, taesd=taesd, threads=threads,
+                  cv_folds=cv_folds, taesd=taesd, recon_cache=recon_cache, threads=threads, norm_q=jpeg_quality,
+                  width=width, tile=tile, grid=grid,
                   log=lambda msg: typer.echo(msg, err=True))
 
 

@@ -63,14 +63,14 @@ def test_tampered_weights_refused(tmp_path: Path) -> None:
         BuiltinDetector(weights_dir=tmp_path).analyze(Media.open(_photo(tmp_path)))
 
 
-def test_probability_regions_and_determinism(det: BuiltinDetector, tmp_path: Path) -> None:
+def test_probability_regions_and_determinism(det: BuiltinDetector, config: dict, tmp_path: Path) -> None:
     path = _photo(tmp_path, size=(400, 300))
     r1 = det.analyze(Media.open(path))
     r2 = det.analyze(Media.open(path))
     assert r1.p_fake is not None and 0.0 <= r1.p_fake <= 1.0
     assert r1.p_fake == r2.p_fake and r1.regions == r2.regions
     reg = r1.regions
-    assert reg is not None and reg["rows"] == 3 and reg["cols"] == 3 and reg["tile"] == 96
+    assert reg is not None and reg["rows"] == 3 and reg["cols"] == 3 and reg["tile"] == config["tile"]
     assert len(reg["p_fake"]) == reg["rows"] and all(len(row) == reg["cols"] for row in reg["p_fake"])
     assert all(0.0 <= v <= 1.0 for row in reg["p_fake"] for v in row)
     assert r1.raw["band"] in {"fake", "real", "uncertain"}
@@ -175,3 +175,23 @@ def test_train_builtin_tiny_run_gives_loadable_weights(tmp_path: Path) -> None:
     assert d.weights_sha256 == json.loads((tmp_path / CONFIG_NAME).read_text())["weights_sha256"]
     res = d.analyze(Media.open(_photo(tmp_path)))
     assert res.p_fake is not None and 0.0 <= res.p_fake <= 1.0
+
+
+def test_tiles_sit_on_the_jpeg_grid_and_are_reencoded_once(tmp_path: Path) -> None:
+    from fakescope_cli.detectors.tiling import extract_tiles, jpeg_roundtrip, tile_layout
+
+    t, ys, xs = tile_layout(1000, 777, 64, 3)
+    assert t == 64 and len(ys) == 3 and len(xs) == 3
+    assert all(o % 16 == 0 and 0 <= o <= 1000 - 64 for o in ys) and all(o % 16 == 0 and o <= 777 - 64 for o in xs)
+    arr = np.asarray(Image.open(_photo(tmp_path, size=(300, 200))).convert("RGB"))
+    plain, rows, cols, _ = extract_tiles(arr, 64, 3, 0)
+    coded, _, _, _ = extract_tiles(arr, 64, 3, 80)
+    assert plain.shape == coded.shape == (rows * cols, 3, 64, 64)
+    _, ys, xs = tile_layout(200, 300, 64, 3)
+    first = arr[ys[0] : ys[0] + 64, xs[0] : xs[0] + 64]
+    assert np.array_equal(plain[0], first.transpose(2, 0, 1))
+    again = np.asarray(jpeg_roundtrip(Image.fromarray(first), 80)).transpose(2, 0, 1)
+    assert np.array_equal(coded[0], again) and not np.array_equal(coded[0], plain[0])
+    # a Pillow image and its array give the same tiles (inference crops the image, training the array)
+    pil_tiles, _, _, _ = extract_tiles(Image.fromarray(arr), 64, 3, 80)
+    assert np.array_equal(pil_tiles, coded)

@@ -278,6 +278,36 @@ def test_jpeg_reencoding(marked, capsys):
     assert survived[100] >= 8
 
 
+def test_jpeg_quality_estimate_matches_the_encoder(tmp_path):
+    rgb = load_rgb(PHOTOS[0])[:256, :256]
+    for quality in (40, 60, 85, 93, 96, 100):
+        path = tmp_path / f"q{quality}.jpg"
+        Image.fromarray(rgb).save(path, quality=quality)
+        assert abs(wm.jpeg_quality_estimate(Media.open(path)) - quality) <= 0.6, quality
+    assert wm.jpeg_quality_estimate(Media.open(save_png(rgb, tmp_path / "x.png"))) is None
+
+
+def test_lossy_jpegs_skip_the_decode_but_high_quality_ones_are_read(marked, tmp_path, monkeypatch):
+    """q <= 93 never kept a mark (measured), so the 15 ms/MP decode is skipped; q100 files still get it."""
+    found_q100 = 0
+    for (photo, name, kind), (arr, _) in marked.items():
+        if kind == "sd" and name == "SDXL":
+            continue
+        path = tmp_path / f"{Path(photo).stem}-{name}-{kind}.jpg"
+        Image.fromarray(arr).save(path, quality=100)
+        found_q100 += any(item.details["payload"] == name for item in items_of(path))
+    assert found_q100 >= 8  # as many as the q100 round-trip above: the gate lets these through
+    arr, _ = marked[(PHOTOS[1].name, "SDV2", "sd")]
+    lossy = tmp_path / "lossy.jpg"
+    Image.fromarray(arr).save(lossy, quality=93)
+
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("decoded a q93 JPEG")
+
+    monkeypatch.setattr(wm, "block_bits", must_not_decode)
+    assert items_of(lossy) == []
+
+
 def test_real_sdxl_output_from_the_wild():
     """An SDXL + IP-Adapter result published as JPEG (Kolors repo), centre-cropped to 256x256.
 

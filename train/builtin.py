@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles
+from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles, jpeg_roundtrip
 
 from .common import seed_everything
 from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
@@ -43,6 +43,14 @@ class Recipe:
     threads: int = 1
     p_jpeg: float = 0.75
     luma: bool = False
+    # JPEG re-encoding quality applied to every crop/tile before the net (0 = off); see detectors/tiling.py
+    norm_q: int = 0
+    # pool mode: give lossless images of the class with fewer JPEGs a borrowed JPEG history (see Sampler)
+    balance_history: bool = False
+    # weight of a penalty on logit(x) - logit(JPEG q85-95 of x): invariance to one more mild JPEG
+    consistency: float = 0.0
+    tile: int = TILE
+    grid: int = MAX_GRID
     extra: dict = field(default_factory=dict)
 
 
@@ -78,6 +86,13 @@ class Sampler:
         allowed = set(train_ids)
         self.pairs = [j for j, i in enumerate(recon.idx) if int(i) in allowed] if recon is not None else []
         self.recon = recon
+        # JPEG history balancing: in the pool most reals are JPEGs and most fakes are not. A lossless
+        # image of the class with the smaller JPEG share is compressed, with probability p_hist[label],
+        # using the tables of a random training JPEG, so both classes carry JPEG history equally often.
+        self.jpeg_ids = [i for i in train_ids if items[i].qtables]
+        share = {lab: sum(1 for i in ids if items[i].qtables) / max(1, len(ids)) for lab, ids in self.by_label.items()}
+        top = max(share.values()) if share else 0.0
+        self.p_hist = {lab: (top - s) / (1 - s) if s < 1 else 0.0 for lab, s in share.items()}
 
     def _aug(self):
         return sample_aug(self.rng, p_jpeg=self.r.p_jpeg)
@@ -87,9 +102,30 @@ class Sampler:
         for k in range(n):
             lab = k % 2
             i = int(self.nrng.choice(self.by_label[lab], p=self.w[lab]))
-            xs.append(apply_aug(self.items[i].arr, self.r.crop, self._aug()))
+            arr = self.items[i].arr
+            if self.r.balance_history and not self.items[i].qtables and self.jpeg_ids \
+                    and self.rng.random() < self.p_hist.get(lab, 0.0):
+                arr = self._borrowed_jpeg(arr)
+            xs.append(apply_aug(arr, self.r.crop, self._aug()))
             ys.append(lab)
         return xs, ys
+
+    def _borrowed_jpeg(self, arr: np.ndarray) -> np.ndarray:
+        """An MCU-aligned window (twice the crop) JPEG-encoded with another training image's tables."""
+        import io
+
+        from PIL import Image
+
+        h, w = arr.shape[:2]
+        s = min(2 * self.r.crop + 16, h, w)
+        y, x = self.rng.randint(0, h - s), self.rng.randint(0, w - s)
+        y, x = y - y % 16, x - x % 16
+        donor = self.items[self.jpeg_ids[self.rng.randrange(len(self.jpeg_ids))]]
+        extra = {"subsampling": donor.subsampling} if (donor.subsampling or 0) >= 0 else {}
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(arr[y : y + s, x : x + s])).save(buf, "JPEG", qtables=donor.qtables, **extra)
+        buf.seek(0)
+        return np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8)
 
     def aligned(self, n: int) -> tuple[list[np.ndarray], list[int]]:
         assert self.recon is not None
@@ -102,7 +138,8 @@ class Sampler:
             ys += [0, 1]
         return xs, ys
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(crops, labels, the same crops after one more JPEG at q85-95 or None without consistency)."""
         n = self.r.batch
         if self.r.mode == "pool":
             xs, ys = self.pool(n)
@@ -111,8 +148,18 @@ class Sampler:
         else:
             a, b = self.aligned(n // 2), self.pool(n - n // 2)
             xs, ys = a[0] + b[0], a[1] + b[1]
-        x = torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
-        return x, torch.tensor(ys, dtype=torch.float32)
+        from PIL import Image
+
+        again = [np.asarray(jpeg_roundtrip(Image.fromarray(x), self.rng.randint(85, 95))) for x in xs] \
+            if self.r.consistency else None
+        return self._tensor(xs), torch.tensor(ys, dtype=torch.float32), self._tensor(again) if again else None
+
+    def _tensor(self, xs: list[np.ndarray]) -> torch.Tensor:
+        if self.r.norm_q:
+            from PIL import Image
+
+            xs = [np.asarray(jpeg_roundtrip(Image.fromarray(x), self.r.norm_q)) for x in xs]
+        return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
 
 
 def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: Recon | None,
@@ -126,8 +173,13 @@ def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: 
     net.train()
     t0, run = time.time(), 0.0
     for step in range(recipe.steps):
-        x, y = sampler.batch()
-        loss = F.binary_cross_entropy_with_logits(net(x), y)
+        x, y, x2 = sampler.batch()
+        if x2 is None:
+            loss = F.binary_cross_entropy_with_logits(net(x), y)
+        else:
+            both = net(torch.cat([x, x2]))
+            loss = F.binary_cross_entropy_with_logits(both[: len(y)], y) \
+                + recipe.consistency * (both[: len(y)] - both[len(y) :]).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -140,11 +192,11 @@ def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: 
 
 
 @torch.no_grad()
-def score_arrays(net: LocalNet, arrays: list[np.ndarray]) -> np.ndarray:
+def score_arrays(net: LocalNet, arrays: list[np.ndarray], recipe: Recipe) -> np.ndarray:
     """Image logit = mean of the logit map over the fixed tile grid (same as shipped inference)."""
     out = []
     for arr in arrays:
-        tiles, _, _, _ = extract_tiles(arr)
+        tiles, _, _, _ = extract_tiles(arr, recipe.tile, recipe.grid, recipe.norm_q)
         m = net.logit_map(torch.from_numpy(tiles) / 255.0)
         out.append(float(m.mean()))
     return np.array(out)
@@ -235,11 +287,11 @@ def cross_validate(items: list[Item], recipe: Recipe, recon: Recon | None, k: in
         srcs = sorted({items[i].source for i in te})
         log(f"fold {f}: test sources {srcs}")
         net = train_model(items, tr, recipe, recon, log=log)
-        scores[te] = score_arrays(net, [items[i].arr for i in te])
+        scores[te] = score_arrays(net, [items[i].arr for i in te], recipe)
         if flip:
             # format flip: fakes re-encoded JPEG q90, reals re-saved PNG (lossless: pixels unchanged)
             flip_scores[te] = score_arrays(net, [jpeg_q(items[i].arr) if items[i].label else items[i].arr
-                                                 for i in te])
+                                                 for i in te], recipe)
     res = summarise(items, scores, flip_scores if flip else None)
     res["recipe"] = asdict(recipe)
     res["k"] = k
@@ -365,7 +417,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
                   steps_per_epoch: int = 2000, batch: int = 32, crop: int = 64, cv_folds: int = 4, taesd: Path | None = None,
                   recon_cache: Path | None = None, threads: int = 2, limit_per_source: int | None = None,
                   holdout_sources: tuple[str, ...] = ("headshot_classification",), cv_from: Path | None = None,
-                  luma: bool = False,
+                  luma: bool = False, norm_q: int = 0, width: int = 32, tile: int = TILE, grid: int = MAX_GRID,
                   log=print) -> dict:
     """Train the shipped detector. Writes out/builtin.onnx and out/builtin.json (calibration, thresholds).
 
@@ -392,8 +444,9 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
             build_recon_cache(items, tdir, recon_cache, size=128, per_image=1, seed=seed)
         recon = Recon.load(Path(recon_cache))
     recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
-                    threads=threads, luma=luma)
-    meta: dict = {"recipe": asdict(recipe), "pool_images": len(items), "tile": TILE, "max_grid": MAX_GRID,
+                    threads=threads, luma=luma, norm_q=norm_q, width=width, tile=tile, grid=grid)
+    meta: dict = {"recipe": asdict(recipe), "pool_images": len(items), "tile": recipe.tile, "max_grid": recipe.grid,
+                  "jpeg_quality": recipe.norm_q,
                   "logit_clip": LOGIT_CLIP,
                   "pool_fakes": sum(it.label for it in items)}
     a, b = 1.0, 0.0
@@ -402,7 +455,9 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         cv = json.loads(Path(cv_from).read_text())
         mine = {k: v for k, v in asdict(recipe).items() if k != "threads"}
         theirs = {k: v for k, v in cv["recipe"].items() if k != "threads"}
-        theirs.setdefault("luma", False)  # validation runs made before the luma option were RGB
+        # validation runs made before these options existed used these values
+        for key, old in (("luma", False), ("norm_q", 0), ("tile", 96), ("grid", 3)):
+            theirs.setdefault(key, old)
         if mine != theirs:
             raise ValueError(f"cv_from was run with another recipe: {theirs} != {mine}")
     elif cv_folds >= 2:
@@ -460,10 +515,15 @@ def main() -> None:
                     help="sources left out of the final fit (default: the one the shipped test measures)")
     ap.add_argument("--luma", action="store_true", help="luma high-pass + NPR input instead of RGB (round 3)")
     ap.add_argument("--cv-from", type=Path, help="validate JSON of the same recipe (skips re-running the CV)")
+    ap.add_argument("--norm-q", type=int, default=0, help="JPEG re-encoding quality before the net (0 = off)")
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--tile", type=int, default=TILE)
+    ap.add_argument("--grid", type=int, default=MAX_GRID)
     a = ap.parse_args()
     meta = train_builtin(a.data, a.out, seed=a.seed, epochs=a.epochs, mode=a.mode, steps_per_epoch=a.steps_per_epoch,
                          batch=a.batch, crop=a.crop, cv_folds=a.cv_folds, taesd=a.taesd, recon_cache=a.recon_cache,
-                         threads=a.threads, holdout_sources=tuple(a.holdout), cv_from=a.cv_from, luma=a.luma, log=lambda *m: print(*m, flush=True))
+                         threads=a.threads, holdout_sources=tuple(a.holdout), cv_from=a.cv_from, luma=a.luma,
+                         norm_q=a.norm_q, width=a.width, tile=a.tile, grid=a.grid, log=lambda *m: print(*m, flush=True))
     print(json.dumps(_clean({k: v for k, v in meta.items() if k != "cv"}), indent=1))
     if "cv" in meta:
         print(f"CV pooled AUC {meta['cv']['pooled_auc']:.3f} mean per-source {meta['cv']['mean_source_auc']:.3f} "

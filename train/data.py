@@ -20,6 +20,10 @@ class Item:
     generator: str
     fmt: str
     arr: np.ndarray  # H,W,3 uint8 at native resolution
+    # the file's JPEG quantisation tables and chroma subsampling (None for other formats): lets the
+    # aligned recipe give a reconstruction the same compression history as the photo it came from
+    qtables: dict | None = None
+    subsampling: int | None = None
 
 
 def manifest_path(data: Path) -> Path:
@@ -42,11 +46,17 @@ def load_pool(data: Path, limit_per_source: int | None = None, min_side: int = 6
                 from fakescope_cli.imageops import to_rgb8
 
                 arr = np.asarray(to_rgb8(im), dtype=np.uint8)
+                qtables, subsampling = None, None
+                if im.format == "JPEG" and getattr(im, "quantization", None):
+                    from PIL import JpegImagePlugin
+
+                    qtables = dict(im.quantization)
+                    subsampling = JpegImagePlugin.get_sampling(im)
             if min(arr.shape[:2]) < min_side:
                 continue
             per[key] = per.get(key, 0) + 1
             items.append(Item(row["path"], 1 if row["label"] == "fake" else 0, row["source"], row["generator"],
-                              row["format"], arr))
+                              row["format"], arr, qtables, subsampling))
     return items
 
 
@@ -122,9 +132,13 @@ def apply_aug(arr: np.ndarray, crop: int, a: AugParams) -> np.ndarray:
 # ---------------------------------------------------------------- TAEF2 reconstruction cache
 
 def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int = 128, per_image: int = 1,
-                      seed: int = 0, log: bool = True) -> Path:
+                      seed: int = 0, log: bool = True, match_history: bool = True) -> Path:
     """For every real: `per_image` native-resolution crops (multiple of 8) and their TAEF2 reconstructions.
 
+    With `match_history`, crops start on the 16-px JPEG MCU grid and a reconstruction of a JPEG photo is
+    re-encoded with that file's own quantisation tables and subsampling: the photo half of the pair
+    carries its JPEG history, and without this the net learns "JPEG traces = real" (a format shortcut
+    the format-flip check exposes) instead of decoder traces.
     Saved as npz {real: N,S,S,3 uint8, recon: N,S,S,3 uint8, idx: N (index into items)}.
     """
     import time
@@ -147,11 +161,19 @@ def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int =
         for _ in range(per_image):
             y = rng.randint(0, h - s)
             x = rng.randint(0, w - s)
+            if match_history:
+                y, x = y - y % 16, x - x % 16
             patch = arr[y : y + s, x : x + s]
             if s != size:  # small image: upscale is wrong (adds resampling), so pad by reflection instead
                 patch = np.pad(patch, ((0, size - s), (0, size - s), (0, 0)), mode="reflect")
             t = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float() / 255.0
             r = ae.reconstruct(t)[0].permute(1, 2, 0).mul(255.0).round().byte().numpy()
+            if match_history and items[i].qtables:
+                buf = io.BytesIO()
+                extra = {"subsampling": items[i].subsampling} if (items[i].subsampling or 0) >= 0 else {}
+                Image.fromarray(r).save(buf, "JPEG", qtables=items[i].qtables, **extra)
+                buf.seek(0)
+                r = np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8)
             reals.append(patch)
             recons.append(r)
             idx.append(i)

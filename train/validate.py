@@ -1,6 +1,7 @@
 """Source-grouped cross-validation of builtin-detector recipes.
 
-python -m train.validate DATA --mode pool|aligned|mix [--steps N] [--folds K] [--recon cache.npz] [--json OUT]
+python -m train.validate DATA --mode pool|aligned|mix [--steps N] [--folds K] [--recon cache.npz] [--norm-q Q]
+    [--width W] [--tile T] [--grid G] [--json OUT]
 Prints per-source AUCs, the mean over sources, pooled AUC and the format-flip delta.
 """
 
@@ -42,13 +43,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--p-jpeg", type=float, default=0.75)
     ap.add_argument("--luma", action="store_true", help="luma high-pass + NPR input instead of RGB")
+    ap.add_argument("--norm-q", type=int, default=0, help="JPEG re-encoding quality before the net (0 = off)")
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--balance-history", action="store_true", help="pool/mix: equal JPEG-history share per class")
+    ap.add_argument("--consistency", type=float, default=0.0, help="weight of the JPEG q85-95 invariance penalty")
+    ap.add_argument("--tile", type=int, default=64)
+    ap.add_argument("--grid", type=int, default=3)
     ap.add_argument("--recon", type=Path)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     items = load_pool(a.data)
     recon = Recon.load(a.recon) if a.recon else None
     r = Recipe(mode=a.mode, steps=a.steps, batch=a.batch, crop=a.crop, seed=a.seed, threads=a.threads, p_jpeg=a.p_jpeg,
-               luma=a.luma)
+               luma=a.luma, norm_q=a.norm_q, balance_history=a.balance_history, consistency=a.consistency, width=a.width, tile=a.tile, grid=a.grid)
     res = cross_validate(items, r, recon, k=a.folds)
     print_report(res, f"{a.mode} steps={a.steps} crop={a.crop} folds={a.folds}")
     if a.json:

@@ -116,10 +116,12 @@ class BuiltinDetector:
     def analyze(self, media: Media) -> DetectorResult:
         import numpy as np
 
-        rgb = np.asarray(media.rgb(), dtype=np.uint8)
-        if rgb.ndim != 3 or min(rgb.shape[:2]) < 8:
+        rgb = media.rgb()
+        if min(rgb.size) < 8:
             return DetectorResult(p_fake=None, raw={"skipped": "image smaller than 8 pixels"})
-        tiles, rows, cols, t = extract_tiles(rgb)
+        cfg = self.config
+        tiles, rows, cols, t = extract_tiles(rgb, int(cfg.get("tile", 96)), int(cfg.get("max_grid", 3)),
+                                             int(cfg.get("jpeg_quality", 0)))
         sess = self._session()
         maps = sess.run(None, {sess.get_inputs()[0].name: tiles})[0]  # N,1,t/4,t/4
         clip = float(self.config.get("logit_clip", 8.0))

@@ -69,7 +69,8 @@ def _floor_one(path: str) -> int:
     data = Path(path).read_bytes()
     hashlib.sha256(data).hexdigest()
     with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB").size[0]
+        im.load()  # the decode; convert only when needed (a convert to the same mode is an extra copy)
+        return (im if im.mode == "RGB" else im.convert("RGB")).size[0]
 
 
 def floor_run(folder: Path, jobs: int) -> None:

@@ -309,10 +309,12 @@ def train_builtin_cmd(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training length in units of --steps-per-epoch optimiser steps.")] = 1,
     steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, metavar="N", help="Optimiser steps per epoch (random native-resolution crops).")] = 2000,
     mode: Annotated[str, typer.Option("--mode", help="Recipe: pool (pool fakes vs reals), aligned (reals vs autoencoder reconstructions), mix.")] = "aligned",
-    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode every tile as JPEG at Q before the net (0: off); stored with the weights.")] = 80,
+    jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode every tile as JPEG at Q before the net (0: off); stored with the weights.")] = 0,
+    lossless_quality: Annotated[int, typer.Option("--lossless-jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode tiles of losslessly stored images (PNG, TIFF...) once at Q (0: off); stored with the weights.")] = 90,
     width: Annotated[int, typer.Option("--width", min=4, metavar="N", help="Network width (channels of its middle layers).")] = 16,
     tile: Annotated[int, typer.Option("--tile", min=16, metavar="PX", help="Tile side in pixels at inference.")] = 64,
     grid: Annotated[int, typer.Option("--grid", min=1, metavar="N", help="At most N x N tiles per image.")] = 3,
+    consistency: Annotated[float, typer.Option("--consistency", min=0.0, metavar="W", help="Weight of a penalty on score changes under one more JPEG (q85-95).")] = 0.0,
     cv_folds: Annotated[int, typer.Option("--cv-folds", min=0, metavar="K", help="Source-grouped cross-validation folds for calibration and metrics (0: none).")] = 4,
     taesd: Annotated[Path | None, typer.Option("--taesd", metavar="DIR", help="Folder with taef2_encoder.pth / taef2_decoder.pth (aligned and mix modes).")] = None,
     recon_cache: Annotated[Path | None, typer.Option("--recon-cache", metavar="NPZ", help="Reconstruction cache to reuse or create (aligned and mix modes).")] = None,
@@ -325,7 +327,7 @@ def train_builtin_cmd(
         raise _fail(f"training needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
     train_builtin(data, out, seed=seed, epochs=epochs, mode=mode, steps_per_epoch=steps_per_epoch,
                   cv_folds=cv_folds, taesd=taesd, recon_cache=recon_cache, threads=threads, norm_q=jpeg_quality,
-                  width=width, tile=tile, grid=grid,
+                  width=width, tile=tile, grid=grid, consistency=consistency, lossless_q=lossless_quality,
                   log=lambda msg: typer.echo(msg, err=True))
 
 

@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -52,6 +53,8 @@ def _worker_main(conn: Connection, config: Any) -> None:
         conn.send(("done", index, analyzer.analyze(candidate)))
 
 
+TASKS_IN_FLIGHT = 2
+
 PRELOAD = [
     "fakescope_cli.analyze",
     "fakescope_cli.evidence.c2pa",
@@ -68,9 +71,15 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main, args=(child, config), daemon=True)
         self.proc.start()
         child.close()
-        self.task: tuple[int, Candidate] | None = None
+        # tasks sent and not yet answered, oldest first; the worker runs them in order, so the head is
+        # the one in progress and its deadline is the one that counts
+        self.tasks: deque[tuple[int, Candidate]] = deque()
         self.deadline = 0.0
         self.ready = False
+
+    @property
+    def task(self) -> tuple[int, Candidate] | None:
+        return self.tasks[0] if self.tasks else None
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -102,7 +111,7 @@ class WorkerPool:
     def __exit__(self, *exc: object) -> None:
         for w in self.workers:
             try:
-                if w.proc.is_alive() and w.task is None:
+                if w.proc.is_alive() and not w.tasks:
                     w.conn.send(None)
             except (OSError, ValueError):
                 pass
@@ -135,18 +144,35 @@ class WorkerPool:
         total = len(candidates)
         exhausted = False
 
+        # Tasks taken back from a worker that crashed or timed out before starting them.
+        retry: deque[tuple[int, Candidate]] = deque()
+
         def feed(w: _Worker) -> None:
+            # Two tasks in flight per worker: the next file is already waiting in the pipe when one
+            # finishes, so a worker never idles while the main process (on a busy core) wakes up.
             nonlocal exhausted
-            if exhausted:
-                return
-            try:
-                task = next(pending)
-            except StopIteration:
-                exhausted = True
-                return
-            w.task = task
-            w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else float("inf")
-            w.conn.send(task)
+            while len(w.tasks) < TASKS_IN_FLIGHT:
+                if retry:
+                    task = retry.popleft()
+                elif exhausted:
+                    return
+                else:
+                    try:
+                        task = next(pending)
+                    except StopIteration:
+                        exhausted = True
+                        return
+                w.tasks.append(task)
+                if len(w.tasks) == 1:
+                    self._start_clock(w)
+                w.conn.send(task)
+
+        def fail(w: _Worker, code: str, message: str) -> _Worker:
+            idx, cand = w.tasks.popleft()
+            done[idx] = error_record(cand, code, message, self.detector_info)
+            retry.extendleft(reversed(w.tasks))  # never started: another worker takes them
+            w.tasks.clear()
+            return self._replace(w)
 
         for w in self.workers:
             feed(w)
@@ -156,7 +182,7 @@ class WorkerPool:
                 next_out += 1
             if next_out >= total:
                 break
-            busy = [w for w in self.workers if w.task is not None]
+            busy = [w for w in self.workers if w.tasks]
             now = time.monotonic()
             timeout = max(0.0, min(w.deadline for w in busy) - now) if busy else None
             if timeout == float("inf"):
@@ -167,29 +193,23 @@ class WorkerPool:
                     try:
                         msg = w.conn.recv()
                     except (EOFError, OSError):
-                        idx, cand = w.task  # type: ignore[misc]
                         code = w.proc.exitcode
                         why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                        done[idx] = error_record(
-                            cand, "internal-error", f"the worker analysing this file crashed ({why})",
-                            self.detector_info)
-                        w.task = None
-                        w = self._replace(w)
+                        w = fail(w, "internal-error", f"the worker analysing this file crashed ({why})")
                         feed(w)
                         continue
                     _, idx, record = msg
                     done[idx] = record
-                    w.task = None
+                    w.tasks.popleft()
+                    if w.tasks:
+                        self._start_clock(w)
                     feed(w)
                 elif w.deadline <= time.monotonic():
-                    idx, cand = w.task  # type: ignore[misc]
-                    done[idx] = error_record(
-                        cand, "timeout",
-                        f"analysis took longer than --file-timeout {self.file_timeout:g} s; stopped",
-                        self.detector_info)
-                    w.task = None
-                    w = self._replace(w)
+                    w = fail(w, "timeout", f"analysis took longer than --file-timeout {self.file_timeout:g} s; stopped")
                     feed(w)
+
+    def _start_clock(self, w: _Worker) -> None:
+        w.deadline = time.monotonic() + self.file_timeout if self.file_timeout else float("inf")
 
 
 def default_jobs() -> int:

@@ -29,6 +29,7 @@ from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
 from .model import LocalNet, MapOnly
 
 LOGIT_CLIP = 8.0
+BAND_PRECISION = 0.9
 
 
 @dataclass
@@ -49,6 +50,9 @@ class Recipe:
     balance_history: bool = False
     # weight of a penalty on logit(x) - logit(JPEG q85-95 of x): invariance to one more mild JPEG
     consistency: float = 0.0
+    # inference on a losslessly stored image (PNG, TIFF...) re-encodes its tiles once at this JPEG
+    # quality (0 = off), so lossless and JPEG files reach the net with the same kind of history
+    lossless_q: int = 0
     tile: int = TILE
     grid: int = MAX_GRID
     extra: dict = field(default_factory=dict)
@@ -59,11 +63,12 @@ class Recon:
     real: np.ndarray
     recon: np.ndarray
     idx: np.ndarray
+    matched: bool = False  # reconstructions re-encoded with their photo's JPEG tables (build_recon_cache)
 
     @classmethod
     def load(cls, path: Path) -> Recon:
         z = np.load(path)
-        return cls(z["real"], z["recon"], z["idx"])
+        return cls(z["real"], z["recon"], z["idx"], bool(z["matched"]) if "matched" in z.files else False)
 
 
 def _source_weights(items: list[Item], ids: list[int]) -> np.ndarray:
@@ -192,14 +197,21 @@ def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: 
 
 
 @torch.no_grad()
-def score_arrays(net: LocalNet, arrays: list[np.ndarray], recipe: Recipe) -> np.ndarray:
-    """Image logit = mean of the logit map over the fixed tile grid (same as shipped inference)."""
+def score_arrays(net: LocalNet, arrays: list[np.ndarray], recipe: Recipe, lossy: list[bool]) -> np.ndarray:
+    """Image logit = mean of the logit map over the fixed tile grid (same as shipped inference).
+
+    lossy[i]: whether image i is stored in a lossy format (JPEG); decides the lossless_q re-encoding.
+    """
     out = []
-    for arr in arrays:
-        tiles, _, _, _ = extract_tiles(arr, recipe.tile, recipe.grid, recipe.norm_q)
+    for arr, is_lossy in zip(arrays, lossy, strict=True):
+        quality = recipe.norm_q or (0 if is_lossy else recipe.lossless_q)
+        tiles, _, _, _ = extract_tiles(arr, recipe.tile, recipe.grid, quality)
         m = net.logit_map(torch.from_numpy(tiles) / 255.0)
         out.append(float(m.mean()))
     return np.array(out)
+
+
+FLIP_QUALITIES = (90, 75, 95)
 
 
 def jpeg_q(arr: np.ndarray, q: int = 90) -> np.ndarray:
@@ -280,20 +292,26 @@ def cross_validate(items: list[Item], recipe: Recipe, recon: Recon | None, k: in
                    flip: bool = True) -> dict:
     folds = grouped_folds(items, k, seed=recipe.seed)
     scores = np.zeros(len(items))
-    flip_scores = np.zeros(len(items))
+    flip_q = {q: np.zeros(len(items)) for q in FLIP_QUALITIES}
     for f in range(k):
         tr = [i for i, g in enumerate(folds) if g != f]
         te = [i for i, g in enumerate(folds) if g == f]
         srcs = sorted({items[i].source for i in te})
         log(f"fold {f}: test sources {srcs}")
         net = train_model(items, tr, recipe, recon, log=log)
-        scores[te] = score_arrays(net, [items[i].arr for i in te], recipe)
+        scores[te] = score_arrays(net, [items[i].arr for i in te], recipe, [items[i].fmt == "JPEG" for i in te])
         if flip:
-            # format flip: fakes re-encoded JPEG q90, reals re-saved PNG (lossless: pixels unchanged)
-            flip_scores[te] = score_arrays(net, [jpeg_q(items[i].arr) if items[i].label else items[i].arr
-                                                 for i in te], recipe)
-    res = summarise(items, scores, flip_scores if flip else None)
+            # format flip: fakes re-encoded JPEG q (a lossy file now), reals re-saved PNG (pixels unchanged,
+            # but a lossless file now)
+            for q in FLIP_QUALITIES:
+                flipped = [jpeg_q(items[i].arr, q) if items[i].label else items[i].arr for i in te]
+                flip_q[q][te] = score_arrays(net, flipped, recipe, [bool(items[i].label) for i in te])
+    res = summarise(items, scores, flip_q[90] if flip else None)
+    if flip:
+        labels = np.array([it.label for it in items])
+        res["format_flip_by_quality"] = {str(q): auc(v, labels) - res["pooled_auc"] for q, v in flip_q.items()}
     res["recipe"] = asdict(recipe)
+    res["matched_history"] = bool(recon.matched) if recon is not None else None
     res["k"] = k
     res["oof_logits"] = scores.tolist()
     res["oof_labels"] = [it.label for it in items]
@@ -418,7 +436,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
                   recon_cache: Path | None = None, threads: int = 2, limit_per_source: int | None = None,
                   holdout_sources: tuple[str, ...] = ("headshot_classification",), cv_from: Path | None = None,
                   luma: bool = False, norm_q: int = 0, width: int = 32, tile: int = TILE, grid: int = MAX_GRID,
-                  log=print) -> dict:
+                  consistency: float = 0.0, balance_history: bool = False, lossless_q: int = 0, log=print) -> dict:
     """Train the shipped detector. Writes out/builtin.onnx and out/builtin.json (calibration, thresholds).
 
     With cv_folds >= 2 the same recipe is first run under source-grouped CV; its out-of-fold logits fit
@@ -444,9 +462,10 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
             build_recon_cache(items, tdir, recon_cache, size=128, per_image=1, seed=seed)
         recon = Recon.load(Path(recon_cache))
     recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
-                    threads=threads, luma=luma, norm_q=norm_q, width=width, tile=tile, grid=grid)
+                    threads=threads, luma=luma, norm_q=norm_q, width=width, tile=tile, grid=grid,
+                    consistency=consistency, balance_history=balance_history, lossless_q=lossless_q)
     meta: dict = {"recipe": asdict(recipe), "pool_images": len(items), "tile": recipe.tile, "max_grid": recipe.grid,
-                  "jpeg_quality": recipe.norm_q,
+                  "jpeg_quality": recipe.norm_q, "lossless_jpeg_quality": recipe.lossless_q,
                   "logit_clip": LOGIT_CLIP,
                   "pool_fakes": sum(it.label for it in items)}
     a, b = 1.0, 0.0
@@ -456,7 +475,8 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         mine = {k: v for k, v in asdict(recipe).items() if k != "threads"}
         theirs = {k: v for k, v in cv["recipe"].items() if k != "threads"}
         # validation runs made before these options existed used these values
-        for key, old in (("luma", False), ("norm_q", 0), ("tile", 96), ("grid", 3)):
+        for key, old in (("luma", False), ("norm_q", 0), ("tile", 96), ("grid", 3), ("consistency", 0.0),
+                         ("balance_history", False), ("lossless_q", 0)):
             theirs.setdefault(key, old)
         if mine != theirs:
             raise ValueError(f"cv_from was run with another recipe: {theirs} != {mine}")
@@ -472,7 +492,8 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         meta["cv"]["ece_raw"] = ece(1 / (1 + np.exp(-logits)), labels)
         meta["cv"]["ece_calibrated"] = ece(p, labels)
         meta["cv"]["ece_calibrated_crossfit"] = crossfit_ece(logits, labels, cv["oof_sources"])
-        meta["uncertain"] = uncertain_band(p, labels)
+        # 0.9, not 0.8: a weak detector should open a side of the band only where it is rarely wrong
+        meta["uncertain"] = uncertain_band(p, labels, precision=BAND_PRECISION)
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv_oof.json").write_text(json.dumps({k: cv[k] for k in ("oof_logits", "oof_labels", "oof_sources")}))
     train_ids = [i for i, it in enumerate(items) if it.source not in set(holdout_sources)]
@@ -482,12 +503,14 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     meta["calibration"] = {"method": "platt-class-balanced", "a": a, "b": b,
                            "formula": "p_fake = sigmoid(a * mean_tile_logit + b)"}
     meta.setdefault("uncertain", {"low": 0.3, "high": 0.7, "note": "no cross-validation run: default band"})
+    meta["recon_matched"] = bool(recon.matched) if recon is not None else None
     meta["holdout_sources"] = sorted(set(holdout_sources))
     meta["train_images"] = len(train_ids)
     meta["train_seconds"] = round(time.time() - t0, 1)
     meta["seed"] = seed
     meta["model"] = f"LocalNet(width={recipe.width}, luma={recipe.luma}) high-pass residual CNN, {sum(p.numel() for p in net.parameters())} params"
-    meta["version"] = f"builtin-{mode}-s{seed}"
+    meta["version"] = (f"builtin-{mode}-w{recipe.width}-t{recipe.tile}" + (f"-q{recipe.norm_q}" if recipe.norm_q else "")
+                       + (f"-l{recipe.lossless_q}" if recipe.lossless_q else "") + f"-s{seed}")
     meta["weights_file"] = "builtin.onnx"
     meta["weights_sha256"] = hashlib.sha256((out / "builtin.onnx").read_bytes()).hexdigest()
     (out / "builtin.json").write_text(json.dumps(_clean(meta), indent=1))
@@ -519,11 +542,15 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--tile", type=int, default=TILE)
     ap.add_argument("--grid", type=int, default=MAX_GRID)
+    ap.add_argument("--consistency", type=float, default=0.0, help="weight of the JPEG q85-95 invariance penalty")
+    ap.add_argument("--balance-history", action="store_true", help="pool/mix: equal JPEG-history share per class")
+    ap.add_argument("--lossless-q", type=int, default=0, help="re-encode tiles of lossless files at this quality")
     a = ap.parse_args()
     meta = train_builtin(a.data, a.out, seed=a.seed, epochs=a.epochs, mode=a.mode, steps_per_epoch=a.steps_per_epoch,
                          batch=a.batch, crop=a.crop, cv_folds=a.cv_folds, taesd=a.taesd, recon_cache=a.recon_cache,
                          threads=a.threads, holdout_sources=tuple(a.holdout), cv_from=a.cv_from, luma=a.luma,
-                         norm_q=a.norm_q, width=a.width, tile=a.tile, grid=a.grid, log=lambda *m: print(*m, flush=True))
+                         norm_q=a.norm_q, width=a.width, tile=a.tile, grid=a.grid, consistency=a.consistency,
+                         balance_history=a.balance_history, lossless_q=a.lossless_q, log=lambda *m: print(*m, flush=True))
     print(json.dumps(_clean({k: v for k, v in meta.items() if k != "cv"}), indent=1))
     if "cv" in meta:
         print(f"CV pooled AUC {meta['cv']['pooled_auc']:.3f} mean per-source {meta['cv']['mean_source_auc']:.3f} "

@@ -180,5 +180,5 @@ def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int =
         if log and n % 50 == 0:
             print(f"recon {n}/{len(todo)} {time.time() - t0:.0f}s", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, real=np.stack(reals), recon=np.stack(recons), idx=np.array(idx))
+    np.savez(out, real=np.stack(reals), recon=np.stack(recons), idx=np.array(idx), matched=np.array(match_history))
     return out

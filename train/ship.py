@@ -16,30 +16,32 @@ import numpy as np
 WEIGHTS = Path(__file__).resolve().parent.parent / "fakescope_cli" / "weights"
 
 
-def heldout_auc(data: Path, sources: list[str]) -> dict:
+def heldout_auc(data: Path, sources: list[str], weights: Path = WEIGHTS) -> dict:
     from fakescope_cli.detectors.builtin import BuiltinDetector
     from fakescope_cli.media import Media
 
-    from .builtin import auc, jpeg_q
+    from .builtin import auc
 
-    det = BuiltinDetector(weights_dir=WEIGHTS)
+    det = BuiltinDetector(weights_dir=weights, threads=1)
     rows = [r for r in csv.DictReader((data / "manifest.csv").open()) if r["source"] in sources]
     p, y, pf = [], [], []
     import io
 
     from PIL import Image
 
+    def as_file(rgb: np.ndarray, fmt: str, name: str) -> Media:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        return Media(path=name, data=buf.getvalue(), size=len(buf.getvalue()), mtime_ns=0)
+
     for r in rows:
         m = Media.open(data / r["path"])
         p.append(det.analyze(m).p_fake)
         y.append(1 if r["label"] == "fake" else 0)
-        if y[-1]:  # format flip: fake re-encoded JPEG q90 (reals unchanged)
-            buf = io.BytesIO()
-            Image.fromarray(jpeg_q(np.asarray(m.rgb()))).save(buf, "PNG")
-            m2 = Media(path="flip.png", data=buf.getvalue(), size=len(buf.getvalue()), mtime_ns=0)
-            pf.append(det.analyze(m2).p_fake)
-        else:
-            pf.append(p[-1])
+        # format flip: a fake re-encoded as a JPEG q90 file, a real re-saved as a PNG file
+        rgb = np.asarray(m.rgb())
+        flipped = as_file(rgb, "JPEG", "flip.jpg") if y[-1] else as_file(rgb, "PNG", "flip.png")
+        pf.append(det.analyze(flipped).p_fake)
     pa, ya, pfa = np.array(p), np.array(y), np.array(pf)
     res = {"sources": sources, "n_fake": int(ya.sum()), "n_real": int((1 - ya).sum()), "auc": auc(pa, ya),
            "format_flip_auc": auc(pfa, ya)}
@@ -106,10 +108,11 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
         "## Training data",
         (f"Only the real photographs of the shared pool (`shared/data/manifest.csv`, {cfg['pool_images'] - cfg['pool_fakes']} "
          "reals) and, as the fake class, the same crops passed through TAEF2 (tiny FLUX.2-style autoencoder, own "
-         "implementation in `train/taef2.py`): one 128-px native-resolution crop per real, on the 16-px MCU grid; "
-         "the reconstruction of a JPEG photo is re-encoded with that file's own quantisation tables and "
-         "subsampling, so both halves of a pair carry the same JPEG history (otherwise 'JPEG traces = real' is "
-         "the easiest thing to learn). The pool's "
+         "implementation in `train/taef2.py`): one 128-px native-resolution crop per real"
+         + (", on the 16-px MCU grid; the reconstruction of a JPEG photo is re-encoded with that file's own "
+            "quantisation tables and subsampling, so both halves of a pair carry the same JPEG history (otherwise "
+            "'JPEG traces = real' is the easiest thing to learn)" if cfg.get("recon_matched") else "")
+         + ". The pool's "
          f"{cfg['pool_fakes']} generated images are never trained on; they serve only to validate."
          if cfg["recipe"]["mode"] == "aligned" else
          f"The shared pool ({cfg['pool_images']} images, {cfg['pool_fakes']} fake)"
@@ -160,7 +163,7 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
                   f"{', '.join(h['sources'])}: {h['n_fake']} fakes, {h['n_real']} reals, AUC {_f(h['auc'])}, "
                   f"format-flip AUC {_f(h['format_flip_auc'])}; " +
                   ", ".join(f"{s} {_f(h.get('auc_' + s))}" for s in h["sources"]) + ". "
-                  f"`tests/test_builtin_detector.py` re-measures this and requires AUC >= {h['min_auc']}."]
+                  f"`tests/test_builtin_detector.py` re-measures both figures (tolerance {h['tolerance']})."]
     u = cfg["uncertain"]
     c = cfg["calibration"]
     lines += ["", "## Calibration and the uncertain band",
@@ -176,8 +179,17 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
                   "|---|---|---|---|---|---|"]
         for e in experiments:
             r = e["recipe"]
-            inp = "luma+NPR" if r.get("luma") else "RGB"
-            lines.append(f"| {r['mode']}, {inp} input | {r['steps']} x {r['batch']} x {r['crop']} | "
+            parts = [r["mode"], "luma+NPR input" if r.get("luma") else "RGB input", f"width {r.get('width', 32)}",
+                     f"{r.get('tile', 96)}-px tiles"]
+            if r["mode"] in ("aligned", "mix"):
+                parts.append("matched JPEG history" if e.get("matched_history") else "unmatched JPEG history")
+            if r.get("norm_q"):
+                parts.append(f"tiles re-encoded q{r['norm_q']}")
+            if r.get("balance_history"):
+                parts.append("pool JPEG history balanced")
+            if r.get("consistency"):
+                parts.append(f"JPEG-consistency {r['consistency']:g}")
+            lines.append(f"| {', '.join(parts)} | {r['steps']} x {r['batch']} x {r['crop']} | "
                          f"{_f(e['pooled_auc'])} | {_f(e['mean_source_auc'])} | {_f(e['mean_within_source_auc'])} | "
                          f"{e.get('format_flip_delta', float('nan')):+.3f} |")
     lines += ["", "## Known failure modes", *_failure_modes(cfg), *[f"- {n}" for n in cfg.get("failure_notes", [])], ""]
@@ -205,14 +217,15 @@ def main() -> None:
     (WEIGHTS / "builtin.json").write_text(json.dumps(cfg, indent=1))
     if cfg.get("holdout_sources"):
         h = heldout_auc(a.data, cfg["holdout_sources"])
-        # the test re-measures this; the floor leaves room for nothing but float noise across platforms
-        h["min_auc"] = round(max(0.5, h["auc"] - 0.02), 3)
+        # the test re-measures these and allows only float/codec noise across platforms
+        h["tolerance"] = 0.02
         cfg["holdout_check"] = h
         (WEIGHTS / "builtin.json").write_text(json.dumps(cfg, indent=1))
     exps = []
     for e in a.experiments:
         d = json.loads(e.read_text())
-        exps.append({k: v for k, v in d.items() if not k.startswith("oof_") and k != "sources"})
+        exp = {k: v for k, v in d.items() if not k.startswith("oof_") and k != "sources"}
+        exps.append(exp)
     write_card(cfg, exps, WEIGHTS / "builtin-card.md")
     print(json.dumps({k: v for k, v in cfg.items() if k not in ("cv",)}, indent=1))
 

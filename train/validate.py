@@ -29,6 +29,8 @@ def print_report(res: dict, title: str) -> None:
           f"mean within-source AUC {res['mean_within_source_auc']:.3f}")
     if "format_flip_auc" in res:
         print(f"format flip AUC {res['format_flip_auc']:.3f} (delta {res['format_flip_delta']:+.3f})")
+    if "format_flip_by_quality" in res:
+        print("format flip delta by JPEG quality: " + ", ".join(f"q{q} {d:+.3f}" for q, d in res["format_flip_by_quality"].items()))
 
 
 def main() -> None:
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--balance-history", action="store_true", help="pool/mix: equal JPEG-history share per class")
     ap.add_argument("--consistency", type=float, default=0.0, help="weight of the JPEG q85-95 invariance penalty")
+    ap.add_argument("--lossless-q", type=int, default=0, help="re-encode tiles of lossless files at this quality")
     ap.add_argument("--tile", type=int, default=64)
     ap.add_argument("--grid", type=int, default=3)
     ap.add_argument("--recon", type=Path)
@@ -55,7 +58,7 @@ def main() -> None:
     items = load_pool(a.data)
     recon = Recon.load(a.recon) if a.recon else None
     r = Recipe(mode=a.mode, steps=a.steps, batch=a.batch, crop=a.crop, seed=a.seed, threads=a.threads, p_jpeg=a.p_jpeg,
-               luma=a.luma, norm_q=a.norm_q, balance_history=a.balance_history, consistency=a.consistency, width=a.width, tile=a.tile, grid=a.grid)
+               luma=a.luma, norm_q=a.norm_q, balance_history=a.balance_history, consistency=a.consistency, lossless_q=a.lossless_q, width=a.width, tile=a.tile, grid=a.grid)
     res = cross_validate(items, r, recon, k=a.folds)
     print_report(res, f"{a.mode} steps={a.steps} crop={a.crop} folds={a.folds}")
     if a.json:

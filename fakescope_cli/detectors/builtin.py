@@ -34,6 +34,13 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+def _lossy(media: Media) -> bool:
+    """Stored with lossy compression? (WebP: only its VP8L bitstream is lossless.)"""
+    if media.format == "WEBP":
+        return media.data[12:16] != b"VP8L"
+    return media.format in ("JPEG", "HEIF", "AVIF")
+
+
 class _Session:
     """One onnxruntime session per process, created on first use."""
 
@@ -120,8 +127,8 @@ class BuiltinDetector:
         if min(rgb.size) < 8:
             return DetectorResult(p_fake=None, raw={"skipped": "image smaller than 8 pixels"})
         cfg = self.config
-        tiles, rows, cols, t = extract_tiles(rgb, int(cfg.get("tile", 96)), int(cfg.get("max_grid", 3)),
-                                             int(cfg.get("jpeg_quality", 0)))
+        quality = int(cfg.get("jpeg_quality", 0)) or (0 if _lossy(media) else int(cfg.get("lossless_jpeg_quality", 0)))
+        tiles, rows, cols, t = extract_tiles(rgb, int(cfg.get("tile", 96)), int(cfg.get("max_grid", 3)), quality)
         sess = self._session()
         maps = sess.run(None, {sess.get_inputs()[0].name: tiles})[0]  # N,1,t/4,t/4
         clip = float(self.config.get("logit_clip", 8.0))
@@ -135,6 +142,6 @@ class BuiltinDetector:
         return DetectorResult(
             p_fake=p,
             regions={"rows": rows, "cols": cols, "tile": t, "p_fake": grid},
-            raw={"logit": logit, "tiles": rows * cols, "band": band, "low": low, "high": high,
+            raw={"logit": logit, "tiles": rows * cols, "tile_jpeg_quality": quality, "band": band, "low": low, "high": high,
                  "model": self.config.get("model", "builtin")},
         )

@@ -1,0 +1,209 @@
+"""Two recipes tried for the builtin detector that did not beat the baseline, kept so the figures in the
+model card can be reproduced (python -m train.explore features|predictive DATA).
+
+features   - 23 hand-crafted statistics (noise residual level/kurtosis, cross-channel residual
+             correlation, chroma/luma residual ratio, saturation, colourfulness, spectral slope and
+             periodic peaks, NPR ratio, rich/poor texture contrast, gradient kurtosis) of a 256-px centre
+             crop re-encoded as JPEG q80 (or raw with --raw), class-balanced logistic regression; 4-fold
+             source-grouped CV repeated over 3 fold assignments.
+predictive - "zero-shot" style: a blind-spot pixel predictor (each pixel's Laplace mean and scale from its
+             7x7 neighbourhood without the pixel itself) trained on the training folds' REAL photos only;
+             an image scores by how much less surprising its pixels are than the predictor expects
+             (mean NLL minus mean predicted entropy), and by a logistic regression over 9 such statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .builtin import summarise
+from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
+
+
+def jpeg(arr: np.ndarray, q: int) -> np.ndarray:
+    if not q:
+        return arr
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=q)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def centre_crop(arr: np.ndarray, size: int = 256) -> np.ndarray:
+    h, w = arr.shape[:2]
+    s = min(size, h, w) // 8 * 8
+    y, x = (h - s) // 2 // 8 * 8, (w - s) // 2 // 8 * 8
+    return arr[y : y + s, x : x + s]
+
+
+def handcrafted(a: np.ndarray) -> list[float]:
+    from scipy import ndimage, stats
+
+    f = a.astype(np.float32)
+    lum = 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
+    lap = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
+    res = ndimage.convolve(lum, lap, mode="reflect")
+    rc = [ndimage.convolve(f[..., c], lap, mode="reflect") for c in range(3)]
+    cb = -0.1687 * f[..., 0] - 0.3313 * f[..., 1] + 0.5 * f[..., 2]
+    cr = 0.5 * f[..., 0] - 0.4187 * f[..., 1] - 0.0813 * f[..., 2]
+    chroma = np.abs(ndimage.convolve(cb, lap, mode="reflect")).mean() + np.abs(ndimage.convolve(cr, lap, mode="reflect")).mean()
+    mx, mn = f.max(-1), f.min(-1)
+    sat = (mx - mn) / (mx + 1)
+    rg, yb = f[..., 0] - f[..., 1], 0.5 * (f[..., 0] + f[..., 1]) - f[..., 2]
+    s = lum.shape[0]
+    power = np.abs(np.fft.fftshift(np.fft.fft2(lum - lum.mean()))) ** 2
+    yy, xx = np.indices(power.shape)
+    radius = np.hypot(yy - s / 2, xx - s / 2) / (s / 2)
+    edges = np.linspace(0.05, 1.0, 20)
+    profile = [np.log(power[(radius >= lo) & (radius < hi)].mean() + 1e-6) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    rspec = np.abs(np.fft.fft2(res)) ** 2
+    rspec /= rspec.mean()
+    peaks = [np.log(rspec[s // p, 0] + rspec[0, s // p] + 1e-6) for p in (2, 4, 8)]
+    even = lum[: s // 2 * 2, : s // 2 * 2]
+    npr = even - np.kron(even.reshape(s // 2, 2, s // 2, 2).mean((1, 3)), np.ones((2, 2)))
+    n = s // 32
+    patch = np.sort(np.abs(res[: n * 32, : n * 32]).reshape(n, 32, n, 32).mean((1, 3)).ravel())
+    quarter = max(1, len(patch) // 4)
+    grad = np.hypot(ndimage.sobel(lum, 1), ndimage.sobel(lum, 0))
+    mean_res = np.abs(res).mean() + 0.1
+    return [
+        np.log(np.median(np.abs(res)) + 0.1), float(stats.kurtosis(res.ravel())),
+        float(np.corrcoef(rc[0].ravel(), rc[1].ravel())[0, 1]), float(np.corrcoef(rc[1].ravel(), rc[2].ravel())[0, 1]),
+        np.log((chroma + 0.1) / mean_res), sat.mean(), np.percentile(sat, 95),
+        np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2), lum.std(),
+        float(((f <= 2) | (f >= 253)).mean()), np.polyfit(np.log(edges[:-1]), profile, 1)[0],
+        profile[-1] - profile[len(profile) // 2], *peaks, np.log(np.abs(npr).mean() + 0.1) - np.log(mean_res),
+        np.log(patch[-quarter:].mean() + 0.1) - np.log(patch[:quarter].mean() + 0.1), float((patch < 1.0).mean()),
+        float(stats.kurtosis(grad.ravel())),
+        np.log(np.abs(ndimage.convolve(res, lap, mode="reflect")).mean() + 0.1) - np.log(mean_res),
+    ]
+
+
+def balanced_lr(x_train: np.ndarray, y_train: np.ndarray, c: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_train)
+    w = np.where(y_train == 1, 0.5 / (y_train == 1).sum(), 0.5 / (y_train == 0).sum()) * len(y_train)
+    model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x_train), y_train, sample_weight=w)
+    return lambda x: model.decision_function(scaler.transform(x))
+
+
+def report(name: str, items: list, scores: np.ndarray, flip: np.ndarray | None = None) -> dict:
+    r = summarise(items, scores, flip)
+    extra = f" flip {r['format_flip_delta']:+.3f}" if flip is not None else ""
+    print(f"{name}: pooled {r['pooled_auc']:.3f} mean per-source {r['mean_source_auc']:.3f} "
+          f"within {r['mean_within_source_auc']:.3f}{extra}", flush=True)
+    return r
+
+
+def run_features(items: list[Item], quality: int) -> None:
+    t0 = time.time()
+    feats = np.nan_to_num(np.array([handcrafted(jpeg(centre_crop(it.arr), quality)) for it in items]))
+    flips = np.nan_to_num(np.array([handcrafted(jpeg(centre_crop(jpeg(it.arr, 90) if it.label else it.arr), quality))
+                                    for it in items]))
+    print(f"features of {len(items)} images in {time.time() - t0:.0f}s")
+    y = np.array([it.label for it in items])
+    for seed in (0, 1, 2):
+        folds = np.array(grouped_folds(items, 4, seed=seed))
+        score, flip = np.zeros(len(y)), np.zeros(len(y))
+        for f in range(4):
+            tr, te = folds != f, folds == f
+            predict = balanced_lr(feats[tr], y[tr], 0.1)
+            score[te], flip[te] = predict(feats[te]), predict(flips[te])
+        report(f"features q{quality} LR, fold seed {seed}", items, score, flip)
+
+
+def run_predictive(items: list[Item], quality: int, steps: int, threads: int) -> None:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.set_num_threads(threads)
+
+    class BlindSpot(nn.Module):
+        def __init__(self, k: int = 7, w: int = 32) -> None:
+            super().__init__()
+            self.k = k
+            self.first = nn.Conv2d(3, w, k)
+            mask = torch.ones(1, 1, k, k)
+            mask[..., k // 2, k // 2] = 0  # the pixel itself is never seen
+            self.register_buffer("mask", mask)
+            self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(w, w, 1), nn.ReLU(), nn.Conv2d(w, w, 1), nn.ReLU(), nn.Conv2d(w, 6, 1))
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = F.conv2d(F.pad((x - 128) / 64, [self.k // 2] * 4, mode="reflect"), self.first.weight * self.mask, self.first.bias)
+            o = self.head(h)
+            log_b = o[:, 3:].clamp(-4, 6)
+            nll = (x - (128 + 64 * o[:, :3])).abs() / log_b.exp() + log_b + np.log(2)
+            return nll[..., 3:-3, 3:-3], (1 + log_b + np.log(2))[..., 3:-3, 3:-3]
+
+    def tiles(arr: np.ndarray) -> torch.Tensor:
+        from fakescope_cli.detectors.tiling import extract_tiles
+
+        batch, _, _, _ = extract_tiles(arr, 64, 3, quality)
+        return torch.from_numpy(batch)
+
+    @torch.no_grad()
+    def statistics(net: nn.Module, arr: np.ndarray) -> list[float]:
+        nll, ent = net(tiles(arr))
+        gap = nll - ent
+        e, g = ent.mean(1).flatten(), gap.mean(1).flatten()
+        lo, hi = torch.quantile(e, torch.tensor([0.25, 0.75]))
+        return [nll.mean().item(), ent.mean().item(), gap.mean().item(), g[e <= lo].mean().item(),
+                g[e >= hi].mean().item(), e[e <= lo].mean().item(), e[e >= hi].mean().item(),
+                gap.abs().mean().item(), g.std().item()]
+
+    y = np.array([it.label for it in items])
+    folds = np.array(grouped_folds(items, 4, seed=0))
+    score, flip, zero, zero_flip = (np.zeros(len(y)) for _ in range(4))
+    for f in range(4):
+        tr, te = np.where(folds != f)[0], np.where(folds == f)[0]
+        reals = [i for i in tr if y[i] == 0]
+        torch.manual_seed(f)
+        rng = random.Random(f)
+        net = BlindSpot()
+        opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
+        for _ in range(steps):
+            crops = [jpeg(apply_aug(items[rng.choice(reals)].arr, 64, sample_aug(rng)), quality) for _ in range(32)]
+            loss = net(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float())[0].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        net.eval()
+        stats_all = np.array([statistics(net, it.arr) for it in items])
+        stats_flip = np.array([statistics(net, jpeg(items[i].arr, 90) if y[i] else items[i].arr) for i in te])
+        predict = balanced_lr(stats_all[tr], y[tr], 0.3)
+        score[te], flip[te] = predict(stats_all[te]), predict(stats_flip)
+        zero[te], zero_flip[te] = -stats_all[te, 2], -stats_flip[:, 2]
+        print(f"fold {f} done", flush=True)
+    report(f"predictive q{quality}, zero-shot (-gap)", items, zero, zero_flip)
+    report(f"predictive q{quality}, LR over 9 statistics", items, score, flip)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["features", "predictive"])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--quality", type=int, default=80, help="JPEG re-encoding before measuring (0 = raw pixels)")
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    items = load_pool(a.data)
+    if a.what == "features":
+        run_features(items, a.quality)
+    else:
+        run_predictive(items, a.quality, a.steps, a.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import FIXTURES, jsonl_records, run_cli
@@ -136,16 +137,19 @@ def test_sigterm_finishes_json_document(tmp_path):
         assert json.loads(out.read_text())["run"]["interrupted"] is False
 
 
-def test_file_timeout_kills_only_the_stuck_file(tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_file_timeout_kills_only_the_stuck_file(tmp_path, jobs):
+    """With one worker, the file queued behind the stuck (or crashing) one goes to its replacement."""
     for name in ("a.png", "b_slow.png", "c.png", "d_crash.png", "e.png"):
         Image.new("RGB", (16, 16)).save(tmp_path / name)
     t0 = time.time()
     proc = run_cli("scan", "--backend", "tests.plugins.slow_detector:SlowDetector", "-f", "jsonl",
-                   "--file-timeout", "2", "-j", "2", str(tmp_path), timeout=120)
+                   "--file-timeout", "2", "-j", jobs, str(tmp_path), timeout=120)
     assert time.time() - t0 < 60
     recs = {Path(r["path"]).name: r for r in jsonl_records(proc.stdout)}
     assert list(recs) == ["a.png", "b_slow.png", "c.png", "d_crash.png", "e.png"]
     assert recs["b_slow.png"]["errors"][0]["code"] == "timeout"
     assert recs["d_crash.png"]["errors"][0]["code"] == "internal-error"
-    assert recs["a.png"]["verdict"] == recs["e.png"]["verdict"] == "uncertain"
+    assert recs["a.png"]["verdict"] == recs["c.png"]["verdict"] == recs["e.png"]["verdict"] == "uncertain"
+    assert not recs["c.png"]["errors"] and not recs["e.png"]["errors"]
     assert proc.returncode == 3

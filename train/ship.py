@@ -118,9 +118,8 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
          f"The shared pool ({cfg['pool_images']} images, {cfg['pool_fakes']} fake)"
          + (" plus aligned real/TAEF2-reconstruction pairs." if cfg["recipe"]["mode"] == "mix" else ".")),
         f"Left out of the shipped fit, for the unseen-source check below: {', '.join(cfg.get('holdout_sources') or ['none'])} "
-        f"({cfg['train_images']} pool images stay in the shipped fit's training set; in aligned mode only their reals are used). This source was picked *after* seeing the CV "
-        "table, as the one where the recipe showed signal (selection bias: read its figure as an upper-side check, "
-        "not an unbiased estimate).",
+        f"({cfg['train_images']} pool images stay in the shipped fit's training set; in aligned mode only their reals are used). This source was first picked after seeing an earlier recipe's CV table, "
+        "where it showed signal, and is kept so that successive models are compared on the same unseen images.",
         "Augmentation, identical for both classes (and for the two halves of an aligned pair): random native-"
         "resolution crop, downscale 0.5-1.0 (p=0.5), Gaussian blur sigma 0.2-0.8 (p=0.15), JPEG q60-100 "
         f"(p={cfg['recipe']['p_jpeg']}), flips and 90-degree rotations.",
@@ -141,7 +140,8 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
         "the same fold; folds balanced so each holds both labels), same recipe and step count as the shipped fit. "
         "Per-source AUC on the out-of-fold logits: a fake source ranked against all reals, a real source against "
         "all fakes, and within-source AUC where a source has both labels. Format flip: every fake re-encoded JPEG "
-        "q90, reals re-saved losslessly (pixels unchanged).",
+        "q90, reals re-saved as PNG files (the same pixels, but now a lossless file, which a recipe with the "
+        "lossless pass then re-encodes); the same at q75 and q95 where recorded.",
         "",
         f"- pooled out-of-fold AUC: {_f(cv.get('pooled_auc'))}",
         f"- mean per-source AUC (sources with >= 5 images): {_f(cv.get('mean_source_auc'))}",
@@ -185,6 +185,8 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
                 parts.append("matched JPEG history" if e.get("matched_history") else "unmatched JPEG history")
             if r.get("norm_q"):
                 parts.append(f"tiles re-encoded q{r['norm_q']}")
+            if r.get("lossless_q"):
+                parts.append(f"lossless files' tiles re-encoded q{r['lossless_q']}")
             if r.get("balance_history"):
                 parts.append("pool JPEG history balanced")
             if r.get("consistency"):

@@ -139,6 +139,14 @@ def cli() -> list[str]:
     return [sys.executable, "-m", "fakescope_cli"]
 
 
+def _shown(path: Path) -> str:
+    """A path as printed in results: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def scan_cmd(folder: Path, jobs: int, out: Path) -> list[str]:
     return [*cli(), "scan", str(folder), "--jobs", str(jobs), "--format", "jsonl", "--no-cache", "-q", "-o", str(out)]
 
@@ -172,7 +180,8 @@ def main() -> None:
             (warm / p.name).write_bytes(p.read_bytes())
         print(f"made {len(paths)} files of 1024x1024 (JPEG q90) in {time.perf_counter() - t0:.1f}s; "
               f"jobs {a.jobs} of {os.cpu_count()} cores")
-        print(f"scan command: {' '.join(scan_cmd(Path('DIR'), a.jobs, Path('OUT')))}")
+        shown = ["python", *scan_cmd(Path("DIR"), a.jobs, Path("OUT"))[1:]]  # no machine paths in results
+        print(f"scan command: {' '.join(shown)}")
         if a.weights is not None:
             # The builtin backend takes no weights option on the command line (`--model` is refused
             # for it), so the CLI side always runs the packaged weights.
@@ -238,7 +247,7 @@ def main() -> None:
                 det.analyze(m)
                 lat[threads].append((time.perf_counter() - t) * 1000)
             print(f"single-image latency, detector in process (decoded image; tiling + onnx + calibration, "
-                  f"{det.threads} thread(s), weights {det.weights_dir}): median {statistics.median(lat[threads]):.1f} ms, "
+                  f"{det.threads} thread(s), weights {_shown(det.weights_dir)}): median {statistics.median(lat[threads]):.1f} ms, "
                   f"p90 {sorted(lat[threads])[int(0.9 * 30)]:.1f} ms of 30")
     print(f"summary: n={a.n} jobs={a.jobs} floor {fl:.1f}/s scan {sc:.1f}/s ratio {ratio:.2f} "
           f"(>= {TARGET_RATIO} {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}), peak RSS {rss_one:.0f} MiB/process "

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles, jpeg_roundtrip
 
 from .common import seed_everything
-from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
+from .data import Item, apply_aug, grouped_folds, jpeg_like, load_pool, sample_aug
 from .model import LocalNet, MapOnly
 
 LOGIT_CLIP = 8.0
@@ -117,20 +117,12 @@ class Sampler:
 
     def _borrowed_jpeg(self, arr: np.ndarray) -> np.ndarray:
         """An MCU-aligned window (twice the crop) JPEG-encoded with another training image's tables."""
-        import io
-
-        from PIL import Image
-
         h, w = arr.shape[:2]
         s = min(2 * self.r.crop + 16, h, w)
         y, x = self.rng.randint(0, h - s), self.rng.randint(0, w - s)
         y, x = y - y % 16, x - x % 16
         donor = self.items[self.jpeg_ids[self.rng.randrange(len(self.jpeg_ids))]]
-        extra = {"subsampling": donor.subsampling} if (donor.subsampling or 0) >= 0 else {}
-        buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(arr[y : y + s, x : x + s])).save(buf, "JPEG", qtables=donor.qtables, **extra)
-        buf.seek(0)
-        return np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8)
+        return jpeg_like(arr[y : y + s, x : x + s], donor)
 
     def aligned(self, n: int) -> tuple[list[np.ndarray], list[int]]:
         assert self.recon is not None

@@ -129,6 +129,15 @@ def apply_aug(arr: np.ndarray, crop: int, a: AugParams) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def jpeg_like(arr: np.ndarray, source: Item) -> np.ndarray:
+    """arr encoded as JPEG with `source`'s own quantisation tables and chroma subsampling, decoded."""
+    extra = {"subsampling": source.subsampling} if (source.subsampling or 0) >= 0 else {}
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, "JPEG", qtables=source.qtables, **extra)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8)
+
+
 # ---------------------------------------------------------------- TAEF2 reconstruction cache
 
 def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int = 128, per_image: int = 1,
@@ -169,11 +178,7 @@ def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int =
             t = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float() / 255.0
             r = ae.reconstruct(t)[0].permute(1, 2, 0).mul(255.0).round().byte().numpy()
             if match_history and items[i].qtables:
-                buf = io.BytesIO()
-                extra = {"subsampling": items[i].subsampling} if (items[i].subsampling or 0) >= 0 else {}
-                Image.fromarray(r).save(buf, "JPEG", qtables=items[i].qtables, **extra)
-                buf.seek(0)
-                r = np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8)
+                r = jpeg_like(r, items[i])
             reals.append(patch)
             recons.append(r)
             idx.append(i)

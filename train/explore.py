@@ -15,25 +15,19 @@ predictive - "zero-shot" style: a blind-spot pixel predictor (each pixel's Lapla
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .builtin import summarise
+from .builtin import jpeg_q, summarise
 from .data import Item, apply_aug, grouped_folds, load_pool, sample_aug
 
 
 def jpeg(arr: np.ndarray, q: int) -> np.ndarray:
-    if not q:
-        return arr
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=q)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+    """jpeg_q, with 0 meaning the raw pixels."""
+    return jpeg_q(arr, q) if q else arr
 
 
 def centre_crop(arr: np.ndarray, size: int = 256) -> np.ndarray:

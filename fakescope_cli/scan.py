@@ -255,7 +255,10 @@ def run_scan(opts: RunOptions) -> RunResult:
         opts.config, len(candidates), opts.jobs, opts.file_timeout
     ) as (detector_info, analyse_all):
         header = run_header(opts.arguments, detector_info, started)
-        progress = _progress(len(candidates), enabled=not opts.quiet and sys.stderr.isatty())
+        show_progress = not opts.quiet and sys.stderr.isatty()
+        # The bar (and its refresh thread) starts with the first record, after the workers: a scan
+        # with no thread running may fork them directly (see workers.fork_is_safe).
+        progress = None
         try:
             with output_stream(opts.output, opts.fmt) as stream:
                 renderer = make_renderer(opts.fmt, stream, color=opts.color)
@@ -269,6 +272,8 @@ def run_scan(opts: RunOptions) -> RunResult:
                         p = record["p_fake"]
                         if opts.fail_above is not None and p is not None and p > opts.fail_above:
                             gate_tripped = True
+                        if progress is None and show_progress:
+                            progress = _progress(len(candidates), enabled=True)
                         if progress is not None:
                             progress.advance(progress.task_ids[0])
                 except KeyboardInterrupt:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -32,8 +35,12 @@ def error_record(candidate: Candidate, code: str, message: str, info: dict[str, 
 
 
 def _worker_main(conn: Connection, config: Any) -> None:
-    # The parent decides what Ctrl-C means; workers just stop when told or killed.
+    # The parent decides what Ctrl-C and SIGTERM mean; workers just stop when told or killed. (A forked
+    # worker would otherwise inherit the parent's SIGTERM-as-Ctrl-C handler.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held back by the parent around the fork
     from fakescope_cli.analyze import Analyzer
 
     try:
@@ -65,11 +72,69 @@ PRELOAD = [
 ]
 
 
+# Imported, these run native thread pools that a forked child would inherit in an unknown state.
+THREADED_NATIVE_MODULES = ("onnxruntime", "torch", "llama_cpp")
+
+
+def fork_is_safe() -> bool:
+    """Can a worker be forked straight from this process?
+
+    Forking reuses everything this process has imported and loaded: a worker is ready in ~10 ms
+    instead of the ~0.2 s a fork server needs to start and import the pipeline. It is safe only
+    while this process runs no other thread (a lock held by a thread that does not exist in the
+    child can never be released): no Python thread (Rich's progress refresh, a thread pool) and no
+    native thread pool from the libraries above. OpenBLAS, which numpy starts, handles fork itself.
+    Linux only: macOS system libraries are not fork-safe.
+    """
+    return (
+        sys.platform.startswith("linux")
+        and threading.active_count() == 1
+        and not any(name in sys.modules for name in THREADED_NATIVE_MODULES)
+    )
+
+
+def _fallback_context() -> Any:
+    """A fork server where the platform has one (workers fork from a clean, preloaded process), else spawn."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        # The fork server imports the pipeline once; each worker forks from it ready to go,
+        # instead of paying ~0.3 s of imports (numpy, Pillow, c2pa, readers) per worker.
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
+def worker_context() -> Any:
+    """How the next worker starts: decided per worker, since a replacement may start mid-scan, when
+    this process may have started a thread."""
+    return mp.get_context("fork") if fork_is_safe() else _fallback_context()
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while a worker starts. A forked child runs the parent's handlers until
+    _worker_main replaces them, so a Ctrl-C in that window would print a traceback from the worker; held
+    back, it reaches the parent just after the fork and the child never sees it."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: workers are spawned, nothing is inherited
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class _Worker:
     def __init__(self, ctx: Any, config: Any):
+        self.start_method = ctx.get_start_method()
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, config), daemon=True)
-        self.proc.start()
+        with _stop_signals_held():
+            self.proc.start()
         child.close()
         # tasks sent and not yet answered, oldest first; the worker runs them in order, so the head is
         # the one in progress and its deadline is the one that counts
@@ -90,12 +155,6 @@ class _Worker:
 
 class WorkerPool:
     def __init__(self, config: Any, jobs: int, file_timeout: float | None):
-        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        self.ctx = mp.get_context(method)
-        if method == "forkserver":
-            # The fork server imports the pipeline once; each worker forks from it ready to go,
-            # instead of paying ~0.3 s of imports (numpy, Pillow, c2pa, readers) per worker.
-            self.ctx.set_forkserver_preload(PRELOAD)
         self.config = config
         self.jobs = max(1, jobs)
         self.file_timeout = file_timeout
@@ -103,7 +162,7 @@ class WorkerPool:
         self.detector_info: dict[str, Any] | None = None
 
     def __enter__(self) -> WorkerPool:
-        self.workers = [_Worker(self.ctx, self.config) for _ in range(self.jobs)]
+        self.workers = [_Worker(worker_context(), self.config) for _ in range(self.jobs)]
         for w in self.workers:
             self._await_ready(w)
         return self
@@ -131,7 +190,7 @@ class WorkerPool:
 
     def _replace(self, w: _Worker) -> _Worker:
         w.kill()
-        fresh = _Worker(self.ctx, self.config)
+        fresh = _Worker(worker_context(), self.config)
         self._await_ready(fresh)
         self.workers[self.workers.index(w)] = fresh
         return fresh

@@ -158,6 +158,30 @@ def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config:
     assert np.mean(ups) > 0 and sum(u > 0 for u in ups) >= len(ups) // 2 + 1, ups
 
 
+def test_decoder_variants_differ_from_taef2_and_are_reproducible() -> None:
+    """The tried decoder-family recipe: four decoders, the first TAEF2's own, each decoding differently."""
+    torch = pytest.importorskip("torch")
+    taesd = DATA.parent / "models" / "taesd"
+    if not (taesd / "taef2_decoder.pth").is_file():
+        pytest.skip("TAEF2 weights absent")
+    from train.taef2 import TAEF2
+
+    torch.set_num_threads(1)
+    ae = TAEF2(taesd)
+    arr = np.asarray(Image.open(sorted((DATA / "real").rglob("*.jpg"))[0]).convert("RGB"))[:64, :64]
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float() / 255
+    variants = ae.decoder_variants()
+    assert variants[0] is ae.decoder and len(variants) == 4
+    outs = [ae.reconstruct(x, d) for d in variants]
+    psnr = [float(10 * torch.log10(1 / ((o - x) ** 2).mean())) for o in outs]
+    assert all(p > 18 for p in psnr), psnr  # still reconstructions of the photo, not noise
+    for i in range(4):
+        for j in range(i):
+            assert (outs[i] - outs[j]).abs().max() > 0.01, (i, j)
+    again = [ae.reconstruct(x, d) for d in ae.decoder_variants()]
+    assert all(torch.equal(a, b) for a, b in zip(outs, again, strict=True))
+
+
 def test_train_builtin_tiny_run_gives_loadable_weights(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     if not (DATA / "manifest.csv").is_file():

@@ -141,13 +141,15 @@ def jpeg_like(arr: np.ndarray, source: Item) -> np.ndarray:
 # ---------------------------------------------------------------- TAEF2 reconstruction cache
 
 def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int = 128, per_image: int = 1,
-                      seed: int = 0, log: bool = True, match_history: bool = True) -> Path:
+                      seed: int = 0, log: bool = True, match_history: bool = True,
+                      decoder_variants: bool = False) -> Path:
     """For every real: `per_image` native-resolution crops (multiple of 8) and their TAEF2 reconstructions.
 
     With `match_history`, crops start on the 16-px JPEG MCU grid and a reconstruction of a JPEG photo is
     re-encoded with that file's own quantisation tables and subsampling: the photo half of the pair
     carries its JPEG history, and without this the net learns "JPEG traces = real" (a format shortcut
     the format-flip check exposes) instead of decoder traces.
+    With `decoder_variants`, successive reconstructions cycle through TAEF2.decoder_variants().
     Saved as npz {real: N,S,S,3 uint8, recon: N,S,S,3 uint8, idx: N (index into items)}.
     """
     import time
@@ -157,6 +159,7 @@ def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int =
     from .taef2 import TAEF2
 
     ae = TAEF2(Path(taesd_dir))
+    decoders = ae.decoder_variants() if decoder_variants else [ae.decoder]
     rng = random.Random(seed)
     reals, recons, idx = [], [], []
     t0 = time.time()
@@ -176,7 +179,7 @@ def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int =
             if s != size:  # small image: upscale is wrong (adds resampling), so pad by reflection instead
                 patch = np.pad(patch, ((0, size - s), (0, size - s), (0, 0)), mode="reflect")
             t = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].float() / 255.0
-            r = ae.reconstruct(t)[0].permute(1, 2, 0).mul(255.0).round().byte().numpy()
+            r = ae.reconstruct(t, decoders[len(recons) % len(decoders)])[0].permute(1, 2, 0).mul(255.0).round().byte().numpy()
             if match_history and items[i].qtables:
                 r = jpeg_like(r, items[i])
             reals.append(patch)
@@ -185,5 +188,6 @@ def build_recon_cache(items: list[Item], taesd_dir: Path, out: Path, size: int =
         if log and n % 50 == 0:
             print(f"recon {n}/{len(todo)} {time.time() - t0:.0f}s", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, real=np.stack(reals), recon=np.stack(recons), idx=np.array(idx), matched=np.array(match_history))
+    np.savez(out, real=np.stack(reals), recon=np.stack(recons), idx=np.array(idx), matched=np.array(match_history),
+             decoder_variants=np.array(decoder_variants))
     return out

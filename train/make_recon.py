@@ -1,4 +1,7 @@
-"""Build the TAEF2 reconstruction cache: python -m train.make_recon DATA OUT.npz [size] [per_image]."""
+"""Build the TAEF2 reconstruction cache.
+
+    python -m train.make_recon DATA OUT.npz [size] [per_image] [taesd_dir] [--decoder-variants]
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ from .data import build_recon_cache, load_pool
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    items = load_pool(Path(sys.argv[1]))
-    size = int(sys.argv[3]) if len(sys.argv) > 3 else 128
-    per = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    taesd = Path(sys.argv[5]) if len(sys.argv) > 5 else Path(sys.argv[1]).parent / "models" / "taesd"
-    build_recon_cache(items, taesd, Path(sys.argv[2]), size=size, per_image=per)
+    variants = "--decoder-variants" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--decoder-variants"]
+    items = load_pool(Path(args[0]))
+    size = int(args[2]) if len(args) > 2 else 128
+    per = int(args[3]) if len(args) > 3 else 1
+    taesd = Path(args[4]) if len(args) > 4 else Path(args[0]).parent / "models" / "taesd"
+    build_recon_cache(items, taesd, Path(args[1]), size=size, per_image=per, decoder_variants=variants)

@@ -132,7 +132,7 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
         "2 CPU cores shared with other jobs.",
         *cfg.get("training", {}).get("notes", []),
         "",
-        "## Speed (bench/bench_builtin.py, 500 files of 1024x1024 JPEG q90, 2 busy shared cores)",
+        "## Speed (bench/bench_builtin.py, 500 files of 1024x1024 JPEG q90, 2 shared cores; one block per --content)",
         "```", *cfg.get("bench", ["not measured"]), "```",
         "",
         "## Validation protocol",
@@ -191,6 +191,10 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
                 parts.append("pool JPEG history balanced")
             if r.get("consistency"):
                 parts.append(f"JPEG-consistency {r['consistency']:g}")
+            if r.get("grid", 3) != 3:
+                parts.append(f"scored on {r['grid']}x{r['grid']} tiles")
+            if e.get("label"):  # what the recipe fields cannot say (e.g. how a reconstruction cache was made)
+                parts.append(e["label"])
             lines.append(f"| {', '.join(parts)} | {r['steps']} x {r['batch']} x {r['crop']} | "
                          f"{_f(e['pooled_auc'])} | {_f(e['mean_source_auc'])} | {_f(e['mean_within_source_auc'])} | "
                          f"{e.get('format_flip_delta', float('nan')):+.3f} |")
@@ -205,7 +209,7 @@ def main() -> None:
     ap.add_argument("--command", required=True)
     ap.add_argument("--experiments", type=Path, nargs="*", default=[])
     ap.add_argument("--note", action="append", default=[], help="a line for the card's training section")
-    ap.add_argument("--bench", type=Path, help="output of bench/bench_builtin.py to quote in the card")
+    ap.add_argument("--bench", type=Path, action="append", help="output of bench/bench_builtin.py to quote in the card (repeatable)")
     ap.add_argument("--failure", action="append", default=[], help="an observed failure mode for the card")
     a = ap.parse_args()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
@@ -215,7 +219,12 @@ def main() -> None:
                        "notes": a.note}
     cfg["failure_notes"] = a.failure
     if a.bench:
-        cfg["bench"] = [ln for ln in a.bench.read_text().splitlines() if ln.strip()]
+        lines: list[str] = []
+        for path in a.bench:
+            if lines:
+                lines.append("")
+            lines += [ln for ln in path.read_text().splitlines() if ln.strip()]
+        cfg["bench"] = lines
     (WEIGHTS / "builtin.json").write_text(json.dumps(cfg, indent=1))
     if cfg.get("holdout_sources"):
         h = heldout_auc(a.data, cfg["holdout_sources"])

@@ -74,6 +74,27 @@ class TAEF2(nn.Module):
         self.eval()
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, decoder: nn.Module | None = None) -> torch.Tensor:
         """x: N,3,H,W in [0,1], H and W multiples of 8 -> decoded image in [0,1]."""
-        return self.decoder(self.encoder(x)).clamp(0.0, 1.0)
+        return (decoder or self.decoder)(self.encoder(x)).clamp(0.0, 1.0)
+
+    def decoder_variants(self, seed: int = 1, jitter: float = 0.05) -> list[nn.Module]:
+        """The decoder and three variants of it, to try whether traces of a family of decoders carry
+        over better than those of one: bilinear instead of nearest upsampling; every conv weight
+        scaled by N(1, jitter); both. (Tried: no clear gain; see the builtin model card.)"""
+        import copy
+
+        gen = torch.Generator().manual_seed(seed)
+        variants: list[nn.Module] = [self.decoder]
+        for bilinear, jittered in ((True, False), (False, True), (True, True)):
+            dec = copy.deepcopy(self.decoder)
+            for m in dec.modules():
+                if bilinear and isinstance(m, nn.Upsample):
+                    m.mode = "bilinear"
+            if jittered:
+                with torch.no_grad():
+                    for p in dec.parameters():
+                        if p.dim() == 4:
+                            p.mul_(1.0 + jitter * torch.randn(p.shape, generator=gen))
+            variants.append(dec)
+        return variants

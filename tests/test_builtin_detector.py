@@ -132,8 +132,9 @@ def test_heldout_sources_give_the_figures_in_the_card(config: dict) -> None:
     assert abs(measured["format_flip_auc"] - check["format_flip_auc"]) <= check["tolerance"], measured
 
 
-def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config: dict, tmp_path: Path) -> None:
-    """A real photo crop vs. the same crop through the TAEF2 autoencoder: p_fake must go up on average."""
+@pytest.fixture(scope="module")
+def taef2():
+    """The TAEF2 autoencoder from ../shared/models (torch, one thread)."""
     torch = pytest.importorskip("torch")
     taesd = DATA.parent / "models" / "taesd"
     if not (taesd / "taef2_decoder.pth").is_file():
@@ -141,7 +142,14 @@ def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config:
     from train.taef2 import TAEF2
 
     torch.set_num_threads(1)
-    ae = TAEF2(taesd)
+    return TAEF2(taesd)
+
+
+def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config: dict, tmp_path: Path, taef2) -> None:
+    """A real photo crop vs. the same crop through the TAEF2 autoencoder: p_fake must go up on average."""
+    import torch
+
+    ae = taef2
     held = set(config.get("holdout_sources") or [])
     rows = [r for r in csv.DictReader((DATA / "manifest.csv").open()) if r["label"] == "real"]
     rows = [r for r in rows if r["source"] in held] or rows
@@ -158,16 +166,11 @@ def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config:
     assert np.mean(ups) > 0 and sum(u > 0 for u in ups) >= len(ups) // 2 + 1, ups
 
 
-def test_decoder_variants_differ_from_taef2_and_are_reproducible() -> None:
+def test_decoder_variants_differ_from_taef2_and_are_reproducible(taef2) -> None:
     """The tried decoder-family recipe: four decoders, the first TAEF2's own, each decoding differently."""
-    torch = pytest.importorskip("torch")
-    taesd = DATA.parent / "models" / "taesd"
-    if not (taesd / "taef2_decoder.pth").is_file():
-        pytest.skip("TAEF2 weights absent")
-    from train.taef2 import TAEF2
+    import torch
 
-    torch.set_num_threads(1)
-    ae = TAEF2(taesd)
+    ae = taef2
     arr = np.asarray(Image.open(sorted((DATA / "real").rglob("*.jpg"))[0]).convert("RGB"))[:64, :64]
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float() / 255
     variants = ae.decoder_variants()
@@ -244,3 +247,23 @@ def test_lossless_files_get_one_jpeg_pass_jpeg_files_none(config: dict, tmp_path
     raw_png = BuiltinDetector(weights_dir=plain, threads=1).analyze(Media.open(tmp_path / "a.png"))
     assert raw_png.raw["tile_jpeg_quality"] == 0
     assert abs(png.raw["logit"] - jpg.raw["logit"]) < 0.5 * abs(raw_png.raw["logit"] - jpg.raw["logit"])
+
+
+def test_zero_shot_recon_error_is_lower_for_an_autoencoder_output(taef2) -> None:
+    """The premise of `train.explore recon`: TAEF2 reconstructs its own output better than a photo. Measured
+    on these eight photos: always for the error of pixel differences, on average for the plain error."""
+    import torch
+
+    from train.explore import recon_errors
+
+    photo_errs, decoded_errs = [], []
+    for path in sorted((DATA / "real").rglob("*.jpg"))[:8]:
+        arr = np.asarray(Image.open(path).convert("RGB"))
+        crop = np.ascontiguousarray(arr[: arr.shape[0] // 8 * 8, : arr.shape[1] // 8 * 8][:128, :128])
+        x = torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float() / 255
+        decoded = (taef2.reconstruct(x)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        photo_errs.append(recon_errors(taef2, crop))
+        decoded_errs.append(recon_errors(taef2, decoded))
+    photo, decoded = np.array(photo_errs), np.array(decoded_errs)
+    assert (decoded[:, 1] < photo[:, 1]).all(), (photo, decoded)
+    assert decoded[:, 0].mean() < photo[:, 0].mean() - 0.2, (photo, decoded)

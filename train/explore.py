@@ -1,5 +1,5 @@
 """Two recipes tried for the builtin detector that did not beat the baseline, kept so the figures in the
-model card can be reproduced (python -m train.explore features|predictive DATA).
+model card can be reproduced (python -m train.explore features|predictive|recon DATA).
 
 features   - 23 hand-crafted statistics (noise residual level/kurtosis, cross-channel residual
              correlation, chroma/luma residual ratio, saturation, colourfulness, spectral slope and
@@ -10,6 +10,11 @@ predictive - "zero-shot" style: a blind-spot pixel predictor (each pixel's Lapla
              7x7 neighbourhood without the pixel itself) trained on the training folds' REAL photos only;
              an image scores by how much less surprising its pixels are than the predictor expects
              (mean NLL minus mean predicted entropy), and by a logistic regression over 9 such statistics.
+recon      - zero-shot, AEROBLADE-style (Ricker et al., CVPR 2024): a generated image should be reconstructed
+             by an autoencoder better than a photo is. A 128-px centre crop through TAEF2; scores: minus the
+             log reconstruction error (plain, and of vertical pixel differences), each also relative to the
+             crop's own high-frequency energy (log mean squared Laplacian), so that content complexity cancels.
+             No training: every image's score is out of sample. Format flip as elsewhere (fakes JPEG q90).
 """
 
 from __future__ import annotations
@@ -184,9 +189,45 @@ def run_predictive(items: list[Item], quality: int, steps: int, threads: int) ->
     report(f"predictive q{quality}, LR over 9 statistics", items, score, flip)
 
 
+def recon_errors(ae, arr: np.ndarray) -> list[float]:
+    """log MSE(crop, TAEF2(crop)), log MSE of their vertical differences, log high-frequency energy."""
+    import torch
+
+    a = centre_crop(arr, 128)
+    x = torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255.0  # a writable copy for torch
+    r = ae.reconstruct(x)
+
+    def vdiff(t: torch.Tensor) -> torch.Tensor:
+        return t[..., 1:, :] - t[..., :-1, :]
+
+    lum = x.mean(1)
+    lap = 4 * lum[:, 1:-1, 1:-1] - lum[:, :-2, 1:-1] - lum[:, 2:, 1:-1] - lum[:, 1:-1, :-2] - lum[:, 1:-1, 2:]
+    eps = 1e-9
+    return [float(np.log(((r - x) ** 2).mean().item() + eps)), float(np.log(((vdiff(r) - vdiff(x)) ** 2).mean().item() + eps)),
+            float(np.log((lap ** 2).mean().item() + eps))]
+
+
+def run_recon(items: list[Item], data: Path, threads: int) -> None:
+    import torch
+
+    from .taef2 import TAEF2
+
+    torch.set_num_threads(threads)
+    ae = TAEF2(data.parent / "models" / "taesd")
+    t0 = time.time()
+    errs = np.array([recon_errors(ae, it.arr) for it in items])
+    # a real's flip is the same pixels in a PNG: its crop and score do not change
+    flips = np.array([recon_errors(ae, jpeg(it.arr, 90)) if it.label else errs[i] for i, it in enumerate(items)])
+    print(f"TAEF2 reconstructions of {len(items)} images (+ {sum(it.label for it in items)} flipped) in {time.time() - t0:.0f}s")
+    for name, col in (("-log recon MSE", lambda e: e[:, 0]), ("-log recon MSE of differences", lambda e: e[:, 1]),
+                      ("-(log recon MSE - log HF energy)", lambda e: e[:, 0] - e[:, 2]),
+                      ("-(log recon MSE of differences - log HF energy)", lambda e: e[:, 1] - e[:, 2])):
+        report(f"zero-shot {name}", items, -col(errs), -col(flips))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "predictive"])
+    ap.add_argument("what", choices=["features", "predictive", "recon"])
     ap.add_argument("data", type=Path)
     ap.add_argument("--quality", type=int, default=80, help="JPEG re-encoding before measuring (0 = raw pixels)")
     ap.add_argument("--steps", type=int, default=1200)
@@ -195,6 +236,8 @@ def main() -> None:
     items = load_pool(a.data)
     if a.what == "features":
         run_features(items, a.quality)
+    elif a.what == "recon":
+        run_recon(items, a.data, a.threads)
     else:
         run_predictive(items, a.quality, a.steps, a.threads)
 

@@ -76,7 +76,7 @@ class TAEF2(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, decoder: nn.Module | None = None) -> torch.Tensor:
         """x: N,3,H,W in [0,1], H and W multiples of 8 -> decoded image in [0,1]."""
-        return (decoder or self.decoder)(self.encoder(x)).clamp(0.0, 1.0)
+        return (self.decoder if decoder is None else decoder)(self.encoder(x)).clamp(0.0, 1.0)
 
     def decoder_variants(self, seed: int = 1, jitter: float = 0.05) -> list[nn.Module]:
         """The decoder and three variants of it, to try whether traces of a family of decoders carry

@@ -140,11 +140,6 @@ class _Worker:
         # the one in progress and its deadline is the one that counts
         self.tasks: deque[tuple[int, Candidate]] = deque()
         self.deadline = 0.0
-        self.ready = False
-
-    @property
-    def task(self) -> tuple[int, Candidate] | None:
-        return self.tasks[0] if self.tasks else None
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -186,7 +181,6 @@ class WorkerPool:
         if msg[0] == "fatal":
             raise DetectorUnavailable(msg[1])
         self.detector_info = msg[1]
-        w.ready = True
 
     def _replace(self, w: _Worker) -> _Worker:
         w.kill()

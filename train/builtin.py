@@ -145,17 +145,12 @@ class Sampler:
         else:
             a, b = self.aligned(n // 2), self.pool(n - n // 2)
             xs, ys = a[0] + b[0], a[1] + b[1]
-        from PIL import Image
-
-        again = [np.asarray(jpeg_roundtrip(Image.fromarray(x), self.rng.randint(85, 95))) for x in xs] \
-            if self.r.consistency else None
+        again = [jpeg_q(x, self.rng.randint(85, 95)) for x in xs] if self.r.consistency else None
         return self._tensor(xs), torch.tensor(ys, dtype=torch.float32), self._tensor(again) if again else None
 
     def _tensor(self, xs: list[np.ndarray]) -> torch.Tensor:
         if self.r.norm_q:
-            from PIL import Image
-
-            xs = [np.asarray(jpeg_roundtrip(Image.fromarray(x), self.r.norm_q)) for x in xs]
+            xs = [jpeg_q(x, self.r.norm_q) for x in xs]
         return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
 
 
@@ -207,14 +202,10 @@ FLIP_QUALITIES = (90, 75, 95)
 
 
 def jpeg_q(arr: np.ndarray, q: int = 90) -> np.ndarray:
-    import io
-
+    """An H,W,3 uint8 array through one JPEG at quality q (the same round trip inference uses on tiles)."""
     from PIL import Image
 
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=q)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+    return np.asarray(jpeg_roundtrip(Image.fromarray(arr), q))
 
 
 # ---------------------------------------------------------------- metrics

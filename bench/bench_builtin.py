@@ -234,6 +234,16 @@ def main() -> None:
             print(f"note: --weights {a.weights} applies to the in-process latency only; the CLI has no option for it")
         out = root / "out.jsonl"
 
+        # An installed package carries its bytecode (pip compiles it at install time), but an editable
+        # install under PYTHONDONTWRITEBYTECODE (set on some CI and sandbox machines) never writes any,
+        # and every scan process would recompile the package's modules (~50 ms) while the floor's
+        # imports (Pillow, hashlib) read theirs from site-packages. Compile it once, as an install does.
+        import compileall
+
+        import fakescope_cli
+
+        compileall.compile_dir(Path(fakescope_cli.__file__).parent, quiet=1)
+
         # Warm-up on `jobs` files: one file per worker, so this is start-up plus one image.
         warm_floor = Run(floor_cmd(warm, a.jobs))
         warm_scan = Run(scan_cmd(warm, a.jobs, out), out)

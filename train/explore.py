@@ -1,4 +1,4 @@
-"""Two recipes tried for the builtin detector that did not beat the baseline, kept so the figures in the
+"""Recipes tried for the builtin detector that did not beat the baseline, kept so the figures in the
 model card can be reproduced (python -m train.explore features|predictive|recon DATA).
 
 features   - 23 hand-crafted statistics (noise residual level/kurtosis, cross-channel residual
@@ -14,7 +14,13 @@ recon      - zero-shot, AEROBLADE-style (Ricker et al., CVPR 2024): a generated 
              by an autoencoder better than a photo is. A 128-px centre crop through TAEF2; scores: minus the
              log reconstruction error (plain, and of vertical pixel differences), each also relative to the
              crop's own high-frequency energy (log mean squared Laplacian), so that content complexity cancels.
+             Also a second pass ("double reconstruction"): the reconstruction's own error, so the autoencoder
+             normalises itself, and the distance between the latents of the crop and of its reconstruction.
              No training: every image's score is out of sample. Format flip as elsewhere (fakes JPEG q90).
+             With --cv-json (a train.validate JSON of the same pool) also a class-balanced logistic regression
+             over these statistics, alone and with the CNN's out-of-fold logits, fitted in the same
+             source-grouped folds (does a learnt combination beat its parts across sources?), and a fixed one:
+             the mean of the standardised CNN logit and latent cycle score.
 """
 
 from __future__ import annotations
@@ -189,25 +195,35 @@ def run_predictive(items: list[Item], quality: int, steps: int, threads: int) ->
     report(f"predictive q{quality}, LR over 9 statistics", items, score, flip)
 
 
+RECON_STATS = ("log recon MSE", "log recon MSE of differences", "log HF energy", "log MSE of the second pass",
+               "log latent cycle distance", "log latent variance")
+
+
 def recon_errors(ae, arr: np.ndarray) -> list[float]:
-    """log MSE(crop, TAEF2(crop)), log MSE of their vertical differences, log high-frequency energy."""
+    """RECON_STATS of a 128-px centre crop: x -> E -> z1 -> D -> r1 -> E -> z2 -> D -> r2."""
     import torch
 
     a = centre_crop(arr, 128)
     x = torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255.0  # a writable copy for torch
-    r = ae.reconstruct(x)
+    with torch.no_grad():
+        z1 = ae.encoder(x)
+        r1 = ae.decoder(z1).clamp(0.0, 1.0)
+        z2 = ae.encoder(r1)
+        r2 = ae.decoder(z2).clamp(0.0, 1.0)
 
     def vdiff(t: torch.Tensor) -> torch.Tensor:
         return t[..., 1:, :] - t[..., :-1, :]
 
+    def log_mse(p: torch.Tensor, q: torch.Tensor) -> float:
+        return float(np.log(((p - q) ** 2).mean().item() + 1e-9))
+
     lum = x.mean(1)
     lap = 4 * lum[:, 1:-1, 1:-1] - lum[:, :-2, 1:-1] - lum[:, 2:, 1:-1] - lum[:, 1:-1, :-2] - lum[:, 1:-1, 2:]
-    eps = 1e-9
-    return [float(np.log(((r - x) ** 2).mean().item() + eps)), float(np.log(((vdiff(r) - vdiff(x)) ** 2).mean().item() + eps)),
-            float(np.log((lap ** 2).mean().item() + eps))]
+    return [log_mse(r1, x), log_mse(vdiff(r1), vdiff(x)), float(np.log((lap ** 2).mean().item() + 1e-9)),
+            log_mse(r2, r1), log_mse(z2, z1), float(np.log(z1.var().item() + 1e-9))]
 
 
-def run_recon(items: list[Item], data: Path, threads: int) -> None:
+def run_recon(items: list[Item], data: Path, threads: int, cv_json: Path | None = None) -> None:
     import torch
 
     from .taef2 import TAEF2
@@ -219,10 +235,35 @@ def run_recon(items: list[Item], data: Path, threads: int) -> None:
     # a real's flip is the same pixels in a PNG: its crop and score do not change
     flips = np.array([recon_errors(ae, jpeg(it.arr, 90)) if it.label else errs[i] for i, it in enumerate(items)])
     print(f"TAEF2 reconstructions of {len(items)} images (+ {sum(it.label for it in items)} flipped) in {time.time() - t0:.0f}s")
-    for name, col in (("-log recon MSE", lambda e: e[:, 0]), ("-log recon MSE of differences", lambda e: e[:, 1]),
-                      ("-(log recon MSE - log HF energy)", lambda e: e[:, 0] - e[:, 2]),
-                      ("-(log recon MSE of differences - log HF energy)", lambda e: e[:, 1] - e[:, 2])):
-        report(f"zero-shot {name}", items, -col(errs), -col(flips))
+    # scores: higher = more likely generated
+    for name, col in (("-log recon MSE", lambda e: -e[:, 0]), ("-log recon MSE of differences", lambda e: -e[:, 1]),
+                      ("-(log recon MSE - log HF energy)", lambda e: e[:, 2] - e[:, 0]),
+                      ("-(log recon MSE of differences - log HF energy)", lambda e: e[:, 2] - e[:, 1]),
+                      ("-(log recon MSE - log MSE of the second pass)", lambda e: e[:, 3] - e[:, 0]),
+                      ("-(log latent cycle distance - log latent variance)", lambda e: e[:, 5] - e[:, 4])):
+        report(f"zero-shot {name}", items, col(errs), col(flips))
+    if cv_json is None:
+        return
+    import json
+
+    cv = json.loads(cv_json.read_text())
+    if cv["oof_sources"] != [it.source for it in items]:
+        raise SystemExit(f"{cv_json} was not computed on this pool (sources differ)")
+    cnn = np.array(cv["oof_logits"])
+    y = np.array([it.label for it in items])
+    folds = np.array(grouped_folds(items, int(cv.get("k", 4)), seed=int(cv["recipe"]["seed"])))
+    for name, feats in (("LR over the recon statistics", errs),
+                        ("LR over the recon statistics + CNN out-of-fold logit", np.c_[errs, cnn])):
+        score = np.zeros(len(y))
+        for f in sorted(set(folds)):
+            tr, te = folds != f, folds == f
+            score[te] = balanced_lr(feats[tr], y[tr], 0.1)(feats[te])
+        report(f"learnt, same folds as {cv_json.name}: {name}", items, score)
+    # a combination fixed in advance instead: equal weights on the two scores standardised over the whole
+    # pool (no labels used), the CNN's out-of-fold logit and the latent cycle score
+    latent = errs[:, 5] - errs[:, 4]
+    report("fixed: mean of z-scores, CNN out-of-fold logit + latent cycle score", items,
+           (cnn - cnn.mean()) / cnn.std() + (latent - latent.mean()) / latent.std())
 
 
 def main() -> None:
@@ -232,12 +273,13 @@ def main() -> None:
     ap.add_argument("--quality", type=int, default=80, help="JPEG re-encoding before measuring (0 = raw pixels)")
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cv-json", type=Path, default=None, help="recon: also fit learnt combinations (see above)")
     a = ap.parse_args()
     items = load_pool(a.data)
     if a.what == "features":
         run_features(items, a.quality)
     elif a.what == "recon":
-        run_recon(items, a.data, a.threads)
+        run_recon(items, a.data, a.threads, a.cv_json)
     else:
         run_predictive(items, a.quality, a.steps, a.threads)
 

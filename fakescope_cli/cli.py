@@ -312,7 +312,7 @@ def train_builtin_cmd(
     jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode every tile as JPEG at Q before the net (0: off); stored with the weights.")] = 0,
     lossless_quality: Annotated[int, typer.Option("--lossless-jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode tiles of losslessly stored images (PNG, TIFF...) once at Q (0: off); stored with the weights.")] = 90,
     width: Annotated[int, typer.Option("--width", min=4, metavar="N", help="Network width (channels of its middle layers).")] = 16,
-    tile: Annotated[int, typer.Option("--tile", min=16, metavar="PX", help="Tile side in pixels at inference.")] = 64,
+    tile: Annotated[int, typer.Option("--tile", min=16, metavar="PX", help="Tile side in pixels at inference.")] = 48,
     grid: Annotated[int, typer.Option("--grid", min=1, metavar="N", help="At most N x N tiles per image.")] = 3,
     consistency: Annotated[float, typer.Option("--consistency", min=0.0, metavar="W", help="Weight of a penalty on score changes under one more JPEG (q85-95).")] = 0.0,
     cv_folds: Annotated[int, typer.Option("--cv-folds", min=0, metavar="K", help="Source-grouped cross-validation folds for calibration and metrics (0: none).")] = 4,

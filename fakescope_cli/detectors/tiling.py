@@ -14,7 +14,9 @@ import io
 import numpy as np
 from PIL import Image
 
-TILE = 64
+# 48-px tiles: the shipped net was trained on 64-px crops, but scored on 48-px tiles it ranks the pool the
+# same under source-grouped CV (mean per-source AUC 0.575 vs 0.574) at 56% of the pixels (model card).
+TILE = 48
 MAX_GRID = 3
 ALIGN = 16
 

@@ -11,7 +11,7 @@ predictive - "zero-shot" style: a blind-spot pixel predictor (each pixel's Lapla
              an image scores by how much less surprising its pixels are than the predictor expects
              (mean NLL minus mean predicted entropy), and by a logistic regression over 9 such statistics.
 recon      - zero-shot, AEROBLADE-style (Ricker et al., CVPR 2024): a generated image should be reconstructed
-             by an autoencoder better than a photo is. A 128-px centre crop through TAEF2; scores: minus the
+             by an autoencoder better than a photo is. A 128-px (--crop) centre crop through TAEF2; scores: minus the
              log reconstruction error (plain, and of vertical pixel differences), each also relative to the
              crop's own high-frequency energy (log mean squared Laplacian), so that content complexity cancels.
              Also a second pass ("double reconstruction"): the reconstruction's own error, so the autoencoder
@@ -199,11 +199,11 @@ RECON_STATS = ("log recon MSE", "log recon MSE of differences", "log HF energy",
                "log latent cycle distance", "log latent variance")
 
 
-def recon_errors(ae, arr: np.ndarray) -> list[float]:
-    """RECON_STATS of a 128-px centre crop: x -> E -> z1 -> D -> r1 -> E -> z2 -> D -> r2."""
+def recon_errors(ae, arr: np.ndarray, size: int = 128) -> list[float]:
+    """RECON_STATS of a centre crop (128 px by default): x -> E -> z1 -> D -> r1 -> E -> z2 -> D -> r2."""
     import torch
 
-    a = centre_crop(arr, 128)
+    a = centre_crop(arr, size)
     x = torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255.0  # a writable copy for torch
     with torch.no_grad():
         z1 = ae.encoder(x)
@@ -223,7 +223,7 @@ def recon_errors(ae, arr: np.ndarray) -> list[float]:
             log_mse(r2, r1), log_mse(z2, z1), float(np.log(z1.var().item() + 1e-9))]
 
 
-def run_recon(items: list[Item], data: Path, threads: int, cv_json: Path | None = None) -> None:
+def run_recon(items: list[Item], data: Path, threads: int, cv_json: Path | None = None, size: int = 128) -> None:
     import torch
 
     from .taef2 import TAEF2
@@ -231,10 +231,11 @@ def run_recon(items: list[Item], data: Path, threads: int, cv_json: Path | None 
     torch.set_num_threads(threads)
     ae = TAEF2(data.parent / "models" / "taesd")
     t0 = time.time()
-    errs = np.array([recon_errors(ae, it.arr) for it in items])
+    errs = np.array([recon_errors(ae, it.arr, size) for it in items])
     # a real's flip is the same pixels in a PNG: its crop and score do not change
-    flips = np.array([recon_errors(ae, jpeg(it.arr, 90)) if it.label else errs[i] for i, it in enumerate(items)])
-    print(f"TAEF2 reconstructions of {len(items)} images (+ {sum(it.label for it in items)} flipped) in {time.time() - t0:.0f}s")
+    flips = np.array([recon_errors(ae, jpeg(it.arr, 90), size) if it.label else errs[i] for i, it in enumerate(items)])
+    print(f"TAEF2 reconstructions of {size}-px crops of {len(items)} images (+ {sum(it.label for it in items)} flipped) in "
+          f"{time.time() - t0:.0f}s")
     # scores: higher = more likely generated
     for name, col in (("-log recon MSE", lambda e: -e[:, 0]), ("-log recon MSE of differences", lambda e: -e[:, 1]),
                       ("-(log recon MSE - log HF energy)", lambda e: e[:, 2] - e[:, 0]),
@@ -274,12 +275,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cv-json", type=Path, default=None, help="recon: also fit learnt combinations (see above)")
+    ap.add_argument("--crop", type=int, default=128, help="recon: side of the centre crop")
     a = ap.parse_args()
     items = load_pool(a.data)
     if a.what == "features":
         run_features(items, a.quality)
     elif a.what == "recon":
-        run_recon(items, a.data, a.threads, a.cv_json)
+        run_recon(items, a.data, a.threads, a.cv_json, a.crop)
     else:
         run_predictive(items, a.quality, a.steps, a.threads)
 

@@ -297,6 +297,8 @@ def cross_validate(items: list[Item], recipe: Recipe, recon: Recon | None, k: in
     res["matched_history"] = bool(recon.matched) if recon is not None else None
     res["k"] = k
     res["oof_logits"] = scores.tolist()
+    if flip:  # the format-flipped images' logits (JPEG q90), so later combinations can be flip-checked too
+        res["oof_flip_logits"] = flip_q[90].tolist()
     res["oof_labels"] = [it.label for it in items]
     res["oof_sources"] = [it.source for it in items]
     return res

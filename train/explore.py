@@ -262,9 +262,14 @@ def run_recon(items: list[Item], data: Path, threads: int, cv_json: Path | None 
         report(f"learnt, same folds as {cv_json.name}: {name}", items, score)
     # a combination fixed in advance instead: equal weights on the two scores standardised over the whole
     # pool (no labels used), the CNN's out-of-fold logit and the latent cycle score
-    latent = errs[:, 5] - errs[:, 4]
-    report("fixed: mean of z-scores, CNN out-of-fold logit + latent cycle score", items,
-           (cnn - cnn.mean()) / cnn.std() + (latent - latent.mean()) / latent.std())
+    latent, latent_flip = errs[:, 5] - errs[:, 4], flips[:, 5] - flips[:, 4]
+
+    def fused(c: np.ndarray, lat: np.ndarray) -> np.ndarray:  # standardised with the unflipped pool's statistics
+        return (c - cnn.mean()) / cnn.std() + (lat - latent.mean()) / latent.std()
+
+    cnn_flip = cv.get("oof_flip_logits")  # absent from CV JSONs written before it was kept
+    report("fixed: mean of z-scores, CNN out-of-fold logit + latent cycle score", items, fused(cnn, latent),
+           None if cnn_flip is None else fused(np.array(cnn_flip), latent_flip))
 
 
 def main() -> None:

@@ -61,7 +61,7 @@ class DeviceChoice(str, Enum):
     cuda = "cuda"
 
 
-MODEL_HELP = "Model folder or file (hf, gguf); the served model's name (server)."
+MODEL_HELP = "Model folder or file (hf, gguf; cycle: its ONNX file); the served model's name (server)."
 SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
 API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
                     "the key is never a flag value.")
@@ -126,7 +126,7 @@ def scan(
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow folder symlinks inside folders.")] = False,
     ext: Annotated[list[str] | None, typer.Option("--ext", "-e", metavar="EXT", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
-    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, hf, gguf, server, or none (provenance only).")] = "builtin",
+    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, cycle (zero-shot, slower; `fakescope train cycle` first), hf, gguf, server, or none (provenance only).")] = "builtin",
     model: ModelOpt = None,
     mmproj: MmprojOpt = None,
     url: UrlOpt = None,
@@ -329,6 +329,27 @@ def train_builtin_cmd(
                   cv_folds=cv_folds, taesd=taesd, recon_cache=recon_cache, threads=threads, norm_q=jpeg_quality,
                   width=width, tile=tile, grid=grid, consistency=consistency, lossless_q=lossless_quality,
                   log=lambda msg: typer.echo(msg, err=True))
+
+
+@train_app.command("cycle")
+def train_cycle_cmd(
+    taesd: Annotated[Path, typer.Option("--taesd", metavar="DIR", help="Folder with taef2_encoder.pth and taef2_decoder.pth (madebyollin/taesd, MIT).")],
+    out: Annotated[Path | None, typer.Option("--out", metavar="FILE", help="The ONNX file to write (default: where `scan --backend cycle` looks).")] = None,
+) -> None:
+    """Export the zero-shot `cycle` detector's autoencoder to ONNX, once (needs the `train` extra: torch, onnx).
+    No training: the calibration that ships with fakescope was fitted for these weights."""
+    try:
+        from fakescope_train.cycle import export
+    except ImportError as exc:
+        raise _fail(f"the export needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
+    from fakescope_cli.detectors.cycle import default_model_path
+
+    target = out or default_model_path()
+    for name in ("taef2_encoder.pth", "taef2_decoder.pth"):
+        if not (taesd / name).is_file():
+            raise _fail(f"--taesd {taesd}: {name} not found", EXIT_USAGE)
+    digest = export(taesd, target)
+    typer.echo(f"wrote {target} (TAEF2 weights sha256 {digest})")
 
 
 @train_app.command("lmm")

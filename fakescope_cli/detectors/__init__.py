@@ -17,6 +17,7 @@ __all__ = ["BUILTIN_BACKENDS", "Detector", "DetectorResult", "backend_names", "l
 
 BUILTIN_BACKENDS: dict[str, str] = {
     "builtin": "fakescope_cli.detectors.builtin:BuiltinDetector",
+    "cycle": "fakescope_cli.detectors.cycle:LatentCycleDetector",
     "hf": "fakescope_cli.detectors.hf:HFDetector",
     "gguf": "fakescope_cli.detectors.gguf:GGUFDetector",
     "server": "fakescope_cli.detectors.server:ServerDetector",
@@ -86,7 +87,8 @@ def backend_availability() -> dict[str, str]:
     """name -> "available" or why not, without loading any model (imports only)."""
     import importlib.util
 
-    needs = {"builtin": ["onnxruntime"], "hf": ["torch", "transformers"], "gguf": ["llama_cpp"], "server": []}
+    needs = {"builtin": ["onnxruntime"], "cycle": ["onnxruntime"], "hf": ["torch", "transformers"], "gguf": ["llama_cpp"],
+             "server": []}
     extras = {"hf": "hf", "gguf": "gguf", "server": "server"}
     out: dict[str, str] = {"none": "available (provenance only)"}
     for name in sorted({*BUILTIN_BACKENDS, *_plugin_targets()}):
@@ -95,6 +97,13 @@ def backend_availability() -> dict[str, str]:
             extra = extras.get(name)
             hint = f"; pip install 'fakescope[{extra}]'" if extra else ""
             out[name] = f"missing {', '.join(missing)}{hint}"
+        elif name == "cycle":
+            # its model file is not shipped: say where it is looked for, and how it is made
+            from fakescope_cli.detectors.cycle import default_model_path
+
+            path = default_model_path()
+            out[name] = (f"available ({path})" if path.is_file()
+                         else f"needs its model file at {path}: fakescope train cycle --taesd DIR, or --model FILE")
         else:
             out[name] = "available" if name in BUILTIN_BACKENDS else "available (plugin)"
     return out

@@ -1,0 +1,140 @@
+"""The opt-in `cycle` detector: TAEF2's latent cycle, zero-shot, run with onnxruntime on CPU (no torch).
+
+An image a latent generator decoded lies near its autoencoder's output manifold: encoding it, decoding and
+encoding again moves its latent little. A photograph's latent moves more. The per-tile score is the log
+variance of the first latent minus the log mean squared distance between the two latents (higher: more
+likely generated); the image's score is the mean over a grid of 64-px native-resolution tiles. Nothing is
+trained on the pool, so there is nothing to overfit to its sources; only the Platt calibration and the
+uncertain band (weights/cycle.json) were fitted to it.
+
+The autoencoder is TAEF2 (MIT, madebyollin/taesd), a distilled stand-in for FLUX.2's VAE. Its weights are
+not shipped in the package: `fakescope train cycle --taesd DIR` exports them, once, to an ONNX file in the
+user data folder (or `--model FILE`). The export records the sha256 of the weights it came from, and the
+detector refuses a file whose weights differ from those the calibration was fitted on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.builtin import WEIGHTS_DIR, _Session, _sigmoid
+from fakescope_cli.detectors.tiling import extract_tiles
+from fakescope_cli.errors import DetectorUnavailable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fakescope_cli.media import Media
+
+CONFIG_NAME = "cycle.json"
+MODEL_NAME = "taef2-cycle.onnx"
+METADATA_KEY = "fakescope.taef2_sha256"  # ONNX metadata written by the exporter (train/cycle.py)
+
+
+def default_model_path() -> Path:
+    """Where `fakescope train cycle` writes the model unless told otherwise."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("FAKESCOPE_CYCLE_MODEL") or Path(user_data_dir("fakescope")) / MODEL_NAME)
+
+
+def cycle_tile_scores(session: Any, image: Any, tile: int, max_grid: int) -> tuple[np.ndarray, int, int, int]:
+    """Per-tile scores (log latent variance - log latent cycle distance) of an image or H,W,3 array.
+
+    The autoencoder downsamples 8x, so tiles are cut to a multiple of 8 pixels.
+    Returns (scores, rows, cols, tile side).
+    """
+    tiles, rows, cols, t = extract_tiles(image, tile, max_grid)
+    t8 = t - t % 8
+    tiles = tiles[:, :, :t8, :t8]
+    stats = session.run(None, {session.get_inputs()[0].name: tiles})[0]  # N,2: log distance, log variance
+    return stats[:, 1] - stats[:, 0], rows, cols, t8
+
+
+class LatentCycleDetector:
+    id = "cycle"
+
+    def __init__(self, model: str | Path | None = None, threads: int | None = None,
+                 config: str | Path | None = None) -> None:
+        self.model = Path(model).expanduser() if model else default_model_path()
+        self.config_path = Path(config) if config else WEIGHTS_DIR / CONFIG_NAME
+        import multiprocessing
+
+        # as for builtin: one thread per worker process, a few when scanning in this process
+        in_worker = multiprocessing.parent_process() is not None
+        self.threads = threads or (1 if in_worker else max(1, min(4, os.cpu_count() or 1)))
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DetectorUnavailable(f"cycle detector config unreadable: {self.config_path}: {exc}") from None
+
+    @property
+    def version(self) -> str:
+        return str(self.config.get("version", "unknown"))
+
+    @cached_property
+    def weights_sha256(self) -> str | None:
+        try:
+            return hashlib.sha256(self.model.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        band = self.config.get("uncertain", {})
+        return float(band.get("low", 0.35)), float(band.get("high", 0.65))
+
+    def describe(self) -> dict[str, Any]:
+        low, high = self.thresholds
+        return {"threshold_low": low, "threshold_high": high, "calibration": self.config.get("calibration"),
+                "model_path": str(self.model)}
+
+    def session(self) -> Any:
+        """The onnxruntime session, after checking the file came from the weights the calibration fits."""
+        if not self.model.is_file():
+            raise DetectorUnavailable(
+                f"no latent-cycle model at {self.model}: create it once with `fakescope train cycle --taesd DIR` "
+                "(DIR holding taef2_encoder.pth and taef2_decoder.pth from madebyollin/taesd, MIT; needs the train "
+                "extra), or pass --model FILE")
+        try:
+            sess = _Session.get(self.model, self.threads)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorUnavailable(f"cannot load the latent-cycle model {self.model}: {exc}") from None
+        found = sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        expected = self.config.get("taef2_sha256")
+        if expected and found != expected:
+            raise DetectorUnavailable(
+                f"{self.model} was not exported from the TAEF2 weights the cycle calibration was fitted on "
+                f"(expected {expected[:12]}…, found {(found or 'none')[:12]}…)")
+        return sess
+
+    def calibrate(self, score: float) -> float:
+        cal = self.config.get("calibration", {})
+        return _sigmoid(float(cal.get("a", 1.0)) * score + float(cal.get("b", 0.0)))
+
+    def analyze(self, media: Media) -> DetectorResult:
+        rgb = media.rgb()
+        if min(rgb.size) < 8:
+            return DetectorResult(p_fake=None, raw={"skipped": "image smaller than 8 pixels"})
+        scores, rows, cols, t = cycle_tile_scores(self.session(), rgb, int(self.config.get("tile", 64)),
+                                                  int(self.config.get("max_grid", 3)))
+        score = float(scores.mean())
+        p = self.calibrate(score)
+        grid = [[round(self.calibrate(float(scores[r * cols + c])), 4) for c in range(cols)] for r in range(rows)]
+        low, high = self.thresholds
+        band = "fake" if p >= high else "real" if p <= low else "uncertain"
+        return DetectorResult(
+            p_fake=p,
+            regions={"rows": rows, "cols": cols, "tile": t, "p_fake": grid},
+            raw={"cycle_score": score, "tiles": rows * cols, "band": band, "low": low, "high": high,
+                 "model": self.config.get("model", "taef2-latent-cycle")},
+        )

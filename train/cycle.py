@@ -78,10 +78,10 @@ def export(taesd: Path, out: Path) -> str:
 
 def image_scores(model: Path, arrays: list[np.ndarray], threads: int) -> np.ndarray:
     """Mean per-tile score of each image, through the detector's code path."""
-    from fakescope_cli.detectors.builtin import _Session
+    from fakescope_cli.detectors.calibrated import OnnxSession
     from fakescope_cli.detectors.cycle import cycle_tile_scores
 
-    sess = _Session.get(model, threads)
+    sess = OnnxSession.get(model, threads)
     return np.array([float(cycle_tile_scores(sess, a, TILE, MAX_GRID)[0].mean()) for a in arrays])
 
 

@@ -16,14 +16,18 @@ detector refuses a file whose weights differ from those the calibration was fitt
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fakescope_cli.detectors.base import DetectorResult
-from fakescope_cli.detectors.builtin import WEIGHTS_DIR, _Session, _sigmoid
+from fakescope_cli.detectors.calibrated import (
+    WEIGHTS_DIR,
+    CalibratedTileDetector,
+    OnnxSession,
+    default_threads,
+)
 from fakescope_cli.detectors.tiling import extract_tiles
 from fakescope_cli.errors import DetectorUnavailable
 
@@ -57,29 +61,15 @@ def cycle_tile_scores(session: Any, image: Any, tile: int, max_grid: int) -> tup
     return stats[:, 1] - stats[:, 0], rows, cols, t8
 
 
-class LatentCycleDetector:
+class LatentCycleDetector(CalibratedTileDetector):
     id = "cycle"
+    model_name = "taef2-latent-cycle"
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None,
                  config: str | Path | None = None) -> None:
         self.model = Path(model).expanduser() if model else default_model_path()
         self.config_path = Path(config) if config else WEIGHTS_DIR / CONFIG_NAME
-        import multiprocessing
-
-        # as for builtin: one thread per worker process, a few when scanning in this process
-        in_worker = multiprocessing.parent_process() is not None
-        self.threads = threads or (1 if in_worker else max(1, min(4, os.cpu_count() or 1)))
-
-    @cached_property
-    def config(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DetectorUnavailable(f"cycle detector config unreadable: {self.config_path}: {exc}") from None
-
-    @property
-    def version(self) -> str:
-        return str(self.config.get("version", "unknown"))
+        self.threads = default_threads(threads)
 
     @cached_property
     def weights_sha256(self) -> str | None:
@@ -88,15 +78,8 @@ class LatentCycleDetector:
         except OSError:
             return None
 
-    @property
-    def thresholds(self) -> tuple[float, float]:
-        band = self.config.get("uncertain", {})
-        return float(band.get("low", 0.35)), float(band.get("high", 0.65))
-
     def describe(self) -> dict[str, Any]:
-        low, high = self.thresholds
-        return {"threshold_low": low, "threshold_high": high, "calibration": self.config.get("calibration"),
-                "model_path": str(self.model)}
+        return {**super().describe(), "model_path": str(self.model)}
 
     def session(self) -> Any:
         """The onnxruntime session, after checking the file came from the weights the calibration fits."""
@@ -106,7 +89,7 @@ class LatentCycleDetector:
                 "(DIR holding taef2_encoder.pth and taef2_decoder.pth from madebyollin/taesd, MIT; needs the train "
                 "extra), or pass --model FILE")
         try:
-            sess = _Session.get(self.model, self.threads)
+            sess = OnnxSession.get(self.model, self.threads)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise DetectorUnavailable(f"cannot load the latent-cycle model {self.model}: {exc}") from None
         found = sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
@@ -117,10 +100,6 @@ class LatentCycleDetector:
                 f"(expected {expected[:12]}…, found {(found or 'none')[:12]}…)")
         return sess
 
-    def calibrate(self, score: float) -> float:
-        cal = self.config.get("calibration", {})
-        return _sigmoid(float(cal.get("a", 1.0)) * score + float(cal.get("b", 0.0)))
-
     def analyze(self, media: Media) -> DetectorResult:
         rgb = media.rgb()
         if min(rgb.size) < 8:
@@ -128,13 +107,4 @@ class LatentCycleDetector:
         scores, rows, cols, t = cycle_tile_scores(self.session(), rgb, int(self.config.get("tile", 64)),
                                                   int(self.config.get("max_grid", 3)))
         score = float(scores.mean())
-        p = self.calibrate(score)
-        grid = [[round(self.calibrate(float(scores[r * cols + c])), 4) for c in range(cols)] for r in range(rows)]
-        low, high = self.thresholds
-        band = "fake" if p >= high else "real" if p <= low else "uncertain"
-        return DetectorResult(
-            p_fake=p,
-            regions={"rows": rows, "cols": cols, "tile": t, "p_fake": grid},
-            raw={"cycle_score": score, "tiles": rows * cols, "band": band, "low": low, "high": high,
-                 "model": self.config.get("model", "taef2-latent-cycle")},
-        )
+        return self.result(score, scores, rows, cols, t, {"cycle_score": score})

@@ -66,6 +66,12 @@ def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresho
         elif detector_p <= thresholds.low:
             verdict = "likely-real"
             reasons.append(f"The pixel detector scores {detector_p:.0%} (at or below {thresholds.low:.0%}).")
+        elif thresholds.low <= 0.0 and thresholds.high >= 1.0:
+            verdict = "uncertain"
+            reasons.append(
+                f"The pixel detector scores {detector_p:.0%}; its band is closed on both sides (no score of it was "
+                "right often enough on held-out data to decide alone), so it ranks images but gives no verdict."
+            )
         else:
             verdict = "uncertain"
             reasons.append(

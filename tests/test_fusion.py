@@ -53,3 +53,13 @@ def test_editor_history_is_reported_without_moving_the_score():
     f = fuse([edit], DetectorResult(p_fake=0.2), T)
     assert f.verdict == "likely-real" and f.p_fake == pytest.approx(0.2)
     assert edit.summary in f.reasons
+
+
+def test_a_detector_with_a_closed_band_never_decides_and_says_why():
+    closed = Thresholds(0.0, 1.0)
+    for p in (0.02, 0.5, 0.98):
+        out = fuse([], DetectorResult(p_fake=p), closed)
+        assert out.verdict == "uncertain" and out.p_fake == pytest.approx(p)
+        assert any("closed on both sides" in r for r in out.reasons), out.reasons
+    # an open band keeps the usual wording
+    assert any("inside the uncertain band" in r for r in fuse([], DetectorResult(p_fake=0.5), T).reasons)

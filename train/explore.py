@@ -21,6 +21,10 @@ recon      - zero-shot, AEROBLADE-style (Ricker et al., CVPR 2024): a generated 
              over these statistics, alone and with the CNN's out-of-fold logits, fitted in the same
              source-grouped folds (does a learnt combination beat its parts across sources?), and a fixed one:
              the mean of the standardised CNN logit and latent cycle score.
+distill    - can a small, fast CNN imitate the zero-shot `cycle` detector? (--model: its ONNX file.) The
+             teacher's per-tile score on the detector's own half-scale 64-px tiles is the regression target
+             (no labels used); the student trains on the tiles of three source groups and is tested on the
+             fourth (--fold): tile correlation with the teacher, and both AUCs on that group's images.
 """
 
 from __future__ import annotations
@@ -272,21 +276,87 @@ def run_recon(items: list[Item], data: Path, threads: int, cv_json: Path | None 
            None if cnn_flip is None else fused(np.array(cnn_flip), latent_flip))
 
 
+def run_distill(items: list[Item], model: Path, width: int, steps: int, fold: int, threads: int) -> None:
+    import torch
+    from scipy.stats import pearsonr, spearmanr
+    from torch import nn
+
+    from fakescope_cli.detectors.calibrated import OnnxSession
+    from fakescope_cli.detectors.cycle import half_scale_tiles
+
+    from .builtin import auc
+
+    torch.set_num_threads(threads)
+    folds = np.array(grouped_folds(items, 4, seed=0))
+    sess = OnnxSession.get(model, threads)
+    t0 = time.time()
+    tiles, target, owner = [], [], []
+    for i, it in enumerate(items):
+        tl = half_scale_tiles(it.arr, 64, 3, 2.0)[0]
+        if tl.shape[-1] != 64:  # only full-size tiles: one input size for the student
+            continue
+        stats = sess.run(None, {sess.get_inputs()[0].name: tl})[0]
+        tiles.extend(tl)
+        target.extend(stats[:, 1] - stats[:, 0])
+        owner.extend([i] * len(tl))
+    x_all = torch.from_numpy(np.stack(tiles)) / 255.0 - 0.5
+    t_all, owner_a = np.array(target), np.array(owner)
+    tz = torch.from_numpy(((t_all - t_all.mean()) / t_all.std()).astype(np.float32))
+    tr, te = np.where(folds[owner_a] != fold)[0], np.where(folds[owner_a] == fold)[0]
+    print(f"teacher scores of {len(t_all)} tiles in {time.time() - t0:.0f}s", flush=True)
+
+    def cbr(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    w = width
+    net = nn.Sequential(*cbr(3, w), *cbr(w, w, 2), *cbr(w, w), *cbr(w, 2 * w, 2), *cbr(2 * w, 2 * w),
+                        *cbr(2 * w, 2 * w, 2), nn.Conv2d(2 * w, 1, 1))
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps, pct_start=0.1)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        b = rng.choice(tr, 64)
+        xb = x_all[b].flip(3) if rng.random() < 0.5 else x_all[b]
+        loss = ((net(xb).mean((1, 2, 3)) - tz[b]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(x_all[i:i + 512]).mean((1, 2, 3)) for i in range(0, len(x_all), 512)]).numpy()
+    y = np.array([it.label for it in items])
+    imgs = sorted({int(i) for i in owner_a[te]})
+    teacher = np.array([t_all[owner_a == i].mean() for i in imgs])
+    student = np.array([pred[owner_a == i].mean() for i in imgs])
+    params = sum(p.numel() for p in net.parameters())
+    print(f"student width {w} ({params} parameters), {steps} steps: held-out tiles Pearson "
+          f"{pearsonr(pred[te], t_all[te])[0]:.3f}, Spearman {spearmanr(pred[te], t_all[te])[0]:.3f}; "
+          f"held-out group's {len(imgs)} images: teacher AUC {auc(teacher, y[imgs]):.3f}, "
+          f"student AUC {auc(student, y[imgs]):.3f} ({time.time() - t0:.0f}s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "predictive", "recon"])
+    ap.add_argument("what", choices=["features", "predictive", "recon", "distill"])
     ap.add_argument("data", type=Path)
     ap.add_argument("--quality", type=int, default=80, help="JPEG re-encoding before measuring (0 = raw pixels)")
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cv-json", type=Path, default=None, help="recon: also fit learnt combinations (see above)")
     ap.add_argument("--crop", type=int, default=128, help="recon: side of the centre crop")
+    ap.add_argument("--model", type=Path, default=None, help="distill: the cycle detector's ONNX file")
+    ap.add_argument("--width", type=int, default=32, help="distill: student width")
+    ap.add_argument("--fold", type=int, default=3, help="distill: the held-out source group (0-3)")
     a = ap.parse_args()
     items = load_pool(a.data)
     if a.what == "features":
         run_features(items, a.quality)
     elif a.what == "recon":
         run_recon(items, a.data, a.threads, a.cv_json, a.crop)
+    elif a.what == "distill":
+        run_distill(items, a.model, a.width, a.steps if a.steps != 1200 else 1500, a.fold, a.threads)
     else:
         run_predictive(items, a.quality, a.steps, a.threads)
 

@@ -282,7 +282,7 @@ def run_distill(items: list[Item], model: Path, width: int, steps: int, fold: in
     from torch import nn
 
     from fakescope_cli.detectors.calibrated import OnnxSession
-    from fakescope_cli.detectors.cycle import half_scale_tiles
+    from fakescope_cli.detectors.cycle import cycle_tiles
 
     from .builtin import auc
 
@@ -292,7 +292,7 @@ def run_distill(items: list[Item], model: Path, width: int, steps: int, fold: in
     t0 = time.time()
     tiles, target, owner = [], [], []
     for i, it in enumerate(items):
-        tl = half_scale_tiles(it.arr, 64, 3, 2.0)[0]
+        tl = cycle_tiles(it.arr, 64, 3, 2.0)[0]
         if tl.shape[-1] != 64:  # only full-size tiles: one input size for the student
             continue
         stats = sess.run(None, {sess.get_inputs()[0].name: tl})[0]
@@ -356,7 +356,7 @@ def main() -> None:
     elif a.what == "recon":
         run_recon(items, a.data, a.threads, a.cv_json, a.crop)
     elif a.what == "distill":
-        run_distill(items, a.model, a.width, a.steps if a.steps != 1200 else 1500, a.fold, a.threads)
+        run_distill(items, a.model, a.width, a.steps, a.fold, a.threads)
     else:
         run_predictive(items, a.quality, a.steps, a.threads)
 

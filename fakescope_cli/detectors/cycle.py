@@ -3,9 +3,10 @@
 An image a latent generator decoded lies near its autoencoder's output manifold: encoding it, decoding and
 encoding again moves its latent little. A photograph's latent moves more. The per-tile score is the log
 variance of the first latent minus the log mean squared distance between the two latents (higher: more
-likely generated); the image's score is the mean over a grid of 64-px native-resolution tiles. Nothing is
-trained on the pool, so there is nothing to overfit to its sources; only the Platt calibration and the
-uncertain band (weights/cycle.json) were fitted to it.
+likely generated); the image's score is the mean over a grid of at most 3 x 3 tiles, cut at native
+resolution and shrunk by the config's `downscale` (2: 128-px tiles seen at 64 px). Nothing is trained on
+the pool, so there is nothing to overfit to its sources; only the Platt calibration and the uncertain band
+(weights/cycle.json) were fitted to it.
 
 The autoencoder is TAEF2 (MIT, madebyollin/taesd), a distilled stand-in for FLUX.2's VAE. Its weights are
 not shipped in the package: `fakescope train cycle --taesd DIR` exports them, once, to an ONNX file in the
@@ -48,7 +49,7 @@ def default_model_path() -> Path:
     return Path(os.environ.get("FAKESCOPE_CYCLE_MODEL") or Path(user_data_dir("fakescope")) / MODEL_NAME)
 
 
-def half_scale_tiles(image: Any, tile: int, max_grid: int, downscale: float = 1.0) -> tuple[np.ndarray, int, int, int]:
+def cycle_tiles(image: Any, tile: int, max_grid: int, downscale: float = 1.0) -> tuple[np.ndarray, int, int, int]:
     """The tiles the autoencoder sees: N,3,s,s float32 0..255, s a multiple of 8; and rows, cols, and the tile
     side in pixels of the original image.
 
@@ -74,8 +75,8 @@ def half_scale_tiles(image: Any, tile: int, max_grid: int, downscale: float = 1.
 def cycle_tile_scores(session: Any, image: Any, tile: int, max_grid: int,
                       downscale: float = 1.0) -> tuple[np.ndarray, int, int, int]:
     """Per-tile scores (log latent variance - log latent cycle distance) of an image or H,W,3 array, on the
-    tiles of `half_scale_tiles`. Returns (scores, rows, cols, tile side in pixels of the original image)."""
-    tiles, rows, cols, t = half_scale_tiles(image, tile, max_grid, downscale)
+    tiles of `cycle_tiles`. Returns (scores, rows, cols, tile side in pixels of the original image)."""
+    tiles, rows, cols, t = cycle_tiles(image, tile, max_grid, downscale)
     stats = session.run(None, {session.get_inputs()[0].name: tiles})[0]  # N,2: log distance, log variance
     return stats[:, 1] - stats[:, 0], rows, cols, t
 
@@ -100,8 +101,10 @@ class LatentCycleDetector(CalibratedTileDetector):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model_path": str(self.model)}
 
+    @cached_property
     def session(self) -> Any:
-        """The onnxruntime session, after checking the file came from the weights the calibration fits."""
+        """The onnxruntime session, after checking the file came from the weights the calibration fits
+        (once per detector; an error is raised again on the next use)."""
         if not self.model.is_file():
             raise DetectorUnavailable(
                 f"no latent-cycle model at {self.model}: create it once with `fakescope train cycle --taesd DIR` "
@@ -125,7 +128,7 @@ class LatentCycleDetector(CalibratedTileDetector):
         downscale = float(cfg.get("downscale", 1.0))
         if min(rgb.size) < 8 * downscale:
             return DetectorResult(p_fake=None, raw={"skipped": f"image smaller than {8 * downscale:g} pixels"})
-        scores, rows, cols, t = cycle_tile_scores(self.session(), rgb, int(cfg.get("tile", 64)),
+        scores, rows, cols, t = cycle_tile_scores(self.session, rgb, int(cfg.get("tile", 64)),
                                                   int(cfg.get("max_grid", 3)), downscale)
         score = float(scores.mean())
         return self.result(score, scores, rows, cols, t, {"cycle_score": score})

@@ -308,15 +308,19 @@ def train_builtin_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (crops, augmentation, initialisation).")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training length in units of --steps-per-epoch optimiser steps.")] = 1,
     steps_per_epoch: Annotated[int, typer.Option("--steps-per-epoch", min=1, metavar="N", help="Optimiser steps per epoch (random native-resolution crops).")] = 2000,
-    mode: Annotated[str, typer.Option("--mode", help="Recipe: pool (pool fakes vs reals), aligned (reals vs autoencoder reconstructions), mix.")] = "aligned",
+    mode: Annotated[str, typer.Option("--mode", help="Recipe: distill (imitate the zero-shot TAEF2 latent-cycle score; no labels in the loss), pool (pool fakes vs reals), aligned (reals vs autoencoder reconstructions), mix.")] = "distill",
+    batch: Annotated[int, typer.Option("--batch", min=1, metavar="N", help="Crops per optimiser step.")] = 64,
     jpeg_quality: Annotated[int, typer.Option("--jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode every tile as JPEG at Q before the net (0: off); stored with the weights.")] = 0,
-    lossless_quality: Annotated[int, typer.Option("--lossless-jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode tiles of losslessly stored images (PNG, TIFF...) once at Q (0: off); stored with the weights.")] = 90,
-    width: Annotated[int, typer.Option("--width", min=4, metavar="N", help="Network width (channels of its middle layers).")] = 16,
-    tile: Annotated[int, typer.Option("--tile", min=16, metavar="PX", help="Tile side in pixels at inference.")] = 48,
+    lossless_quality: Annotated[int, typer.Option("--lossless-jpeg-quality", min=0, max=100, metavar="Q", help="Re-encode tiles of losslessly stored images (PNG, TIFF...) once at Q (0: off); stored with the weights.")] = 0,
+    width: Annotated[int, typer.Option("--width", min=4, metavar="N", help="Network width (channels of its first layers).")] = 8,
+    tile: Annotated[int, typer.Option("--tile", min=16, metavar="PX", help="Tile side in pixels the network sees.")] = 64,
+    downscale: Annotated[float, typer.Option("--downscale", min=1.0, metavar="F", help="Cut tiles F times larger at native resolution and shrink them to --tile (1: native scale).")] = 2.0,
     grid: Annotated[int, typer.Option("--grid", min=1, metavar="N", help="At most N x N tiles per image.")] = 3,
     consistency: Annotated[float, typer.Option("--consistency", min=0.0, metavar="W", help="Weight of a penalty on score changes under one more JPEG (q85-95).")] = 0.0,
     cv_folds: Annotated[int, typer.Option("--cv-folds", min=0, metavar="K", help="Source-grouped cross-validation folds for calibration and metrics (0: none).")] = 4,
-    taesd: Annotated[Path | None, typer.Option("--taesd", metavar="DIR", help="Folder with taef2_encoder.pth / taef2_decoder.pth (aligned and mix modes).")] = None,
+    taesd: Annotated[Path | None, typer.Option("--taesd", metavar="DIR", help="Folder with taef2_encoder.pth / taef2_decoder.pth (distill, aligned and mix modes; default: models/taesd beside the pool's folder).")] = None,
+    views: Annotated[int, typer.Option("--views", min=0, metavar="N", help="distill: augmented crops per image scored by the teacher, besides the inference grid's tiles.")] = 8,
+    teacher_cache: Annotated[Path | None, typer.Option("--teacher-cache", metavar="NPZ", help="distill: teacher scores to reuse or create.")] = None,
     recon_cache: Annotated[Path | None, typer.Option("--recon-cache", metavar="NPZ", help="Reconstruction cache to reuse or create (aligned and mix modes).")] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, metavar="N", help="CPU threads for torch.")] = 2,
 ) -> None:
@@ -325,9 +329,12 @@ def train_builtin_cmd(
         from fakescope_train.builtin import train_builtin
     except ImportError as exc:
         raise _fail(f"training needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
-    train_builtin(data, out, seed=seed, epochs=epochs, mode=mode, steps_per_epoch=steps_per_epoch,
+    if mode not in ("distill", "pool", "aligned", "mix"):
+        raise _fail(f"unknown --mode {mode!r}: distill, pool, aligned or mix", EXIT_USAGE)
+    train_builtin(data, out, seed=seed, epochs=epochs, mode=mode, steps_per_epoch=steps_per_epoch, batch=batch,
                   cv_folds=cv_folds, taesd=taesd, recon_cache=recon_cache, threads=threads, norm_q=jpeg_quality,
                   width=width, tile=tile, grid=grid, consistency=consistency, lossless_q=lossless_quality,
+                  downscale=downscale, views=views, teacher_cache=teacher_cache,
                   log=lambda msg: typer.echo(msg, err=True))
 
 

@@ -64,13 +64,13 @@ def test_tampered_weights_refused(tmp_path: Path) -> None:
 
 
 def test_probability_regions_and_determinism(det: BuiltinDetector, config: dict, tmp_path: Path) -> None:
-    path = _photo(tmp_path, size=(400, 300))
+    path = _photo(tmp_path, size=(600, 450))
     r1 = det.analyze(Media.open(path))
     r2 = det.analyze(Media.open(path))
     assert r1.p_fake is not None and 0.0 <= r1.p_fake <= 1.0
     assert r1.p_fake == r2.p_fake and r1.regions == r2.regions
     reg = r1.regions
-    assert reg is not None and reg["rows"] == 3 and reg["cols"] == 3 and reg["tile"] == config["tile"]
+    assert reg is not None and reg["rows"] == 3 and reg["cols"] == 3 and reg["tile"] == round(config["tile"] * config.get("downscale", 1))
     assert len(reg["p_fake"]) == reg["rows"] and all(len(row) == reg["cols"] for row in reg["p_fake"])
     assert all(0.0 <= v <= 1.0 for row in reg["p_fake"] for v in row)
     assert r1.raw["band"] in {"fake", "real", "uncertain"}
@@ -214,6 +214,8 @@ def test_train_builtin_command_defaults_are_the_shipped_recipe(config: dict) -> 
     assert (defaults["jpeg_quality"], defaults["lossless_quality"]) == (recipe["norm_q"], recipe["lossless_q"])
     assert defaults["steps_per_epoch"] * defaults["epochs"] == recipe["steps"]
     assert defaults["seed"] == config["seed"] and defaults["consistency"] == recipe["consistency"]
+    assert (defaults["downscale"], defaults["batch"], defaults["views"]) == (
+        recipe["downscale"], recipe["batch"], recipe["views"])
 
 
 def test_tiles_sit_on_the_jpeg_grid_and_are_reencoded_once(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ Entry point for `fakescope train builtin`: `train_builtin(data, out, seed, epoch
 Recipes ("modes"):
   pool     - pool fakes vs pool reals;
   aligned  - pool reals vs the same crops passed through the TAEF2 autoencoder (no pool fakes at all);
-  mix      - both, half of each batch.
+  mix      - both, half of each batch;
+  distill  - no labels in the loss: a StudentNet regresses the zero-shot TAEF2 latent-cycle score of
+             2x-reduced tiles (train/distill.py); the labels fit only the calibration.
 Every crop of both classes goes through the same augmentation chain (train.data.apply_aug).
 """
 
@@ -22,11 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fakescope_cli.detectors.tiling import MAX_GRID, TILE, extract_tiles, jpeg_roundtrip
+from fakescope_cli.detectors.tiling import MAX_GRID, TILE, jpeg_roundtrip, scaled_tiles
 
 from .common import seed_everything
 from .data import Item, apply_aug, grouped_folds, jpeg_like, load_pool, sample_aug
-from .model import LocalNet, MapOnly
+from .distill import TeacherBank, teacher_bank, train_student
+from .model import LocalNet, MapOnly, StudentNet
 
 LOGIT_CLIP = 8.0
 BAND_PRECISION = 0.9
@@ -55,6 +58,12 @@ class Recipe:
     lossless_q: int = 0
     tile: int = TILE
     grid: int = MAX_GRID
+    # tiles are cut `downscale` times larger than `tile` and shrunk to it (tiling.scaled_tiles); 1 = native
+    downscale: float = 1.0
+    # how a tile cut `downscale` times larger is shrunk for the net (tiling.scaled_tiles): box or bicubic
+    resample: str = "box"
+    # distill: augmented crops per image scored by the teacher, besides the inference grid's tiles
+    views: int = 8
     extra: dict = field(default_factory=dict)
 
 
@@ -155,7 +164,12 @@ class Sampler:
 
 
 def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: Recon | None,
-                log=print) -> LocalNet:
+                log=print, teacher: TeacherBank | None = None) -> LocalNet | StudentNet:
+    if recipe.mode == "distill":
+        if teacher is None:
+            raise ValueError("the distill recipe needs the teacher's scores (train.distill.teacher_bank)")
+        return train_student(teacher, train_ids, recipe.width, recipe.steps, recipe.batch, recipe.lr, recipe.seed,
+                             recipe.threads, log=log)
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.threads)
     net = LocalNet(recipe.width, luma=recipe.luma)
@@ -184,7 +198,7 @@ def train_model(items: list[Item], train_ids: list[int], recipe: Recipe, recon: 
 
 
 @torch.no_grad()
-def score_arrays(net: LocalNet, arrays: list[np.ndarray], recipe: Recipe, lossy: list[bool]) -> np.ndarray:
+def score_arrays(net: LocalNet | StudentNet, arrays: list[np.ndarray], recipe: Recipe, lossy: list[bool]) -> np.ndarray:
     """Image logit = mean of the logit map over the fixed tile grid (same as shipped inference).
 
     lossy[i]: whether image i is stored in a lossy format (JPEG); decides the lossless_q re-encoding.
@@ -192,7 +206,7 @@ def score_arrays(net: LocalNet, arrays: list[np.ndarray], recipe: Recipe, lossy:
     out = []
     for arr, is_lossy in zip(arrays, lossy, strict=True):
         quality = recipe.norm_q or (0 if is_lossy else recipe.lossless_q)
-        tiles, _, _, _ = extract_tiles(arr, recipe.tile, recipe.grid, quality)
+        tiles, _, _, _ = scaled_tiles(arr, recipe.tile, recipe.grid, recipe.downscale, quality, resample=recipe.resample)
         m = net.logit_map(torch.from_numpy(tiles) / 255.0)
         out.append(float(m.mean()))
     return np.array(out)
@@ -272,7 +286,7 @@ def summarise(items: list[Item], scores: np.ndarray, flip_scores: np.ndarray | N
 
 
 def cross_validate(items: list[Item], recipe: Recipe, recon: Recon | None, k: int = 4, log=print,
-                   flip: bool = True) -> dict:
+                   flip: bool = True, teacher: TeacherBank | None = None) -> dict:
     folds = grouped_folds(items, k, seed=recipe.seed)
     scores = np.zeros(len(items))
     flip_q = {q: np.zeros(len(items)) for q in FLIP_QUALITIES}
@@ -281,7 +295,7 @@ def cross_validate(items: list[Item], recipe: Recipe, recon: Recon | None, k: in
         te = [i for i, g in enumerate(folds) if g == f]
         srcs = sorted({items[i].source for i in te})
         log(f"fold {f}: test sources {srcs}")
-        net = train_model(items, tr, recipe, recon, log=log)
+        net = train_model(items, tr, recipe, recon, log=log, teacher=teacher)
         scores[te] = score_arrays(net, [items[i].arr for i in te], recipe, [items[i].fmt == "JPEG" for i in te])
         if flip:
             # format flip: fakes re-encoded JPEG q (a lossy file now), reals re-saved PNG (pixels unchanged,
@@ -407,7 +421,7 @@ def _clean(obj):
     return obj
 
 
-def export_onnx(net: LocalNet, path: Path) -> None:
+def export_onnx(net: LocalNet | StudentNet, path: Path) -> None:
     wrapper = MapOnly(net).eval()
     dummy = torch.zeros(2, 3, 96, 96)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -421,7 +435,10 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
                   recon_cache: Path | None = None, threads: int = 2, limit_per_source: int | None = None,
                   holdout_sources: tuple[str, ...] = ("headshot_classification",), cv_from: Path | None = None,
                   luma: bool = False, norm_q: int = 0, width: int = 32, tile: int = TILE, grid: int = MAX_GRID,
-                  consistency: float = 0.0, balance_history: bool = False, lossless_q: int = 0, log=print) -> dict:
+                  consistency: float = 0.0, balance_history: bool = False, lossless_q: int = 0,
+                  downscale: float = 1.0, resample: str = "box", views: int = 8, teacher_cache: Path | None = None,
+                  lr: float = 2e-3,
+                  log=print) -> dict:
     """Train the shipped detector. Writes out/builtin.onnx and out/builtin.json (calibration, thresholds).
 
     With cv_folds >= 2 the same recipe is first run under source-grouped CV; its out-of-fold logits fit
@@ -437,19 +454,25 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     t0 = time.time()
     items = load_pool(data, limit_per_source=limit_per_source)
     log(f"pool: {len(items)} images ({sum(it.label for it in items)} fake)")
-    recon = None
+    tdir = Path(taesd) if taesd else (data if data.is_dir() else data.parent).parent / "models" / "taesd"
+    recon, teacher = None, None
+    if mode == "distill":
+        teacher = teacher_bank(items, tdir, teacher_cache, views, seed, tile, downscale, grid, threads, resample, log=log)
     if mode in ("aligned", "mix"):
         if recon_cache is None or not Path(recon_cache).exists():
             from .data import build_recon_cache
 
-            tdir = Path(taesd) if taesd else (data if data.is_dir() else data.parent).parent / "models" / "taesd"
             recon_cache = Path(recon_cache) if recon_cache else out / "recon_cache.npz"
             build_recon_cache(items, tdir, recon_cache, size=128, per_image=1, seed=seed)
         recon = Recon.load(Path(recon_cache))
+    if mode == "distill":  # the teacher's tiles are cut at tile x downscale; no other crop is taken
+        crop = round(tile * downscale)
     recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
                     threads=threads, luma=luma, norm_q=norm_q, width=width, tile=tile, grid=grid,
-                    consistency=consistency, balance_history=balance_history, lossless_q=lossless_q)
+                    consistency=consistency, balance_history=balance_history, lossless_q=lossless_q,
+                    downscale=downscale, resample=resample, views=views, lr=lr)
     meta: dict = {"recipe": asdict(recipe), "pool_images": len(items), "tile": recipe.tile, "max_grid": recipe.grid,
+                  "downscale": recipe.downscale, "resample": recipe.resample,
                   "jpeg_quality": recipe.norm_q, "lossless_jpeg_quality": recipe.lossless_q,
                   "logit_clip": LOGIT_CLIP,
                   "pool_fakes": sum(it.label for it in items)}
@@ -457,16 +480,18 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     cv = None
     if cv_from is not None:
         cv = json.loads(Path(cv_from).read_text())
-        mine = {k: v for k, v in asdict(recipe).items() if k != "threads"}
-        theirs = {k: v for k, v in cv["recipe"].items() if k != "threads"}
+        unused = {"threads", "crop"} if mode == "distill" else {"threads"}  # distill cuts tile x downscale
+        mine = {k: v for k, v in asdict(recipe).items() if k not in unused}
+        theirs = {k: v for k, v in cv["recipe"].items() if k not in unused}
         # validation runs made before these options existed used these values
         for key, old in (("luma", False), ("norm_q", 0), ("tile", 96), ("grid", 3), ("consistency", 0.0),
-                         ("balance_history", False), ("lossless_q", 0)):
+                         ("balance_history", False), ("lossless_q", 0), ("downscale", 1.0), ("views", 8),
+                         ("resample", "box")):
             theirs.setdefault(key, old)
         if mine != theirs:
             raise ValueError(f"cv_from was run with another recipe: {theirs} != {mine}")
     elif cv_folds >= 2:
-        cv = cross_validate(items, recipe, recon, k=cv_folds, log=log)
+        cv = cross_validate(items, recipe, recon, k=cv_folds, log=log, teacher=teacher)
     if cv is not None:
         # the detector clips the image logit the same way: a few flat or saturated tiles give huge logits
         logits = np.clip(np.array(cv["oof_logits"]), -LOGIT_CLIP, LOGIT_CLIP)
@@ -482,7 +507,7 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv_oof.json").write_text(json.dumps({k: cv[k] for k in ("oof_logits", "oof_labels", "oof_sources")}))
     train_ids = [i for i, it in enumerate(items) if it.source not in set(holdout_sources)]
-    net = train_model(items, train_ids, recipe, recon, log=log)
+    net = train_model(items, train_ids, recipe, recon, log=log, teacher=teacher)
     export_onnx(net, out / "builtin.onnx")
     torch.save(net.state_dict(), out / "builtin.pt")
     meta["calibration"] = {"method": "platt-class-balanced", "a": a, "b": b,
@@ -493,8 +518,15 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     meta["train_images"] = len(train_ids)
     meta["train_seconds"] = round(time.time() - t0, 1)
     meta["seed"] = seed
-    meta["model"] = f"LocalNet(width={recipe.width}, luma={recipe.luma}) high-pass residual CNN, {sum(p.numel() for p in net.parameters())} params"
-    meta["version"] = (f"builtin-{mode}-w{recipe.width}-t{recipe.tile}" + (f"-q{recipe.norm_q}" if recipe.norm_q else "")
+    params = sum(p.numel() for p in net.parameters())
+    if mode == "distill":
+        meta["model"] = (f"StudentNet(width={recipe.width}) CNN on 2x-reduced tiles, {params} params, regressing the "
+                         "TAEF2 latent-cycle score")
+        meta["teacher"] = {**teacher.params, "tiles": len(teacher.score), "mean": net.teacher_mean, "std": net.teacher_std}
+    else:
+        meta["model"] = f"LocalNet(width={recipe.width}, luma={recipe.luma}) high-pass residual CNN, {params} params"
+    meta["version"] = (f"builtin-{mode}-w{recipe.width}-t{recipe.tile}" + (f"-d{recipe.downscale:g}" if recipe.downscale != 1 else "")
+                       + (f"-q{recipe.norm_q}" if recipe.norm_q else "")
                        + (f"-l{recipe.lossless_q}" if recipe.lossless_q else "") + f"-s{seed}")
     meta["weights_file"] = "builtin.onnx"
     meta["weights_sha256"] = hashlib.sha256((out / "builtin.onnx").read_bytes()).hexdigest()
@@ -511,7 +543,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--mode", default="aligned", choices=["aligned", "mix", "pool"])
+    ap.add_argument("--mode", default="aligned", choices=["aligned", "mix", "pool", "distill"])
     ap.add_argument("--steps-per-epoch", type=int, default=2000)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
@@ -530,12 +562,17 @@ def main() -> None:
     ap.add_argument("--consistency", type=float, default=0.0, help="weight of the JPEG q85-95 invariance penalty")
     ap.add_argument("--balance-history", action="store_true", help="pool/mix: equal JPEG-history share per class")
     ap.add_argument("--lossless-q", type=int, default=0, help="re-encode tiles of lossless files at this quality")
+    ap.add_argument("--downscale", type=float, default=1.0, help="cut tiles this many times larger, shrink them to --tile")
+    ap.add_argument("--resample", default="box", choices=["box", "bicubic"], help="how --downscale shrinks a tile")
+    ap.add_argument("--views", type=int, default=8, help="distill: augmented crops per image for the teacher")
+    ap.add_argument("--teacher-cache", type=Path, help="distill: teacher scores to reuse or create (.npz)")
     a = ap.parse_args()
     meta = train_builtin(a.data, a.out, seed=a.seed, epochs=a.epochs, mode=a.mode, steps_per_epoch=a.steps_per_epoch,
                          batch=a.batch, crop=a.crop, cv_folds=a.cv_folds, taesd=a.taesd, recon_cache=a.recon_cache,
                          threads=a.threads, holdout_sources=tuple(a.holdout), cv_from=a.cv_from, luma=a.luma,
                          norm_q=a.norm_q, width=a.width, tile=a.tile, grid=a.grid, consistency=a.consistency,
-                         balance_history=a.balance_history, lossless_q=a.lossless_q, log=lambda *m: print(*m, flush=True))
+                         balance_history=a.balance_history, lossless_q=a.lossless_q, downscale=a.downscale,
+                         resample=a.resample, views=a.views, teacher_cache=a.teacher_cache, log=lambda *m: print(*m, flush=True))
     print(json.dumps(_clean({k: v for k, v in meta.items() if k != "cv"}), indent=1))
     if "cv" in meta:
         print(f"CV pooled AUC {meta['cv']['pooled_auc']:.3f} mean per-source {meta['cv']['mean_source_auc']:.3f} "

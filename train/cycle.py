@@ -48,26 +48,10 @@ def export(taesd: Path, out: Path) -> str:
     """Write the ONNX graph; returns the weights' digest recorded in it."""
     import onnx
     import torch
-    from torch import nn
 
     from fakescope_cli.detectors.cycle import METADATA_KEY
 
-    from .taef2 import TAEF2
-
-    class CycleStats(nn.Module):
-        def __init__(self, ae: TAEF2) -> None:
-            super().__init__()
-            self.encoder, self.decoder = ae.encoder, ae.decoder
-
-        def forward(self, tiles: torch.Tensor) -> torch.Tensor:
-            x = tiles / 255.0
-            z1 = self.encoder(x)
-            z2 = self.encoder(self.decoder(z1).clamp(0.0, 1.0))
-            flat = z1.flatten(1)
-            n = flat.shape[1]
-            var = ((flat - flat.mean(1, keepdim=True)) ** 2).sum(1) / (n - 1)
-            dist = ((z2 - z1) ** 2).flatten(1).mean(1)
-            return torch.stack([torch.log(dist + 1e-9), torch.log(var + 1e-9)], 1)
+    from .taef2 import TAEF2, CycleStats
 
     digest = taef2_sha256(taesd)
     net = CycleStats(TAEF2(taesd)).eval()

@@ -282,7 +282,7 @@ def run_distill(items: list[Item], model: Path, width: int, steps: int, fold: in
     from torch import nn
 
     from fakescope_cli.detectors.calibrated import OnnxSession
-    from fakescope_cli.detectors.cycle import cycle_tiles
+    from fakescope_cli.detectors.tiling import scaled_tiles
 
     from .builtin import auc
 
@@ -292,7 +292,7 @@ def run_distill(items: list[Item], model: Path, width: int, steps: int, fold: in
     t0 = time.time()
     tiles, target, owner = [], [], []
     for i, it in enumerate(items):
-        tl = cycle_tiles(it.arr, 64, 3, 2.0)[0]
+        tl = scaled_tiles(it.arr, 64, 3, 2.0, multiple=8)[0]
         if tl.shape[-1] != 64:  # only full-size tiles: one input size for the student
             continue
         stats = sess.run(None, {sess.get_inputs()[0].name: tl})[0]

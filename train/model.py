@@ -47,9 +47,34 @@ class LocalNet(nn.Module):
 class MapOnly(nn.Module):
     """Export wrapper: uint8-range float input N,3,H,W (0..255) -> logit map."""
 
-    def __init__(self, net: LocalNet) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.logit_map(x / 255.0)
+
+
+class StudentNet(nn.Module):
+    """The distilled builtin detector: a plain conv net (three stride-2 stages) that sees 2x-reduced tiles
+    and regresses the TAEF2 latent-cycle teacher's tile score (train/distill.py). It emits a score map at
+    1/8 resolution whose mean is the tile's score; `logit_map` keeps LocalNet's interface for export and
+    scoring."""
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        w = width
+
+        def cbr(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.body = nn.Sequential(*cbr(3, w), *cbr(w, w, 2), *cbr(w, w), *cbr(w, 2 * w, 2), *cbr(2 * w, 2 * w),
+                                  *cbr(2 * w, 2 * w, 2))
+        self.head = nn.Conv2d(2 * w, 1, 1)
+
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        """x: N,3,H,W in [0,1] -> N,1,H/8,W/8 scores."""
+        return self.head(self.body(x - 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit_map(x).mean(dim=(1, 2, 3))

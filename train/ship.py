@@ -61,8 +61,9 @@ def _failure_modes(cfg: dict) -> list[str]:
     out = [f"- Weak: mean per-source AUC {_f(cv.get('mean_source_auc'))} and pooled {_f(cv.get('pooled_auc'))} under "
            "source-grouped CV, far below the 0.90 goal."]
     if u["low"] <= 0.0 and u["high"] >= 1.0:
-        out.append("- The uncertain band is closed on both sides (low 0.0, high 1.0): no p_fake reached 80% held-out "
-                   "precision, so the detector never tips a verdict on its own.")
+        out.append("- The uncertain band is closed on both sides (low 0.0, high 1.0): no p_fake reached "
+                   f"{u.get('target_precision', 0.9):.0%} held-out precision, so the detector never tips a verdict on "
+                   "its own.")
     rows = []
     for s, r in cv.get("sources", {}).items():
         if r["n_fake"] + r["n_real"] < 5:
@@ -78,26 +79,71 @@ def _failure_modes(cfg: dict) -> list[str]:
     if delta is not None:
         verdict = "within" if abs(delta) <= 0.02 else "outside"
         out.append(f"- Format flip (fakes re-encoded JPEG q90): AUC moves {delta:+.3f}, {verdict} the 0.02 target.")
-    out.append("- It learnt one decoder family (TAEF2, a distilled stand-in for FLUX.2's VAE)"
-               if cfg["recipe"]["mode"] == "aligned" else "- It learnt from the pool's generators only")
+    out.append({"aligned": "- It learnt one decoder family (TAEF2, a distilled stand-in for FLUX.2's VAE)",
+                "distill": "- It imitates a score built on one autoencoder (TAEF2, a distilled stand-in for FLUX.2's "
+                           "VAE), and imitates it imperfectly (see Validation)"}.get(
+        cfg["recipe"]["mode"], "- It learnt from the pool's generators only"))
     out[-1] += ("; GANs, autoregressive and pixel-space generators may leave no trace it knows. Heavy JPEG, strong "
                 "resizing and screenshots erase the traces it reads; very large images are judged by "
-                f"{cfg['max_grid'] ** 2} tiles of {cfg['tile']} px only.")
+                f"{cfg['max_grid'] ** 2} tiles of {_cut(cfg)} px only.")
     return out
+
+
+def _cut(cfg: dict) -> int:
+    """Tile side in pixels of the original image."""
+    return round(cfg["tile"] * cfg.get("downscale", 1.0))
+
+
+def _shrink(cfg: dict) -> str:
+    return "the mean of each block, Pillow reduce" if cfg.get("resample") == "box" else "Pillow bicubic"
+
+
+def _input_line(cfg: dict) -> str:
+    n = cfg["max_grid"]
+    if cfg.get("downscale", 1.0) != 1.0:
+        return (f"input: a fixed grid of at most {n}x{n} tiles of {_cut(cfg)} px cut from the image at native "
+                f"resolution (no whole-image resize), offsets on the 16-px JPEG grid, each tile shrunk "
+                f"{cfg['downscale']:g}x to {cfg['tile']} px ({_shrink(cfg)}); output: a score map at 1/8 resolution")
+    return (f"input: a fixed grid of at most {n}x{n} tiles of {cfg['tile']} px cut from the image at native resolution "
+            "(no resize), offsets on the 16-px JPEG grid"
+            + (f", each tile re-encoded once as JPEG q{cfg['jpeg_quality']} (4:2:0) before the net so that an earlier, "
+               "milder JPEG leaves little trace of the file's format" if cfg.get("jpeg_quality") else "")
+            + "; output: a logit map at 1/4 resolution")
+
+
+def _training_data(cfg: dict) -> str:
+    mode = cfg["recipe"]["mode"]
+    reals = cfg["pool_images"] - cfg["pool_fakes"]
+    if mode == "distill":
+        t = cfg.get("teacher", {})
+        return (f"The shared pool's images (`shared/data/manifest.csv`, {cfg['pool_images']} images, {cfg['pool_fakes']} "
+                "generated), with their labels unused: the loss is the squared difference between the student's tile "
+                "score and the teacher's (the TAEF2 latent-cycle score of the `cycle` backend, `cycle-card.md`; "
+                "standardised with the training tiles' mean and spread), on every full-size tile of the inference "
+                f"grid of each image plus {t.get('views', '?')} augmented crops per image, {t.get('tiles', '?')} tiles "
+                "for the whole pool. Labels enter only afterwards, in the Platt calibration and the uncertain band.")
+    if mode == "aligned":
+        return (f"Only the real photographs of the shared pool (`shared/data/manifest.csv`, {reals} "
+                "reals) and, as the fake class, the same crops passed through TAEF2 (tiny FLUX.2-style autoencoder, own "
+                "implementation in `train/taef2.py`): one 128-px native-resolution crop per real"
+                + (", on the 16-px MCU grid; the reconstruction of a JPEG photo is re-encoded with that file's own "
+                   "quantisation tables and subsampling, so both halves of a pair carry the same JPEG history (otherwise "
+                   "'JPEG traces = real' is the easiest thing to learn)" if cfg.get("recon_matched") else "")
+                + f". The pool's {cfg['pool_fakes']} generated images are never trained on; they serve only to validate.")
+    return (f"The shared pool ({cfg['pool_images']} images, {cfg['pool_fakes']} fake)"
+            + (" plus aligned real/TAEF2-reconstruction pairs." if mode == "mix" else "."))
 
 
 def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
     cv = cfg.get("cv", {})
+    distill = cfg["recipe"]["mode"] == "distill"
     lines = [
         "# Model card: fakescope `builtin` detector",
         "",
         f"- version: `{cfg['version']}`; file `builtin.onnx` ({(WEIGHTS / 'builtin.onnx').stat().st_size} bytes)",
         f"- sha256: `{cfg['weights_sha256']}`",
-        f"- model: {cfg['model']}; input: a fixed grid of at most {cfg['max_grid']}x{cfg['max_grid']} tiles of "
-        f"{cfg['tile']} px cut from the image at native resolution (no resize), offsets on the 16-px JPEG grid"
-        + (f", each tile re-encoded once as JPEG q{cfg['jpeg_quality']} (4:2:0) before the net so that an earlier, "
-           "milder JPEG leaves little trace of the file's format" if cfg.get("jpeg_quality") else "")
-        + "; output: a logit map at 1/4 resolution; image logit = mean over tiles; p_fake = sigmoid(a * logit + b).",
+        f"- model: {cfg['model']}; {_input_line(cfg)}; image score = mean over tiles; "
+        "p_fake = sigmoid(a * score + b).",
         "- runtime: onnxruntime on CPU (no torch); calibration and thresholds in `builtin.json`.",
         "",
         "## Intended use",
@@ -106,23 +152,19 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
         "individuals, legal evidence, or content moderation on its own.",
         "",
         "## Training data",
-        (f"Only the real photographs of the shared pool (`shared/data/manifest.csv`, {cfg['pool_images'] - cfg['pool_fakes']} "
-         "reals) and, as the fake class, the same crops passed through TAEF2 (tiny FLUX.2-style autoencoder, own "
-         "implementation in `train/taef2.py`): one 128-px native-resolution crop per real"
-         + (", on the 16-px MCU grid; the reconstruction of a JPEG photo is re-encoded with that file's own "
-            "quantisation tables and subsampling, so both halves of a pair carry the same JPEG history (otherwise "
-            "'JPEG traces = real' is the easiest thing to learn)" if cfg.get("recon_matched") else "")
-         + ". The pool's "
-         f"{cfg['pool_fakes']} generated images are never trained on; they serve only to validate."
-         if cfg["recipe"]["mode"] == "aligned" else
-         f"The shared pool ({cfg['pool_images']} images, {cfg['pool_fakes']} fake)"
-         + (" plus aligned real/TAEF2-reconstruction pairs." if cfg["recipe"]["mode"] == "mix" else ".")),
+        _training_data(cfg),
         f"Left out of the shipped fit, for the unseen-source check below: {', '.join(cfg.get('holdout_sources') or ['none'])} "
-        f"({cfg['train_images']} pool images stay in the shipped fit's training set; in aligned mode only their reals are used). This source was first picked after seeing an earlier recipe's CV table, "
+        f"({cfg['train_images']} pool images stay in the shipped fit's training set"
+        + ("" if distill else "; in aligned mode only their reals are used")
+        + "). This source was first picked after seeing an earlier recipe's CV table, "
         "where it showed signal, and is kept so that successive models are compared on the same unseen images.",
-        "Augmentation, identical for both classes (and for the two halves of an aligned pair): random native-"
-        "resolution crop, downscale 0.5-1.0 (p=0.5), Gaussian blur sigma 0.2-0.8 (p=0.15), JPEG q60-100 "
-        f"(p={cfg['recipe']['p_jpeg']}), flips and 90-degree rotations.",
+        ("Augmented crops" if distill else "Augmentation") + ", identical for both classes"
+        + ("" if distill else " (and for the two halves of an aligned pair)") + ": random native-"
+        f"resolution {'cut of ' + str(_cut(cfg)) + ' px' if distill else 'crop'}, downscale 0.5-1.0 (p=0.5), Gaussian "
+        f"blur sigma 0.2-0.8 (p=0.15), JPEG q60-100 (p={cfg['recipe']['p_jpeg']}), flips and 90-degree rotations"
+        + (f", then shrunk {cfg['downscale']:g}x as at inference ({_shrink(cfg)}; the teacher's copy of the crop "
+           "bicubic, as the cycle detector shrinks); the teacher scores each crop after augmentation, and training "
+           "batches are also mirrored at random." if distill else "."),
         "",
         "## Training command",
         "```",
@@ -191,8 +233,15 @@ def write_card(cfg: dict, experiments: list[dict], path: Path) -> None:
                 parts.append("pool JPEG history balanced")
             if r.get("consistency"):
                 parts.append(f"JPEG-consistency {r['consistency']:g}")
+            if r.get("downscale", 1.0) != 1.0:
+                parts.append(f"tiles cut at {round(r.get('tile', 96) * r['downscale'])} px, shrunk {r['downscale']:g}x "
+                             f"({r.get('resample', 'bicubic')})")
+            if r["mode"] == "distill":
+                parts.append(f"{r.get('views', 8)} augmented views per image")
             if r.get("grid", 3) != 3:
                 parts.append(f"scored on {r['grid']}x{r['grid']} tiles")
+            if r.get("seed") and "--seed" not in e.get("label", ""):
+                parts.append(f"--seed {r['seed']}")
             if e.get("label"):  # what the recipe fields cannot say (e.g. how a reconstruction cache was made)
                 parts.append(e["label"])
             lines.append(f"| {', '.join(parts)} | {r['steps']} x {r['batch']} x {r['crop']} | "

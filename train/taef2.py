@@ -3,7 +3,8 @@
 Architecture facts (layer order, the optional 1x1 / GroupNorm "midblock" branch in the latent-resolution
 blocks, tanh clamp of latents at +-3, images in [0, 1]) come from madebyollin/taesd's README and taesd.py
 (MIT); the layout below is written to match the state-dict keys of taef2_encoder.pth / taef2_decoder.pth.
-Used only for training ("aligned" real vs. reconstructed pairs); never imported by fakescope_cli.
+Used only for training (the cycle export, the builtin student's teacher, the "aligned" recipe); never
+imported by fakescope_cli.
 """
 
 from __future__ import annotations
@@ -98,3 +99,25 @@ class TAEF2(nn.Module):
                             p.mul_(1.0 + jitter * torch.randn(p.shape, generator=gen))
             variants.append(dec)
         return variants
+
+
+class CycleStats(nn.Module):
+    """The latent-cycle statistics of tiles: 0..255 N,3,H,W -> N,2 [log latent cycle distance, log latent variance].
+
+    Encode, decode, encode again; an image a latent generator decoded moves little on the way round. The
+    `cycle` detector's ONNX graph and the builtin student's teacher are this module.
+    """
+
+    def __init__(self, ae: TAEF2) -> None:
+        super().__init__()
+        self.encoder, self.decoder = ae.encoder, ae.decoder
+
+    def forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        x = tiles / 255.0
+        z1 = self.encoder(x)
+        z2 = self.encoder(self.decoder(z1).clamp(0.0, 1.0))
+        flat = z1.flatten(1)
+        n = flat.shape[1]
+        var = ((flat - flat.mean(1, keepdim=True)) ** 2).sum(1) / (n - 1)
+        dist = ((z2 - z1) ** 2).flatten(1).mean(1)
+        return torch.stack([torch.log(dist + 1e-9), torch.log(var + 1e-9)], 1)

@@ -1,6 +1,6 @@
 """Source-grouped cross-validation of builtin-detector recipes.
 
-python -m train.validate DATA --mode pool|aligned|mix [--steps N] [--folds K] [--recon cache.npz] [--norm-q Q]
+python -m train.validate DATA --mode pool|aligned|mix|distill [--steps N] [--folds K] [--recon cache.npz] [--norm-q Q]
     [--width W] [--tile T] [--grid G] [--json OUT]
 Prints per-source AUCs, the mean over sources, pooled AUC and the format-flip delta.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .builtin import Recipe, Recon, cross_validate
 from .data import load_pool
+from .distill import teacher_bank
 
 
 def print_report(res: dict, title: str) -> None:
@@ -53,13 +54,25 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=64)
     ap.add_argument("--grid", type=int, default=3)
     ap.add_argument("--recon", type=Path)
+    ap.add_argument("--downscale", type=float, default=1.0, help="cut tiles this many times larger, shrink them to --tile")
+    ap.add_argument("--resample", default="box", choices=["box", "bicubic"], help="how --downscale shrinks a tile")
+    ap.add_argument("--views", type=int, default=8, help="distill: augmented crops per image for the teacher")
+    ap.add_argument("--teacher-cache", type=Path, help="distill: teacher scores to reuse or create (.npz)")
+    ap.add_argument("--taesd", type=Path, help="distill: TAEF2 folder (default: ../models/taesd beside DATA)")
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     items = load_pool(a.data)
     recon = Recon.load(a.recon) if a.recon else None
     r = Recipe(mode=a.mode, steps=a.steps, batch=a.batch, crop=a.crop, seed=a.seed, threads=a.threads, p_jpeg=a.p_jpeg,
-               luma=a.luma, norm_q=a.norm_q, balance_history=a.balance_history, consistency=a.consistency, lossless_q=a.lossless_q, width=a.width, tile=a.tile, grid=a.grid)
-    res = cross_validate(items, r, recon, k=a.folds)
+               luma=a.luma, norm_q=a.norm_q, balance_history=a.balance_history, consistency=a.consistency, lossless_q=a.lossless_q, width=a.width, tile=a.tile, grid=a.grid,
+               downscale=a.downscale, resample=a.resample, views=a.views, lr=a.lr)
+    teacher = None
+    if a.mode == "distill":
+        r.crop = round(a.tile * a.downscale)  # what the teacher's tiles are cut at; no other crop
+        taesd = a.taesd or (a.data if a.data.is_dir() else a.data.parent).parent / "models" / "taesd"
+        teacher = teacher_bank(items, taesd, a.teacher_cache, a.views, a.seed, a.tile, a.downscale, a.grid, a.threads, a.resample)
+    res = cross_validate(items, r, recon, k=a.folds, teacher=teacher)
     print_report(res, f"{a.mode} steps={a.steps} crop={a.crop} folds={a.folds}")
     if a.json:
         a.json.write_text(json.dumps(res))

@@ -1,8 +1,10 @@
 """The embedded `builtin` detector: a small ONNX network run with onnxruntime on CPU (no torch).
 
-It scores a fixed grid of native-resolution tiles (no whole-image resize), so cost is bounded per image;
-the per-tile logits give the coarse region map and their mean, Platt-calibrated, gives p_fake. The
-calibration constants and the uncertainty band live in builtin.json beside the weights.
+It scores a fixed grid of tiles cut at native resolution (no whole-image resize), so cost is bounded per
+image; with the config's `downscale` each tile is cut that many times larger and shrunk by that fixed
+factor first (tiling.scaled_tiles). The per-tile scores give the coarse region map and their mean,
+Platt-calibrated, gives p_fake. The calibration constants and the uncertainty band live in builtin.json
+beside the weights; the card (builtin-card.md) says how the weights were trained and how well they rank.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fakescope_cli.detectors.calibrated import (
     OnnxSession,
     default_threads,
 )
-from fakescope_cli.detectors.tiling import extract_tiles
+from fakescope_cli.detectors.tiling import scaled_tiles
 from fakescope_cli.errors import DetectorUnavailable
 
 if TYPE_CHECKING:
@@ -72,9 +74,11 @@ class BuiltinDetector(CalibratedTileDetector):
             return DetectorResult(p_fake=None, raw={"skipped": "image smaller than 8 pixels"})
         cfg = self.config
         quality = int(cfg.get("jpeg_quality", 0)) or (0 if _lossy(media) else int(cfg.get("lossless_jpeg_quality", 0)))
-        tiles, rows, cols, t = extract_tiles(rgb, int(cfg.get("tile", 96)), int(cfg.get("max_grid", 3)), quality)
+        tiles, rows, cols, t = scaled_tiles(rgb, int(cfg.get("tile", 96)), int(cfg.get("max_grid", 3)),
+                                            float(cfg.get("downscale", 1.0)), quality,
+                                            resample=str(cfg.get("resample", "bicubic")))
         sess = self._session()
-        maps = sess.run(None, {sess.get_inputs()[0].name: tiles})[0]  # N,1,t/4,t/4
+        maps = sess.run(None, {sess.get_inputs()[0].name: tiles})[0]  # N,1,h,w score maps
         clip = float(cfg.get("logit_clip", 8.0))
         tile_means = maps.reshape(maps.shape[0], -1).mean(axis=1)
         logit = float(np.clip(tile_means.mean(), -clip, clip))

@@ -29,7 +29,7 @@ from fakescope_cli.detectors.calibrated import (
     OnnxSession,
     default_threads,
 )
-from fakescope_cli.detectors.tiling import extract_tiles
+from fakescope_cli.detectors.tiling import scaled_tiles
 from fakescope_cli.errors import DetectorUnavailable
 
 if TYPE_CHECKING:
@@ -49,34 +49,11 @@ def default_model_path() -> Path:
     return Path(os.environ.get("FAKESCOPE_CYCLE_MODEL") or Path(user_data_dir("fakescope")) / MODEL_NAME)
 
 
-def cycle_tiles(image: Any, tile: int, max_grid: int, downscale: float = 1.0) -> tuple[np.ndarray, int, int, int]:
-    """The tiles the autoencoder sees: N,3,s,s float32 0..255, s a multiple of 8; and rows, cols, and the tile
-    side in pixels of the original image.
-
-    With `downscale` > 1 the tiles are cut `downscale` times larger and each is shrunk back to about `tile`
-    pixels (Pillow bicubic, antialiased): the score is then taken at a coarser scale, where it ranks the pool
-    far better (cycle-card.md). Shrinking tiles, not the whole image, keeps the cost independent of the
-    image's size. The autoencoder downsamples 8x, hence the multiple of 8.
-    """
-    import numpy as np
-    from PIL import Image
-
-    tiles, rows, cols, t = extract_tiles(image, round(tile * downscale), max_grid)
-    if downscale != 1.0:
-        side = max(8, round(t / downscale))
-        tiles = np.stack([
-            np.asarray(Image.fromarray(tl.transpose(1, 2, 0).astype(np.uint8)).resize((side, side), Image.BICUBIC),
-                       dtype=np.float32).transpose(2, 0, 1)
-            for tl in tiles])
-    side = tiles.shape[-1] - tiles.shape[-1] % 8
-    return np.ascontiguousarray(tiles[:, :, :side, :side]), rows, cols, t
-
-
 def cycle_tile_scores(session: Any, image: Any, tile: int, max_grid: int,
                       downscale: float = 1.0) -> tuple[np.ndarray, int, int, int]:
     """Per-tile scores (log latent variance - log latent cycle distance) of an image or H,W,3 array, on the
-    tiles of `cycle_tiles`. Returns (scores, rows, cols, tile side in pixels of the original image)."""
-    tiles, rows, cols, t = cycle_tiles(image, tile, max_grid, downscale)
+    tiles of `scaled_tiles`. Returns (scores, rows, cols, tile side in pixels of the original image)."""
+    tiles, rows, cols, t = scaled_tiles(image, tile, max_grid, downscale, multiple=8)
     stats = session.run(None, {session.get_inputs()[0].name: tiles})[0]  # N,2: log distance, log variance
     return stats[:, 1] - stats[:, 0], rows, cols, t
 

@@ -66,6 +66,10 @@ class Recipe:
     views: int = 8
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.mode == "distill":  # the teacher's tiles are cut at tile x downscale; no other crop is taken
+            self.crop = round(self.tile * self.downscale)
+
 
 @dataclass
 class Recon:
@@ -465,8 +469,6 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
             recon_cache = Path(recon_cache) if recon_cache else out / "recon_cache.npz"
             build_recon_cache(items, tdir, recon_cache, size=128, per_image=1, seed=seed)
         recon = Recon.load(Path(recon_cache))
-    if mode == "distill":  # the teacher's tiles are cut at tile x downscale; no other crop is taken
-        crop = round(tile * downscale)
     recipe = Recipe(mode=mode, steps=max(1, steps_per_epoch * epochs), batch=batch, crop=crop, seed=seed,
                     threads=threads, luma=luma, norm_q=norm_q, width=width, tile=tile, grid=grid,
                     consistency=consistency, balance_history=balance_history, lossless_q=lossless_q,
@@ -480,9 +482,8 @@ def train_builtin(data: Path, out: Path, seed: int = 0, epochs: int = 1, *, mode
     cv = None
     if cv_from is not None:
         cv = json.loads(Path(cv_from).read_text())
-        unused = {"threads", "crop"} if mode == "distill" else {"threads"}  # distill cuts tile x downscale
-        mine = {k: v for k, v in asdict(recipe).items() if k not in unused}
-        theirs = {k: v for k, v in cv["recipe"].items() if k not in unused}
+        mine = {k: v for k, v in asdict(recipe).items() if k != "threads"}
+        theirs = {k: v for k, v in cv["recipe"].items() if k != "threads"}
         # validation runs made before these options existed used these values
         for key, old in (("luma", False), ("norm_q", 0), ("tile", 96), ("grid", 3), ("consistency", 0.0),
                          ("balance_history", False), ("lossless_q", 0), ("downscale", 1.0), ("views", 8),

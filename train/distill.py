@@ -108,17 +108,22 @@ def build_teacher_bank(items: list[Item], taesd: Path, views: int = 8, seed: int
             scores.append(stats[:, 1] - stats[:, 0])
             if k // TEACHER_BATCH % 160 == 0:
                 log(f"  teacher: {k + len(stats)}/{len(x)} tiles {time.time() - t0:.0f}s")
-    params = {"views": str(views), "seed": str(seed), "tile": str(tile), "downscale": f"{downscale:g}",
-              "grid": str(grid), "resample": resample, "images": str(len(items)),
+    params = {**_settings(views, seed, tile, downscale, grid, resample, len(items)),
               "taef2_sha256": taef2_sha256(Path(taesd))}
     return TeacherBank(np.stack(tiles), np.concatenate(scores).astype(np.float32), np.array(owner, dtype=np.int32), params)
+
+
+def _settings(views: int, seed: int, tile: int, downscale: float, grid: int, resample: str,
+              images: int) -> dict[str, str]:
+    """What a bank was built with (stored as strings in its .npz); a cache is reused only if all match."""
+    return {"views": str(views), "seed": str(seed), "tile": str(tile), "downscale": f"{downscale:g}",
+            "grid": str(grid), "resample": resample, "images": str(images)}
 
 
 def teacher_bank(items: list[Item], taesd: Path, cache: Path | None, views: int, seed: int, tile: int,
                  downscale: float, grid: int, threads: int, resample: str = "box", log=print) -> TeacherBank:
     """The cached bank if it was built with these settings for a pool of this size, else a new one (saved)."""
-    want = {"views": str(views), "seed": str(seed), "tile": str(tile), "downscale": f"{downscale:g}",
-            "grid": str(grid), "resample": resample, "images": str(len(items))}
+    want = _settings(views, seed, tile, downscale, grid, resample, len(items))
     if cache is not None and Path(cache).is_file():
         bank = TeacherBank.load(Path(cache))
         if all(bank.params.get(k) == v for k, v in want.items()):

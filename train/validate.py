@@ -69,7 +69,6 @@ def main() -> None:
                downscale=a.downscale, resample=a.resample, views=a.views, lr=a.lr)
     teacher = None
     if a.mode == "distill":
-        r.crop = round(a.tile * a.downscale)  # what the teacher's tiles are cut at; no other crop
         taesd = a.taesd or (a.data if a.data.is_dir() else a.data.parent).parent / "models" / "taesd"
         teacher = teacher_bank(items, taesd, a.teacher_cache, a.views, a.seed, a.tile, a.downscale, a.grid, a.threads, a.resample)
     res = cross_validate(items, r, recon, k=a.folds, teacher=teacher)

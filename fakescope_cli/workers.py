@@ -215,10 +215,19 @@ class WorkerPool:
                     except StopIteration:
                         exhausted = True
                         return
+                try:
+                    w.conn.send(task)
+                except OSError:
+                    # The worker is gone: it crashed on the file it is running (the dead pipe shows
+                    # up in wait() below, which blames that file), or it died between files (killed
+                    # from outside) and no file is to blame. Either way this one never reached it.
+                    retry.appendleft(task)
+                    if not w.tasks:
+                        feed(self._replace(w))
+                    return
                 w.tasks.append(task)
                 if len(w.tasks) == 1:
                     self._start_clock(w)
-                w.conn.send(task)
 
         def fail(w: _Worker, code: str, message: str) -> _Worker:
             idx, cand = w.tasks.popleft()

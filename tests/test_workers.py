@@ -173,3 +173,26 @@ def test_interactive_scan_with_progress_bar_still_forks_its_workers(photos, tmp_
     assert b"scanning" in terminal  # the bar was really on
     assert workers >= 2 and seen, "no worker seen"
     assert not any("forkserver" in cmd for cmd in seen), seen
+
+
+IDLE_DEATH_SCRIPT = """
+    import json, os, signal, sys
+    from fakescope_cli.analyze import ScanConfig
+    from fakescope_cli.inputs import InputExpander
+    from fakescope_cli.workers import WorkerPool
+
+    cands = list(InputExpander().expand([sys.argv[1]]))
+    with WorkerPool(ScanConfig(), 1, 60) as pool:
+        dead = pool.workers[0].proc
+        os.kill(dead.pid, signal.SIGKILL)  # as the kernel's OOM killer would, between two files
+        dead.join()
+        records = list(pool.map(cands))
+        replaced = pool.workers[0].proc.pid != dead.pid
+    print(json.dumps({"n": len(records), "errors": [r["errors"] for r in records], "replaced": replaced}))
+"""
+
+
+def test_a_worker_that_died_between_files_costs_no_file(photos):
+    """Sending work to a dead worker fails (EPIPE): the file goes to its replacement, and no file is blamed."""
+    out = run_python(IDLE_DEATH_SCRIPT.replace("sys.argv[1]", repr(str(photos))))
+    assert out == {"n": 6, "errors": [[]] * 6, "replaced": True}

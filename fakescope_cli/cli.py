@@ -12,13 +12,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from fakescope_cli import __version__
 from fakescope_cli.errors import (
     EXIT_DETECTOR,
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
+    EXIT_OUTPUT_CLOSED,
     EXIT_USAGE,
     DetectorUnavailable,
 )
@@ -26,11 +29,44 @@ from fakescope_cli.errors import (
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, no gate tripped; 1 a --fail-above gate tripped; 2 usage error; "
     "3 done, but some input could not be analysed (1 wins when both apply); "
-    "4 a detector could not be loaded or reached; 130 interrupted (Ctrl-C / SIGTERM)."
+    "4 a detector could not be loaded or reached; 130 interrupted (Ctrl-C / SIGTERM); "
+    "141 the reader of stdout went away (e.g. | head), the command stopped."
 )
+
+
+class _Commands(TyperGroup):
+    """Every command, with one rule for a closed stdout.
+
+    Click turns any EPIPE into a silent exit 1, which reads as a tripped gate. Here a closed stdout
+    ends the command quietly with 141; a broken pipe anywhere else is a bug and says so.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            if not stdout_reader_gone():
+                raise RuntimeError(f"broken pipe inside fakescope: {exc}") from exc
+            # Python flushes stdout at exit and would print a second BrokenPipeError about it.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
+
+
+def stdout_reader_gone() -> bool:
+    """Is stdout a pipe whose reader closed it? (poll reports POLLERR for it; Linux and macOS)"""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is not a real file
+        return False
+
 
 app = typer.Typer(
     name="fakescope",
+    cls=_Commands,
     help="Tell whether an image was made by a generative model, how sure, and why.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=True,

@@ -62,3 +62,6 @@ EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_DETECTOR = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+# The reader of stdout went away (`| head`): what a Unix tool killed by SIGPIPE reports (128 + 13). Not 1,
+# which a CI script reads as a tripped gate.
+EXIT_OUTPUT_CLOSED = 141

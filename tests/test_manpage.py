@@ -18,6 +18,7 @@ from fakescope_cli.errors import (
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_OUTPUT_CLOSED,
     EXIT_USAGE,
 )
 from fakescope_cli.manpage import exit_codes, render, roff_text
@@ -121,7 +122,7 @@ def test_every_command_and_option_is_documented(page: str) -> None:
 
 def test_exit_status_matches_the_cli(page: str) -> None:
     codes = dict(exit_codes(EXIT_CODES_HELP))
-    expected = {EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_DETECTOR, EXIT_INTERRUPTED}
+    expected = {EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_DETECTOR, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED}
     assert {int(c) for c in codes} == expected
     section = _section(page, ".SH EXIT STATUS")
     for code, meaning in codes.items():

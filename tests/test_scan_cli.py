@@ -104,3 +104,24 @@ def test_non_image_named_explicitly_is_an_error_record(tmp_path):
     assert [Path(r["path"]).name for r in recs] == ["notes.txt", "ok.png"]  # folder scan skips notes.txt
     assert proc.returncode == 3
     assert os.path.exists(txt)
+
+
+def test_a_reader_that_goes_away_stops_the_scan_with_141_not_the_gate_code(tmp_path):
+    """`fakescope scan … | head -1` under `set -o pipefail`: not 1 (a tripped gate), no traceback."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from tests.conftest import DATA
+
+    env = {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="fakescope-cache-")}
+    # thousands of records: far more than a pipe buffer holds, so the scan must write after the close
+    proc = subprocess.Popen([sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-f", "jsonl",
+                             "--fail-above", "0.0", str(DATA)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=300)
+    assert first["path"]
+    assert proc.returncode == 141, err.decode()[-2000:]
+    assert b"Traceback" not in err and b"BrokenPipe" not in err

@@ -20,18 +20,23 @@ def fixtures_dir() -> Path:
 
 def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 300, env: dict | None = None):
     """Run the real `fakescope` entry point in a subprocess; returns the CompletedProcess."""
-    import os
     import subprocess
     import sys
-    import tempfile
 
-    # A fresh cache per call unless the test passes its own: tests must not see each other's results.
-    full_env = {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="fakescope-cache-"),
-                **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "fakescope_cli", *args],
-        input=stdin, capture_output=True, timeout=timeout, env=full_env, check=False,
+        input=stdin, capture_output=True, timeout=timeout, env=cli_env(env), check=False,
     )
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    """The environment a CLI subprocess gets in tests: no colour, and a fresh cache unless `extra` names one
+    (tests must not see each other's results)."""
+    import os
+    import tempfile
+
+    return {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="fakescope-cache-"),
+            **(extra or {})}
 
 
 def jsonl_records(stdout: bytes) -> list[dict]:

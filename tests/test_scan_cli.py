@@ -106,19 +106,16 @@ def test_non_image_named_explicitly_is_an_error_record(tmp_path):
     assert os.path.exists(txt)
 
 
-def test_a_reader_that_goes_away_stops_the_scan_with_141_not_the_gate_code(tmp_path):
+def test_a_reader_that_goes_away_stops_the_scan_with_141_not_the_gate_code():
     """`fakescope scan … | head -1` under `set -o pipefail`: not 1 (a tripped gate), no traceback."""
     import subprocess
     import sys
-    import tempfile
 
-    from tests.conftest import DATA
+    from tests.conftest import DATA, cli_env
 
-    env = {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": tempfile.mkdtemp(prefix="fakescope-cache-")}
     # thousands of records: far more than a pipe buffer holds, so the scan must write after the close
     proc = subprocess.Popen([sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-f", "jsonl",
-                             "--fail-above", "0.0", str(DATA)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env)
+                             str(DATA)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
     first = json.loads(proc.stdout.readline())
     proc.stdout.close()
     _, err = proc.communicate(timeout=300)

@@ -19,8 +19,9 @@ from tests.conftest import DATA, REPO
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is used on Linux only")
 
 
-def run_python(code: str, timeout: float = 120) -> dict:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, timeout=timeout,
+def run_python(code: str, *args: str, timeout: float = 120) -> dict:
+    """Run `code` in a fresh interpreter with `args` as sys.argv[1:]; its last stdout line is JSON."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, timeout=timeout,
                           cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
@@ -91,10 +92,7 @@ def photos(tmp_path_factory) -> Path:
 
 
 def _pool_run(photos: Path, with_thread: bool) -> dict:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(POOL_SCRIPT), str(photos), "1" if with_thread else "0"],
-                          capture_output=True, timeout=180, cwd=REPO, check=False)
-    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return run_python(POOL_SCRIPT, str(photos), "1" if with_thread else "0", timeout=180)
 
 
 def test_workers_fork_from_a_single_threaded_scan_and_give_the_in_process_records(photos):
@@ -194,5 +192,5 @@ IDLE_DEATH_SCRIPT = """
 
 def test_a_worker_that_died_between_files_costs_no_file(photos):
     """Sending work to a dead worker fails (EPIPE): the file goes to its replacement, and no file is blamed."""
-    out = run_python(IDLE_DEATH_SCRIPT.replace("sys.argv[1]", repr(str(photos))))
+    out = run_python(IDLE_DEATH_SCRIPT, str(photos))
     assert out == {"n": 6, "errors": [[]] * 6, "replaced": True}

@@ -171,7 +171,7 @@ class Analyzer:
             except InputError as exc:
                 problems.append(exc)
 
-        items, warnings = evidence_mod.collect(media)
+        items, warnings = evidence_mod.collect(media, pixels_readable=not problems)
         if media.format == "PNG":
             bad = png_crc_mismatches(media.data)
             if bad:
@@ -191,17 +191,14 @@ class Analyzer:
             problems.append(st.outcome)
         if detection is not None:
             record.detector = {**(self.detector_info or {}), **detection.to_dict()}
-        fused = fuse(st.items, detection, self.thresholds)
+        # Provenance can still decide for a file whose pixels cannot be read; fusion says so.
+        unreadable = "; ".join(f"{exc.code}: {exc.message}" for exc in problems) or None
+        fused = fuse(st.items, detection, self.thresholds, unreadable)
         record.p_fake = fused.p_fake
         record.reasons = fused.reasons
         record.verdict = fused.verdict
         for exc in problems:
             record.errors.append({"code": exc.code, "message": exc.message})
-        if problems and fused.verdict not in ("ai-generated", "ai-edited"):
-            # Provenance can still decide for a file whose pixels cannot be read; otherwise the
-            # file is unanalysed.
-            record.verdict = "error"
-            record.p_fake = None
         return record.to_dict()
 
 

@@ -5,7 +5,8 @@ Policy (DESIGN.md):
   p_fake >= 0.99 and verdict ai-generated / ai-edited;
 - otherwise the pixel detector's calibrated p_fake decides, read through an uncertain band;
 - camera EXIF is reported but never moves p_fake: it is easy to forge or strip;
-- absence of provenance proves nothing, and without a detector score there is no verdict.
+- absence of provenance proves nothing, and without a detector score there is no verdict;
+- a file whose pixels could not be read is an `error`, unless strong provenance decides anyway.
 p_fake means "probability that the image is AI-generated, wholly or in part".
 """
 
@@ -39,7 +40,13 @@ class Fused:
     reasons: list[str]
 
 
-def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresholds: Thresholds) -> Fused:
+def fuse(
+    evidence: list[EvidenceItem],
+    detection: DetectorResult | None,
+    thresholds: Thresholds,
+    unreadable: str | None = None,
+) -> Fused:
+    """`unreadable` says why the pixels could not be analysed (decoder or detector failure)."""
     reasons: list[str] = []
     strong_ai = [e for e in evidence if e.strong and e.signal == "ai"]
     strong_edit = [e for e in evidence if e.strong and e.signal == "ai-edited"]
@@ -59,28 +66,16 @@ def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresho
             )
         return Fused(verdict, round(p_fake, 6), reasons)
 
-    if detector_p is not None:
-        if detector_p >= thresholds.high:
-            verdict = "likely-ai"
-            reasons.append(f"The pixel detector scores {detector_p:.0%} (at or above {thresholds.high:.0%}).")
-        elif detector_p <= thresholds.low:
-            verdict = "likely-real"
-            reasons.append(f"The pixel detector scores {detector_p:.0%} (at or below {thresholds.low:.0%}).")
-        elif thresholds.low <= 0.0 and thresholds.high >= 1.0:
-            verdict = "uncertain"
-            reasons.append(
-                f"The pixel detector scores {detector_p:.0%}; its band is closed on both sides (no score of it was "
-                "right often enough on held-out data to decide alone), so it ranks images but gives no verdict."
-            )
-        else:
-            verdict = "uncertain"
-            reasons.append(
-                f"The pixel detector scores {detector_p:.0%}, inside the uncertain band "
-                f"{thresholds.low:.0%}–{thresholds.high:.0%}: the pixels say little either way."
-            )
+    if unreadable is not None:
+        verdict, detector_p = "error", None
+        reasons.append(f"The image could not be analysed ({unreadable}).")
+    elif detector_p is not None:
+        verdict = _pixel_verdict(detector_p, thresholds, reasons)
     else:
         verdict = "no-verdict"
-        reasons.append("No provenance decides and no pixel detector scored this image.")
+        skipped = detection.raw.get("skipped") if detection is not None else None
+        why_not = f": it skipped the image ({skipped})" if skipped else ""
+        reasons.append(f"No provenance decides and no pixel detector scored this image{why_not}.")
 
     reasons.extend(f"Hint (not decisive): {e.summary}" for e in weak_ai)
     # Editing history says nothing about origin, but an investigator wants to see it.
@@ -92,6 +87,27 @@ def fuse(evidence: list[EvidenceItem], detection: DetectorResult | None, thresho
     if not evidence or all(e.signal == "none" for e in evidence):
         reasons.append("No provenance metadata found; its absence proves nothing.")
     return Fused(verdict, detector_p, reasons)
+
+
+def _pixel_verdict(p: float, thresholds: Thresholds, reasons: list[str]) -> str:
+    if thresholds.low <= 0.0 and thresholds.high >= 1.0:
+        # Checked first: a score rounded to 0 or 1 must not slip through a band that never decides.
+        reasons.append(
+            f"The pixel detector scores {p:.0%}: a hint for ranking only, not reliable enough on held-out "
+            "images to decide alone."
+        )
+        return "uncertain"
+    if p >= thresholds.high:
+        reasons.append(f"The pixel detector scores {p:.0%} (at or above {thresholds.high:.0%}).")
+        return "likely-ai"
+    if p <= thresholds.low:
+        reasons.append(f"The pixel detector scores {p:.0%} (at or below {thresholds.low:.0%}).")
+        return "likely-real"
+    reasons.append(
+        f"The pixel detector scores {p:.0%}, inside the uncertain band "
+        f"{thresholds.low:.0%}–{thresholds.high:.0%}: the pixels say little either way."
+    )
+    return "uncertain"
 
 
 def thresholds_from(detector_info: dict[str, Any] | None, calibration: dict[str, Any] | None) -> Thresholds:

@@ -60,6 +60,23 @@ def test_a_detector_with_a_closed_band_never_decides_and_says_why():
     for p in (0.02, 0.5, 0.98):
         out = fuse([], DetectorResult(p_fake=p), closed)
         assert out.verdict == "uncertain" and out.p_fake == pytest.approx(p)
-        assert any("closed on both sides" in r for r in out.reasons), out.reasons
+        assert "a hint for ranking only" in out.reasons[0], out.reasons
+    # a score rounded to the band's edges still gives no verdict
+    for p in (0.0, 1.0):
+        assert fuse([], DetectorResult(p_fake=p), closed).verdict == "uncertain"
     # an open band keeps the usual wording
     assert any("inside the uncertain band" in r for r in fuse([], DetectorResult(p_fake=0.5), T).reasons)
+
+
+def test_unreadable_pixels_are_an_error_unless_provenance_decides():
+    f = fuse([CAMERA], None, T, unreadable="truncated: image file is truncated")
+    assert f.verdict == "error" and f.p_fake is None
+    assert f.reasons[0] == "The image could not be analysed (truncated: image file is truncated)."
+    f = fuse([AI], None, T, unreadable="truncated: image file is truncated")
+    assert f.verdict == "ai-generated" and f.p_fake >= 0.99
+
+
+def test_a_detector_that_skipped_the_image_says_why_there_is_no_verdict():
+    f = fuse([], DetectorResult(p_fake=None, raw={"skipped": "image smaller than 8 pixels"}), T)
+    assert f.verdict == "no-verdict"
+    assert "it skipped the image (image smaller than 8 pixels)" in f.reasons[0]

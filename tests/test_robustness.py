@@ -79,6 +79,10 @@ def test_hostile_folder(tmp_path):
     assert codes["truncated.jpg"] == ["truncated"]
     assert codes["zero.png"] == ["empty-file"]
     assert codes["bomb.png"] == ["pixel-limit"]
+    # the decode failure is said once, as the error and the first reason; no pixel reader repeats it
+    assert recs["bomb.png"]["warnings"] == []
+    assert recs["bomb.png"]["reasons"][0].startswith("The image could not be analysed (pixel-limit: ")
+    assert recs["truncated.jpg"]["reasons"][0].startswith("The image could not be analysed (truncated: ")
     assert codes["garbage.webp"] == ["unsupported-format"]
     assert codes["pipe.jpg"] == ["not-a-regular-file"]
     assert codes["dangling.png"] == ["dangling-symlink"]

@@ -33,13 +33,16 @@ def readers() -> list[ModuleType]:
     return _loaded
 
 
-def collect(media: Media) -> tuple[list[EvidenceItem], list[dict[str, str]]]:
-    """All evidence for one file, and warnings for readers that could not finish."""
+def collect(media: Media, pixels_readable: bool = True) -> tuple[list[EvidenceItem], list[dict[str, str]]]:
+    """All evidence for one file, and warnings for readers that could not finish.
+
+    `pixels_readable=False` (the decode already failed, and the record says so) skips the readers
+    that need pixels instead of repeating that failure as their warning."""
     items: list[EvidenceItem] = []
     warnings: list[dict[str, str]] = []
     for module in readers():
         name = module.__name__.rsplit(".", 1)[-1]
-        if getattr(module, "NEEDS_PIXELS", False) and not media.allow_pixels:
+        if getattr(module, "NEEDS_PIXELS", False) and not (media.allow_pixels and pixels_readable):
             continue
         try:
             items.extend(module.read(media))

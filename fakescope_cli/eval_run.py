@@ -40,6 +40,11 @@ def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | N
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     report = evaluate(items, records, threshold=threshold)
     report["detector"] = info
+    if opts.threshold is None and threshold >= 1.0:
+        report["notes"].append(
+            "the detector's own band is closed (it never flags an image alone), so accuracy and the confusion "
+            "matrix are read at threshold 1; set one with --threshold, or pick one with --calibrate"
+        )
     calibration = None
     if opts.calibrate:
         calibration = calibration_from_eval(items, records, opts.target_fpr)

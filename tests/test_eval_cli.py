@@ -47,3 +47,14 @@ def test_bad_calibration_file_is_a_usage_error(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     proc = run_cli("scan", "--backend", "none", "--calibration", str(bad), str(tmp_path / "x.png"))
     assert proc.returncode == 2 and b"calibration" in proc.stderr
+
+
+def test_eval_says_when_the_detectors_band_never_flags(tmp_path):
+    """The shipped builtin band is closed: its 'accuracy' at threshold 1 would mislead without a note."""
+    _labelled(tmp_path / "set")
+    own = json.loads(run_cli("eval", str(tmp_path / "set"), "--json", "-").stdout)
+    assert own["threshold"] == 1.0
+    assert any("band is closed" in note for note in own["notes"]), own["notes"]
+    chosen = json.loads(run_cli("eval", str(tmp_path / "set"), "--json", "-",
+                                "--threshold", "0.5").stdout)
+    assert not any("band is closed" in note for note in chosen["notes"]), chosen["notes"]

@@ -293,7 +293,10 @@ def run_scan(opts: RunOptions) -> RunResult:
                 progress.stop()
 
     if lost is not None:
-        raise DetectorUnavailable(f"{lost.message} (stopped after {counts['files']} file(s); their records were written)")
+        done = counts["files"]
+        raise DetectorUnavailable(
+            f"{lost.message} (stopped after {done} file(s); their records were written)" if done else lost.message
+        )
     if interrupted:
         return RunResult(EXIT_INTERRUPTED, counts, interrupted=True)
     if gate_tripped:

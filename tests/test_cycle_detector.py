@@ -134,6 +134,15 @@ def test_missing_model_is_a_detector_error_with_the_fix(tmp_path: Path) -> None:
     proc = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(tmp_path / "absent.onnx"), "-q")
     assert proc.returncode == 4
     assert "fakescope train cycle" in proc.stderr.decode()
+    assert "stopped after 0 file(s)" not in proc.stderr.decode()
+    # the table's footer and SARIF's notification say the detector stopped it, not a Ctrl-C
+    assert b"stopped early" in proc.stdout and b"interrupted" not in proc.stdout
+    sarif = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(tmp_path / "absent.onnx"), "-q",
+                    "-f", "sarif")
+    invocation = json.loads(sarif.stdout)["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    texts = [n["message"]["text"] for n in invocation["toolExecutionNotifications"]]
+    assert any(t.startswith("The scan stopped early, its detector lost (no latent-cycle model") for t in texts), texts
 
 
 def test_model_from_other_weights_is_refused(tmp_path: Path) -> None:

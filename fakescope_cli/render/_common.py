@@ -33,6 +33,16 @@ def display_text(text: str) -> str:
     return "".join(out)
 
 
+def stop_notice(header: dict[str, Any]) -> str | None:
+    """Why a run's results are partial, in one sentence; None for a complete run."""
+    if not header.get("interrupted"):
+        return None
+    error = header.get("error") or {}
+    if error.get("message"):
+        return f"The scan stopped early, its detector lost ({error['message']}): results are partial."
+    return "The scan was interrupted: results are partial."
+
+
 def percent(p: float | None, *, missing: str = "—") -> str:
     """p_fake as a percentage with one decimal; `missing` when there is no score."""
     if p is None or not isinstance(p, (int, float)) or not math.isfinite(p):

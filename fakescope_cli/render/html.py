@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, TextIO
 
 from fakescope_cli import __version__
 from fakescope_cli.record import VERDICTS
-from fakescope_cli.render._common import display_text, percent
+from fakescope_cli.render._common import display_text, percent, stop_notice
 
 THUMB_MAX = 256  # longest side of an embedded thumbnail, in pixels
 _PNG_MAX_PIXELS = 64 * 64  # tiny images (1x1 generator samples) stay lossless
@@ -614,8 +614,9 @@ class HtmlRenderer:
 
     def _summary(self, header: dict[str, Any], counts: dict[str, int], errors: int, title: str) -> str:
         parts = [f"<header><h1>{_text(title)}</h1>"]
-        if header.get("interrupted"):
-            parts.append('<div class="banner warn">The scan was interrupted: results are partial.</div>')
+        notice = stop_notice(header)
+        if notice:
+            parts.append(f'<div class="banner warn">{_text(notice)}</div>')
         tiles = [f'<div class="tile"><b>{len(self.records)}</b> files</div>']
         for verdict in VERDICTS:
             if counts.get(verdict) and verdict != "error":  # errors get their own tile, always shown

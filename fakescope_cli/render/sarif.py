@@ -33,7 +33,7 @@ from urllib.parse import quote
 from fakescope_cli import __version__
 from fakescope_cli.errors import ERROR_CODES
 from fakescope_cli.record import FLAGGED_VERDICTS, VERDICTS
-from fakescope_cli.render._common import detector_id, dumps, main_reason, percent
+from fakescope_cli.render._common import detector_id, dumps, main_reason, percent, stop_notice
 
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/fakescope/"
@@ -244,12 +244,9 @@ class SarifRenderer:
                 "message": {"text": f"{dropped} results were left out: GitHub code scanning accepts "
                             f"at most {MAX_RESULTS} per run. Use --format json for all of them."},
             })
-        if interrupted:
-            notifications.append({
-                "level": "error",
-                "message": {"text": "The scan was interrupted; results cover only the files analysed "
-                            "before it stopped."},
-            })
+        notice = stop_notice(header)
+        if notice:
+            notifications.append({"level": "error", "message": {"text": notice}})
         invocation: dict[str, Any] = {
             "executionSuccessful": not interrupted,
             "arguments": [str(a) for a in header.get("arguments") or []],

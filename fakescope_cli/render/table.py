@@ -190,7 +190,8 @@ class TableRenderer:
             text.append(label, style=style)
         if header.get("interrupted"):
             text.append(" · ")
-            text.append("interrupted: results are partial", style="bold yellow")
+            partial = "stopped early: results are partial" if header.get("error") else "interrupted: results are partial"
+            text.append(partial, style="bold yellow")
         return text
 
 

@@ -134,15 +134,29 @@ def test_missing_model_is_a_detector_error_with_the_fix(tmp_path: Path) -> None:
     proc = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(tmp_path / "absent.onnx"), "-q")
     assert proc.returncode == 4
     assert "fakescope train cycle" in proc.stderr.decode()
+    assert proc.stdout == b""  # refused before any output was started
+    report = tmp_path / "report.sarif"
+    proc = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(tmp_path / "absent.onnx"), "-q",
+                   "-f", "sarif", "-o", str(report))
+    assert proc.returncode == 4 and not report.exists()
+
+
+def test_unloadable_model_stops_the_scan_and_says_so(tmp_path: Path) -> None:
+    photo = FIXTURES / "exif-samples" / "jpg" / "Canon_PowerShot_S40.jpg"
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    proc = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(broken), "-q", "--no-cache")
+    assert proc.returncode == 4
+    assert "cannot load the latent-cycle model" in proc.stderr.decode()
     assert "stopped after 0 file(s)" not in proc.stderr.decode()
     # the table's footer and SARIF's notification say the detector stopped it, not a Ctrl-C
     assert b"stopped early" in proc.stdout and b"interrupted" not in proc.stdout
-    sarif = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(tmp_path / "absent.onnx"), "-q",
+    sarif = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(broken), "-q", "--no-cache",
                     "-f", "sarif")
     invocation = json.loads(sarif.stdout)["runs"][0]["invocations"][0]
     assert invocation["executionSuccessful"] is False
     texts = [n["message"]["text"] for n in invocation["toolExecutionNotifications"]]
-    assert any(t.startswith("The scan stopped early, its detector lost (no latent-cycle model") for t in texts), texts
+    assert any(t.startswith("The scan stopped early, its detector lost (cannot load") for t in texts), texts
 
 
 def test_model_from_other_weights_is_refused(tmp_path: Path) -> None:

@@ -67,6 +67,13 @@ class LatentCycleDetector(CalibratedTileDetector):
         self.model = Path(model).expanduser() if model else default_model_path()
         self.config_path = Path(config) if config else WEIGHTS_DIR / CONFIG_NAME
         self.threads = default_threads(threads)
+        # Checked now, before the scan writes any output; loading waits for the first image (in
+        # the worker that needs it).
+        if not self.model.is_file():
+            raise DetectorUnavailable(
+                f"no latent-cycle model at {self.model}: create it once with `fakescope train cycle --taesd DIR` "
+                "(DIR holding taef2_encoder.pth and taef2_decoder.pth from madebyollin/taesd, MIT; needs the train "
+                "extra), or pass --model FILE")
 
     @cached_property
     def weights_sha256(self) -> str | None:
@@ -82,11 +89,6 @@ class LatentCycleDetector(CalibratedTileDetector):
     def session(self) -> Any:
         """The onnxruntime session, after checking the file came from the weights the calibration fits
         (once per detector; an error is raised again on the next use)."""
-        if not self.model.is_file():
-            raise DetectorUnavailable(
-                f"no latent-cycle model at {self.model}: create it once with `fakescope train cycle --taesd DIR` "
-                "(DIR holding taef2_encoder.pth and taef2_decoder.pth from madebyollin/taesd, MIT; needs the train "
-                "extra), or pass --model FILE")
         try:
             sess = OnnxSession.get(self.model, self.threads)
         except Exception as exc:  # onnxruntime raises its own exception types

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fakescope_cli.detectors import describe, load_detector
-from fakescope_cli.errors import DetectorUnavailable
+from fakescope_cli.errors import UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.record import utc_now
+
+_NO_LANGUAGE = frozenset({"none", "builtin", "cycle"})
 
 
 def ask_image(
@@ -20,11 +22,13 @@ def ask_image(
     advise: bool,
     stream: Callable[[str], None] | None,
 ) -> dict[str, Any]:
+    if backend in _NO_LANGUAGE:  # a wrong option: refused before any file is read or model loaded
+        raise UsageError(f"backend {backend!r} cannot answer questions; use hf, gguf or server")
     media = Media.open(image)
     media.pixels()  # fail early, with the file's own error, before loading a model
     detector = load_detector(backend, options)
     if detector is None or not hasattr(detector, "ask"):
-        raise DetectorUnavailable(f"backend {backend!r} cannot answer questions; use hf, gguf or server")
+        raise UsageError(f"backend {backend!r} cannot answer questions; use hf, gguf or server")
     if advise:
         answer = detector.advise(media, stream_callback=stream)  # type: ignore[attr-defined]
         asked = "advise"

@@ -272,7 +272,7 @@ def ask(
     import json
 
     from fakescope_cli.ask import ask_image
-    from fakescope_cli.errors import InputError
+    from fakescope_cli.errors import InputError, UsageError
 
     if advise == (question is not None):
         raise _fail("give a QUESTION or --advise (not both)", EXIT_USAGE)
@@ -288,6 +288,8 @@ def ask(
     try:
         result = ask_image(image, backend, options, question=question, advise=advise,
                            stream=None if json_out else stream)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
     except InputError as exc:

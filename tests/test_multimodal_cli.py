@@ -64,8 +64,9 @@ def test_ask_streams_text_and_json(llava, pictures):
 
 
 def test_ask_refuses_backends_without_language(pictures):
-    proc = run_cli("ask", str(pictures[0]), "hi", "--backend", "none")
-    assert proc.returncode == 4
+    for backend in ("none", "builtin", "cycle", "tests.plugins.brightness_detector:BrightnessDetector"):
+        proc = run_cli("ask", str(pictures[0]), "hi", "--backend", backend)
+        assert proc.returncode == 2 and b"cannot answer questions" in proc.stderr, (backend, proc.stderr)
 
 
 def test_models_inspect_and_list(llava):

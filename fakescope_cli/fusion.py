@@ -77,13 +77,19 @@ def fuse(
         why_not = f": it skipped the image ({skipped})" if skipped else ""
         reasons.append(f"No provenance decides and no pixel detector scored this image{why_not}.")
 
-    reasons.extend(f"Hint (not decisive): {e.summary}" for e in weak_ai)
+    found = [f"Hint (not decisive): {e.summary}" for e in weak_ai]
     # Editing history says nothing about origin, but an investigator wants to see it.
-    reasons.extend(e.summary for e in evidence if e.signal == "editor")
+    found.extend(e.summary for e in evidence if e.signal == "editor")
     if camera:
-        reasons.append(
+        found.append(
             f"{camera[0].summary} — a weak sign: EXIF is easy to forge or strip, so it does not move the score."
         )
+    if verdict in ("uncertain", "no-verdict"):
+        # Nothing decided: what the file says about itself is the more telling line (the first
+        # reason is the one a table shows), and the score is in p_fake anyway.
+        reasons[:0] = found
+    else:
+        reasons.extend(found)
     if not evidence or all(e.signal == "none" for e in evidence):
         reasons.append("No provenance metadata found; its absence proves nothing.")
     return Fused(verdict, detector_p, reasons)

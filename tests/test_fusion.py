@@ -80,3 +80,14 @@ def test_a_detector_that_skipped_the_image_says_why_there_is_no_verdict():
     f = fuse([], DetectorResult(p_fake=None, raw={"skipped": "image smaller than 8 pixels"}), T)
     assert f.verdict == "no-verdict"
     assert "it skipped the image (image smaller than 8 pixels)" in f.reasons[0]
+
+
+def test_an_undecided_verdict_leads_with_what_the_file_says_a_decided_one_with_what_decided():
+    hint = EvidenceItem("exif", "ai", "EXIF Software names an AI tool.", strong=False)
+    undecided = fuse([CAMERA, hint], DetectorResult(p_fake=0.5), T)
+    assert undecided.verdict == "uncertain"
+    assert undecided.reasons[0] == "Hint (not decisive): EXIF Software names an AI tool."
+    assert undecided.reasons[1].startswith(CAMERA.summary) and "inside the uncertain band" in undecided.reasons[2]
+    decided = fuse([CAMERA, hint], DetectorResult(p_fake=0.9), T)
+    assert decided.verdict == "likely-ai" and decided.reasons[0].startswith("The pixel detector scores 90%")
+    assert fuse([CAMERA], None, T).reasons[0].startswith(CAMERA.summary)

@@ -74,3 +74,16 @@ def test_interrupted_scan_resumes_from_cache(tmp_path):
     hits = [r for r in resumed if r["custody"].get("from_cache")]
     assert len(hits) >= len(done)
     assert {r["path"] for r in done} <= {r["path"] for r in hits}
+
+
+
+def test_a_new_tool_version_or_detector_weights_miss_the_cache(monkeypatch):
+    """Fusion and the readers change with the tool: records of another version are not served."""
+    import fakescope_cli.cache as cache_mod
+
+    info = {"id": "builtin", "version": "v1", "weights_sha256": "a" * 64}
+    key = cache_mod.result_key(info, {})
+    assert cache_mod.result_key(dict(info), {}) == key
+    assert cache_mod.result_key({**info, "weights_sha256": "b" * 64}, {}) != key
+    monkeypatch.setattr(cache_mod, "__version__", cache_mod.__version__ + ".post1")
+    assert cache_mod.result_key(info, {}) != key

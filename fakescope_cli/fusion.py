@@ -70,7 +70,8 @@ def fuse(
         verdict, detector_p = "error", None
         reasons.append(f"The image could not be analysed ({unreadable}).")
     elif detector_p is not None:
-        verdict = _pixel_verdict(detector_p, thresholds, reasons)
+        verdict, why = _pixel_verdict(detector_p, thresholds)
+        reasons.append(why)
     else:
         verdict = "no-verdict"
         skipped = detection.raw.get("skipped") if detection is not None else None
@@ -95,25 +96,18 @@ def fuse(
     return Fused(verdict, detector_p, reasons)
 
 
-def _pixel_verdict(p: float, thresholds: Thresholds, reasons: list[str]) -> str:
+def _pixel_verdict(p: float, thresholds: Thresholds) -> tuple[str, str]:
+    """The verdict a pixel score alone gives, and the reason in words."""
     if thresholds.low <= 0.0 and thresholds.high >= 1.0:
         # Checked first: a score rounded to 0 or 1 must not slip through a band that never decides.
-        reasons.append(
-            f"The pixel detector scores {p:.0%}: a hint for ranking only, not reliable enough on held-out "
-            "images to decide alone."
-        )
-        return "uncertain"
+        return "uncertain", (f"The pixel detector scores {p:.0%}: a hint for ranking only, not reliable enough "
+                             "on held-out images to decide alone.")
     if p >= thresholds.high:
-        reasons.append(f"The pixel detector scores {p:.0%} (at or above {thresholds.high:.0%}).")
-        return "likely-ai"
+        return "likely-ai", f"The pixel detector scores {p:.0%} (at or above {thresholds.high:.0%})."
     if p <= thresholds.low:
-        reasons.append(f"The pixel detector scores {p:.0%} (at or below {thresholds.low:.0%}).")
-        return "likely-real"
-    reasons.append(
-        f"The pixel detector scores {p:.0%}, inside the uncertain band "
-        f"{thresholds.low:.0%}–{thresholds.high:.0%}: the pixels say little either way."
-    )
-    return "uncertain"
+        return "likely-real", f"The pixel detector scores {p:.0%} (at or below {thresholds.low:.0%})."
+    return "uncertain", (f"The pixel detector scores {p:.0%}, inside the uncertain band "
+                         f"{thresholds.low:.0%}–{thresholds.high:.0%}: the pixels say little either way.")
 
 
 def thresholds_from(detector_info: dict[str, Any] | None, calibration: dict[str, Any] | None) -> Thresholds:

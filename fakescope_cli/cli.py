@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -41,7 +40,7 @@ class _Commands(TyperGroup):
     ends the command quietly with 141; a broken pipe anywhere else is a bug and says so.
     """
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:  # typer 0.28 vendors click: no `import click`
         try:
             return super().invoke(ctx)
         except BrokenPipeError as exc:

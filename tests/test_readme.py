@@ -1,4 +1,5 @@
-"""The README's two fresh-machine commands stay true: CI runs the test command verbatim."""
+"""The README's two fresh-machine commands stay true: CI runs the test command verbatim, and the first
+command runs verbatim on a core-only install in a copy of this tree."""
 
 from __future__ import annotations
 
@@ -29,3 +30,35 @@ def test_scan_sample_folder_exists():
     scan_cmd = _shell_blocks(section)[0]
     target = scan_cmd.rsplit(" ", 1)[1]
     assert (REPO / target).resolve().is_dir()
+
+
+def test_the_first_command_runs_on_a_core_only_install(tmp_path):
+    """The first command verbatim, in a copy of this tree beside `shared`, with its own fresh venv:
+    the core install alone must scan. (Every other test runs with all extras installed, which once
+    hid a core command importing a module that only an extra brought.)"""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Fresh machine: two commands", 1)[1].split("\n## ", 1)[0]
+    scan_cmd = _shell_blocks(section)[0]
+    tree = tmp_path / "main"
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, tree / name)
+    (tmp_path / "shared").symlink_to((REPO / ".." / "shared").resolve())
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    venv_bin = os.path.dirname(os.path.abspath(sys.executable))
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if os.path.abspath(p) != venv_bin)
+    proc = subprocess.run(["bash", "-c", scan_cmd], cwd=tree, env=env, capture_output=True, timeout=900)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, (out[-2000:], proc.stderr.decode()[-3000:])
+    assert "ai-generated" in out and " files · " in out
+    check = subprocess.run([str(tree / ".venv" / "bin" / "python"), "-c", "import torch"], capture_output=True)
+    assert check.returncode != 0, "the core install pulled torch"

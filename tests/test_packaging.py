@@ -75,8 +75,17 @@ def test_core_commands_import_only_what_the_core_install_brings(tmp_path):
 
     from tests.conftest import FIXTURES
 
+    labelled = tmp_path / "labelled"
+    real = FIXTURES / "exif-samples" / "jpg" / "Canon_40D.jpg"
+    fake = sorted((FIXTURES / "provenance" / "comfyui").glob("*.png"))[0]
+    for label, image in (("real", real), ("fake", fake)):
+        (labelled / label).mkdir(parents=True)
+        (labelled / label / image.name).write_bytes(image.read_bytes())
     commands = [
         ["--help"],
+        ["scan", "-j", "1", "--no-cache", "-q", "-f", "jsonl", "-o", str(tmp_path / "a.jsonl"), str(labelled)],
+        ["merge", str(tmp_path / "a.jsonl"), "-f", "csv", "-o", str(tmp_path / "a.csv")],
+        ["eval", str(labelled), "-j", "1", "--json", str(tmp_path / "eval.json")],
         ["scan", "-j", "1", "--no-cache", "-q", str(FIXTURES / "provenance"), str(FIXTURES / "exif-samples")],
         ["scan", "-j", "1", "--no-cache", "-q", "-f", "html", "-o", str(tmp_path / "r.html"), str(FIXTURES / "provenance")],
         ["scan", "-j", "1", "--no-cache", "-q", "-f", "sarif", str(FIXTURES / "provenance")],
@@ -99,4 +108,5 @@ def test_core_commands_import_only_what_the_core_install_brings(tmp_path):
         if not dists & closure:
             outside[module] = sorted(dists)
     assert "onnxruntime" in modules and "typer" in modules  # the commands really ran
+    assert (tmp_path / "a.csv").is_file() and json.loads((tmp_path / "eval.json").read_text())["n"] == 2
     assert not outside, f"imported by core commands but not brought by the core install: {outside}"

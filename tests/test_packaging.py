@@ -7,7 +7,7 @@ import subprocess
 import sys
 import zipfile
 
-from tests.conftest import REPO
+from tests.conftest import FIXTURES, REPO
 
 
 def test_wheel_contents(tmp_path):
@@ -73,8 +73,6 @@ def test_core_commands_import_only_what_the_core_install_brings(tmp_path):
 
     from packaging.utils import canonicalize_name
 
-    from tests.conftest import FIXTURES
-
     labelled = tmp_path / "labelled"
     real = FIXTURES / "exif-samples" / "jpg" / "Canon_40D.jpg"
     fake = sorted((FIXTURES / "provenance" / "comfyui").glob("*.png"))[0]
@@ -93,6 +91,7 @@ def test_core_commands_import_only_what_the_core_install_brings(tmp_path):
     ]
     proc = subprocess.run([sys.executable, "-c", _IMPORTS_OF_CORE_COMMANDS, json.dumps(commands)],
                           capture_output=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     modules = json.loads(proc.stdout.decode().rsplit("\nMODULES ", 1)[1])
     # What the bare interpreter has loaded before fakescope (site hooks such as setuptools' .pth).
     at_start = set(json.loads(subprocess.run(

@@ -12,10 +12,13 @@ def _shell_blocks(text: str) -> list[str]:
     return [b.strip() for b in re.findall(r"```sh\n(.*?)```", text, flags=re.S)]
 
 
-def test_ci_runs_the_readme_test_command_verbatim():
+def _fresh_machine_commands() -> list[str]:
     readme = (REPO / "README.md").read_text()
-    section = readme.split("## Fresh machine: two commands", 1)[1].split("\n## ", 1)[0]
-    blocks = _shell_blocks(section)
+    return _shell_blocks(readme.split("## Fresh machine: two commands", 1)[1].split("\n## ", 1)[0])
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    blocks = _fresh_machine_commands()
     assert len(blocks) == 2, "the README gives exactly two fresh-machine commands"
     scan_cmd, test_cmd = blocks
     assert "fakescope scan" in scan_cmd and "pip install" in scan_cmd
@@ -25,9 +28,7 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_scan_sample_folder_exists():
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Fresh machine: two commands", 1)[1].split("\n## ", 1)[0]
-    scan_cmd = _shell_blocks(section)[0]
+    scan_cmd = _fresh_machine_commands()[0]
     target = scan_cmd.rsplit(" ", 1)[1]
     assert (REPO / target).resolve().is_dir()
 
@@ -41,9 +42,7 @@ def test_the_first_command_runs_on_a_core_only_install(tmp_path):
     import subprocess
     import sys
 
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Fresh machine: two commands", 1)[1].split("\n## ", 1)[0]
-    scan_cmd = _shell_blocks(section)[0]
+    scan_cmd = _fresh_machine_commands()[0]
     tree = tmp_path / "main"
     listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             capture_output=True, check=True).stdout.decode().split("\0")

@@ -272,16 +272,56 @@ def per_source_table(items: list[Item], scores: np.ndarray) -> dict[str, dict]:
     return table
 
 
-def summarise(items: list[Item], scores: np.ndarray, flip_scores: np.ndarray | None = None) -> dict:
-    labels = np.array([it.label for it in items])
-    table = per_source_table(items, scores)
+def source_aucs(table: dict[str, dict], min_images: int = 5) -> list[float]:
+    """The per-source AUCs that the mean per-source AUC averages (sources with >= min_images images)."""
     vals = []
     for row in table.values():
         for key in ("auc_fakes_vs_all_reals", "auc_reals_vs_all_fakes"):
-            if key in row and (row["n_fake"] + row["n_real"]) >= 5:
+            if key in row and (row["n_fake"] + row["n_real"]) >= min_images:
                 vals.append(row[key])
+    return vals
+
+
+def mean_ci95(values: list[float], resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean, resampling the values (here: whole sources).
+
+    It shows how far the mean per-source AUC depends on which sources the pool happens to hold; the
+    noise inside each source's AUC is not in it.
+    """
+    v = np.asarray([x for x in values if x == x], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def paired_source_gain(new: dict[str, dict], old: dict[str, dict], min_images: int = 5) -> dict:
+    """How much a recipe's per-source AUCs beat another's on the same sources, with a 95% interval.
+
+    Pairing by source removes what the two runs share (which sources are hard), so this interval is
+    narrower than comparing the two means' own intervals.
+    """
+    diffs = []
+    for s, row in new.items():
+        if row["n_fake"] + row["n_real"] < min_images or s not in old:
+            continue
+        for key in ("auc_fakes_vs_all_reals", "auc_reals_vs_all_fakes"):
+            if key in row and key in old[s]:
+                diffs.append(row[key] - old[s][key])
+    lo, hi = mean_ci95(diffs)
+    return {"n": len(diffs), "mean_gain": float(np.nanmean(diffs)) if diffs else float("nan"), "ci95": (lo, hi),
+            "sources_better": int(sum(d > 0 for d in diffs))}
+
+
+def summarise(items: list[Item], scores: np.ndarray, flip_scores: np.ndarray | None = None) -> dict:
+    labels = np.array([it.label for it in items])
+    table = per_source_table(items, scores)
+    vals = source_aucs(table)
     within = [r["auc_within"] for r in table.values() if "auc_within" in r and r["n_fake"] >= 3 and r["n_real"] >= 3]
     res = {"pooled_auc": auc(scores, labels), "mean_source_auc": float(np.nanmean(vals)),
+           "mean_source_auc_ci95": mean_ci95(vals),
            "mean_within_source_auc": float(np.nanmean(within)) if within else float("nan"), "sources": table}
     if flip_scores is not None:
         res["format_flip_auc"] = auc(flip_scores, labels)

@@ -26,8 +26,9 @@ def print_report(res: dict, title: str) -> None:
             return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
         print(f"{s:28s} {r['n_fake']:5d} {r['n_real']:5d} {f('auc_fakes_vs_all_reals'):>10s} "
               f"{f('auc_reals_vs_all_fakes'):>10s} {f('auc_within'):>7s}")
-    print(f"pooled OOF AUC {res['pooled_auc']:.3f}  mean per-source AUC {res['mean_source_auc']:.3f}  "
-          f"mean within-source AUC {res['mean_within_source_auc']:.3f}")
+    lo, hi = res.get("mean_source_auc_ci95", (math.nan, math.nan))
+    print(f"pooled OOF AUC {res['pooled_auc']:.3f}  mean per-source AUC {res['mean_source_auc']:.3f} "
+          f"(95% CI {lo:.3f}-{hi:.3f}, sources resampled)  mean within-source AUC {res['mean_within_source_auc']:.3f}")
     if "format_flip_auc" in res:
         print(f"format flip AUC {res['format_flip_auc']:.3f} (delta {res['format_flip_delta']:+.3f})")
     if "format_flip_by_quality" in res:

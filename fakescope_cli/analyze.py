@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as _dt
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,12 +10,12 @@ from typing import Any
 from fakescope_cli import evidence as evidence_mod
 from fakescope_cli.detectors import Detector, describe, load_detector
 from fakescope_cli.detectors.base import DetectorResult
-from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.evidence.base import EvidenceItem
 from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path, png_crc_mismatches
-from fakescope_cli.record import ScanRecord
+from fakescope_cli.record import ScanRecord, file_time
 
 # Options that change how a result is fetched, never what it is: not part of cache keys.
 TRANSPORT_OPTIONS = frozenset({"request_timeout", "retries", "api_key_env", "verbose", "batch_size"})
@@ -61,13 +61,20 @@ class Analyzer:
 
             from fakescope_cli.cache import ResultCache, result_key
 
-            self.cache = ResultCache(Path(config.cache_dir), result_key(self.detector_info, config.result_options()))
+            try:
+                self.cache = ResultCache(Path(config.cache_dir), result_key(self.detector_info, config.result_options()))
+            except (OSError, sqlite3.Error) as exc:
+                raise UsageError(f"cannot use the result cache in {config.cache_dir} ({exc}); choose another "
+                                 "with --cache-dir, or scan without it: --no-cache") from None
 
     def cached(self, candidate: Candidate) -> dict[str, Any] | None:
         """The cached record for an unchanged file, or None."""
         if self.cache is None or candidate.problem is not None:
             return None
-        return self.cache.lookup(candidate.path, display_path(candidate.path))
+        hit = self.cache.lookup(candidate.path, display_path(candidate.path))
+        if hit is not None and (hit.get("bytes") or 0) > self.config.max_bytes:
+            return None  # over this run's --max-bytes: refused as a fresh scan would refuse it
+        return hit
 
     def analyze(self, candidate: Candidate) -> dict[str, Any]:
         cached = self.cached(candidate)
@@ -150,11 +157,7 @@ class Analyzer:
         record.sha256 = media.sha256
         record.bytes = media.size
         record.format = media.format
-        record.mtime = (
-            _dt.datetime.fromtimestamp(media.mtime_ns / 1e9, _dt.timezone.utc)
-            .isoformat(timespec="seconds")
-            .replace("+00:00", "Z")
-        )
+        record.mtime = file_time(media.mtime_ns)
         if media.format is None:
             what = "named as an image" if not candidate.explicit else "named on the command line"
             record.add_error("unsupported-format", f"not a recognised image format ({what})")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fakescope_cli import __version__
-from fakescope_cli.record import PROTOCOL_VERSION, RECORD_SCHEMA_VERSION, utc_now
+from fakescope_cli.record import PROTOCOL_VERSION, RECORD_SCHEMA_VERSION, file_time, utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -89,7 +89,10 @@ class ResultCache:
         if hit is None:
             return None
         record = json.loads(hit[0])
+        # The result belongs to the content (sha256); what belongs to this file is stamped afresh: a
+        # copy with the same bytes but another date must not show the first file's date.
         record["path"] = shown_as
+        record["custody"]["file_mtime"] = file_time(stat_key[3])
         record["custody"]["scanned_at"] = utc_now()
         record["custody"]["from_cache"] = True
         return record

@@ -226,7 +226,7 @@ def scan(
     from fakescope_cli.merge import parse_shard
 
     try:
-        shard_spec = parse_shard(shard) if shard else None
+        shard_spec = parse_shard(shard) if shard is not None else None
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     run = RunOptions(
@@ -238,6 +238,8 @@ def scan(
     )
     try:
         result = run_scan(run)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
     except KeyboardInterrupt:  # before the first record (start-up, model loading): nothing to save
@@ -518,21 +520,25 @@ def merge(
     from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK, UsageError
     from fakescope_cli.merge import merge_files
     from fakescope_cli.render import make_renderer
-    from fakescope_cli.scan import output_stream
+    from fakescope_cli.scan import check_output_target, output_stream
 
     try:
         merged = merge_files(inputs, sys.argv[1:])
+        check_output_target(output, inputs)
     except (UsageError, OSError, ValueError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     if merged.duplicates:
         typer.echo(f"fakescope: {len(merged.duplicates)} duplicate record(s) dropped "
                    f"(first: {merged.duplicates[0]})", err=True)
-    with output_stream(output, fmt.value) as stream:
-        renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
-        renderer.start(merged.header)
-        for rec in merged.records:
-            renderer.add(rec)
-        renderer.finish(merged.header)
+    try:
+        with output_stream(output, fmt.value) as stream:
+            renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
+            renderer.start(merged.header)
+            for rec in merged.records:
+                renderer.add(rec)
+            renderer.finish(merged.header)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
     gate = fail_above is not None and any(r["p_fake"] is not None and r["p_fake"] > fail_above for r in merged.records)
     raise typer.Exit(EXIT_GATE if gate else EXIT_INCOMPLETE if merged.header["counts"]["errors"] else EXIT_OK)
 
@@ -568,7 +574,7 @@ def eval_cmd(
     try:
         report, text, calibration = run_eval(EvalOptions(
             path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,
-            target_fpr=target_fpr, records_out=records_out))
+            target_fpr=target_fpr, records_out=records_out, json_out=json_out))
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
     except KeyboardInterrupt:
@@ -587,6 +593,8 @@ def eval_cmd(
                    f"(measured FPR {calibration['measured_fpr']:.3f})", err=True)
         for warning in calibration.get("warnings", []):
             typer.echo(f"fakescope: warning: {warning}", err=True)
+    if report.get("n_unscored"):  # measured on fewer images than asked: say so in the exit code too
+        raise typer.Exit(EXIT_INCOMPLETE)
 
 
 def _default_cache_dir() -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 from fakescope_cli.analyze import ScanConfig
 from fakescope_cli.evaluate import calibration_from_eval, evaluate, load_labelled, render_eval_text
 from fakescope_cli.inputs import Candidate
-from fakescope_cli.scan import analysis_engine
+from fakescope_cli.scan import analysis_engine, check_output_target
 
 
 @dataclass
@@ -23,12 +23,15 @@ class EvalOptions:
     calibrate: str | None = None
     target_fpr: float = 0.05
     records_out: str | None = None
+    json_out: str | None = None  # checked here with the other outputs; written by the CLI
 
 
 def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
     """Return (report, text for the terminal, calibration or None)."""
     items = load_labelled(opts.path)
     candidates = [Candidate(item.path, True) for item in items]
+    for output in (opts.records_out, opts.calibrate, opts.json_out):  # before any work, as scan does
+        check_output_target(output, (c.path for c in candidates))
     with analysis_engine(opts.config, len(candidates), opts.jobs, opts.file_timeout) as (info, analyse_all):
         from fakescope_cli.fusion import thresholds_from
 

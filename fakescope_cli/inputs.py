@@ -203,8 +203,14 @@ class InputExpander:
                 try:
                     st = os.stat(path)
                 except OSError:
-                    if self._ext_ok(path):
+                    # A broken link is reported only where an image was expected: a stale `build ->`
+                    # link in a repository is no evidence, and must not turn a CI scan into exit 3.
+                    if not self._ext_ok(path):
+                        self.stats.skipped_by_ext += 1
+                    elif has_image_extension(path):
                         yield from self._expand_path(path, explicit=False)
+                    else:
+                        self.stats.skipped += 1
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     if not (self.recursive and self.follow_symlinks):

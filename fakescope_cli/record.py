@@ -32,6 +32,12 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def file_time(mtime_ns: int) -> str:
+    """A file's modification time as the record's custody shows it (UTC, whole seconds)."""
+    return _dt.datetime.fromtimestamp(mtime_ns / 1e9, _dt.timezone.utc).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
 @dataclass
 class ScanRecord:
     path: str

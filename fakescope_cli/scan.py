@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from fakescope_cli.analyze import Analyzer, ScanConfig
-from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, DetectorUnavailable
+from fakescope_cli.errors import (
+    EXIT_GATE,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    DetectorUnavailable,
+    UsageError,
+)
 from fakescope_cli.inputs import Candidate, InputExpander
+from fakescope_cli.media import display_path
 from fakescope_cli.record import count_records, run_header, utc_now
 from fakescope_cli.workers import WorkerPool
 
@@ -69,27 +79,87 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_output_target(output: str | None, inputs: Iterable[str]) -> None:
+    """Refuse, before any work, an -o that would fail only at the end or that names an input.
+
+    A report written over the evidence it describes (arguments swapped, `-o photo.jpg photo.jpg`)
+    would destroy it; comparing device and inode also catches links and other spellings of a path.
+    """
+    if output is None or output == "-":
+        return
+    if os.path.isdir(output):
+        raise UsageError(f"-o {output}: is a folder; name the report file")
+    real = os.path.realpath(output)
+    if os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode):
+        return  # /dev/null, a FIFO: written in place (output_stream), never one of the images
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        raise UsageError(f"-o {output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"-o {output}: cannot write in {folder}")
+    try:
+        target = os.stat(output)
+    except OSError:
+        return  # a new file cannot be one of the inputs
+    for path in inputs:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            raise UsageError(f"-o {output}: is one of the inputs ({display_path(path)}); fakescope never "
+                             "writes over its input")
+
+
+# What a failing write reports (full disk, quota, read-only file system, I/O error, file too big);
+# other OSErrors in a scan's body are not the report's and pass through unchanged.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.EACCES,
+                           errno.EPERM, errno.ENOENT, errno.EISDIR, errno.ENOTDIR})
+
+
+@contextmanager
+def _writing(where: str) -> Iterator[None]:
+    """A report that cannot be written is a problem with -o or stdout, told in one line (exit 2),
+    not a traceback with exit 1, which a CI script would read as a tripped gate."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # the reader went away: the CLI's own exit 141
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise UsageError(f"{where}: cannot write: {exc.strerror or exc}") from None
+
+
 @contextmanager
 def output_stream(output: str | None, fmt: str) -> Iterator[TextIO]:
     """stdout, or a file. Whole-document formats go through a temp file renamed at the end, so a
     reader never sees half a JSON/SARIF document; streaming formats write in place."""
     if output is None or output == "-":
-        yield sys.stdout
-        sys.stdout.flush()
+        with _writing("standard output"):
+            yield sys.stdout
+            sys.stdout.flush()
         return
-    if fmt in ("jsonl", "csv"):
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            yield fh
+    # A link is written through, not replaced; a device or FIFO (/dev/null, a pipe) cannot be
+    # renamed over, and must not be: it is written in place like a streaming format.
+    real = os.path.realpath(output)
+    special = os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode)
+    where = f"-o {output}"
+    if fmt in ("jsonl", "csv") or special:
+        with _writing(where):
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                yield fh
         return
-    folder = os.path.dirname(os.path.abspath(output))
-    fd, tmp = tempfile.mkstemp(prefix=".fakescope-", suffix=".tmp", dir=folder)
+    with _writing(where):
+        fd, tmp = tempfile.mkstemp(prefix=".fakescope-", suffix=".tmp", dir=os.path.dirname(real))
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # a report is shared like any file, not private like mkstemp's 0600
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-        os.replace(tmp, output)
+        with _writing(where):
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                yield fh
+            os.replace(tmp, real)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -234,6 +304,25 @@ def _threaded_in_order(analyzer: Analyzer, cands: Sequence[Candidate], n: int) -
         pool.shutdown(wait=finished, cancel_futures=True)
 
 
+def _check_calibration(opts: RunOptions, detector_info: dict[str, Any] | None) -> None:
+    """A threshold picked on another detector's scores means nothing here: refused. One picked on
+    other weights of the same detector may still roughly hold: a warning."""
+    calibration = opts.config.calibration
+    if calibration is None:
+        return
+    from fakescope_cli.evaluate import calibration_mismatch
+
+    info = detector_info or {}
+    problem = calibration_mismatch(calibration, info.get("id"), info.get("weights_sha256"))
+    if problem is None:
+        return
+    if calibration.get("detector_id") not in (None, info.get("id")):
+        raise UsageError(f"--calibration: {problem}; make one for this detector with `fakescope eval "
+                         "--calibrate`")
+    if not opts.quiet:
+        print(f"fakescope: warning: --calibration: {problem}", file=sys.stderr)
+
+
 def run_scan(opts: RunOptions) -> RunResult:
     from fakescope_cli.render import make_renderer
 
@@ -244,6 +333,7 @@ def run_scan(opts: RunOptions) -> RunResult:
 
         k, n = opts.shard
         candidates = [c for c in candidates if shard_of(c.path, n) == k]
+    check_output_target(opts.output, (c.path for c in candidates))
     started = utc_now()
     counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": expander.stats.skipped
                               + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}
@@ -254,6 +344,7 @@ def run_scan(opts: RunOptions) -> RunResult:
     with _sigterm_as_interrupt(), analysis_engine(
         opts.config, len(candidates), opts.jobs, opts.file_timeout
     ) as (detector_info, analyse_all):
+        _check_calibration(opts, detector_info)
         header = run_header(opts.arguments, detector_info, started)
         show_progress = not opts.quiet and sys.stderr.isatty()
         # The bar (and its refresh thread) starts with the first record, after the workers: a scan
@@ -282,6 +373,9 @@ def run_scan(opts: RunOptions) -> RunResult:
                     # The detector went away mid-scan (a server killed or unreachable): finish the
                     # output with what is done, marked as cut short, then exit 4.
                     lost = exc
+                if progress is not None:  # gone before the table prints, or the two share a line
+                    progress.stop()
+                    progress = None
                 header["finished_at"] = utc_now()
                 header["interrupted"] = interrupted or lost is not None
                 if lost is not None:

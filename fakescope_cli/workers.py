@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from fakescope_cli.errors import DetectorUnavailable
+from fakescope_cli.errors import DetectorUnavailable, UsageError
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.media import display_path
 from fakescope_cli.record import ScanRecord
@@ -45,7 +45,7 @@ def _worker_main(conn: Connection, config: Any) -> None:
 
     try:
         analyzer = Analyzer(config)
-    except DetectorUnavailable as exc:
+    except (DetectorUnavailable, UsageError) as exc:
         conn.send(("fatal", str(exc)))
         return
     conn.send(("ready", analyzer.detector_info))

@@ -87,3 +87,37 @@ def test_a_new_tool_version_or_detector_weights_miss_the_cache(monkeypatch):
     assert cache_mod.result_key({**info, "weights_sha256": "b" * 64}, {}) != key
     monkeypatch.setattr(cache_mod, "__version__", cache_mod.__version__ + ".post1")
     assert cache_mod.result_key(info, {}) != key
+
+
+def test_a_cached_result_carries_this_files_own_date_and_obeys_max_bytes(tmp_path):
+    """Results are shared by content; the date and the --max-bytes refusal belong to the file scanned now."""
+    ev, cache = tmp_path / "ev", tmp_path / "cache"
+    _make(ev, 1)
+    copy = ev / "copy.png"
+    copy.write_bytes((ev / "000.png").read_bytes())
+    os.utime(ev / "000.png", ns=(1_577_836_800 * 10**9,) * 2)  # 2020-01-01
+    os.utime(copy, ns=(1_717_200_000 * 10**9,) * 2)  # 2024-06-01
+    args = ["scan", "--backend", "none", "-f", "jsonl", "--cache-dir", str(cache)]
+    run_cli(*args, str(ev))  # one stored result for the shared content, stamped with one file's date
+    recs = {Path(r["path"]).name: r for r in jsonl_records(run_cli(*args, str(ev)).stdout)}
+    assert all(r["custody"]["from_cache"] for r in recs.values())
+    assert recs["000.png"]["custody"]["file_mtime"] == "2020-01-01T00:00:00Z"
+    assert recs["copy.png"]["custody"]["file_mtime"] == "2024-06-01T00:00:00Z"
+    capped = run_cli(*args, "--max-bytes", "10", str(ev))
+    assert capped.returncode == 3
+    assert {r["errors"][0]["code"] for r in jsonl_records(capped.stdout)} == {"file-too-large"}
+
+
+def test_an_unusable_cache_is_a_usage_error_that_names_the_way_out(tmp_path):
+    photo = tmp_path / "a.png"
+    Image.new("RGB", (32, 32)).save(photo)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "results-v1.sqlite").write_bytes(b"not a database at all" * 10)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    for cache in (broken, not_a_folder / "sub"):
+        proc = run_cli("scan", "--backend", "none", "-q", "-f", "jsonl", "--cache-dir", str(cache), str(photo))
+        assert proc.returncode == 2, proc.stderr.decode()
+        assert b"--no-cache" in proc.stderr and b"Traceback" not in proc.stderr and proc.stdout == b""
+    assert (broken / "results-v1.sqlite").read_bytes() == b"not a database at all" * 10

@@ -58,3 +58,37 @@ def test_eval_says_when_the_detectors_band_never_flags(tmp_path):
     chosen = json.loads(run_cli("eval", str(tmp_path / "set"), "--json", "-",
                                 "--threshold", "0.5").stdout)
     assert not any("band is closed" in note for note in chosen["notes"]), chosen["notes"]
+
+
+def test_a_calibration_for_another_detector_is_refused_one_for_other_weights_warned(tmp_path):
+    _labelled(tmp_path / "set")
+    cal = tmp_path / "cal.json"
+    assert run_cli("eval", str(tmp_path / "set"), "--backend", BRIGHT, "--calibrate", str(cal)).returncode == 0
+    probe = str(tmp_path / "set" / "real" / "real_20.png")
+    doc = json.loads(cal.read_text())
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**doc, "detector_id": "cycle"}))
+    proc = run_cli("scan", "-f", "jsonl", "--backend", BRIGHT, "--calibration", str(other), probe)
+    assert proc.returncode == 2 and b"'cycle'" in proc.stderr and proc.stdout == b""
+    retrained = tmp_path / "retrained.json"
+    retrained.write_text(json.dumps({**doc, "weights_sha256": "ab" * 32}))
+    builtin_cal = run_cli("scan", "-f", "jsonl", "--calibration", str(retrained), probe)
+    assert builtin_cal.returncode == 2  # made with the test plugin, used with builtin
+    retrained.write_text(json.dumps({**doc, "detector_id": "builtin", "weights_sha256": "ab" * 32}))
+    proc = run_cli("scan", "-f", "jsonl", "--calibration", str(retrained), probe)
+    assert proc.returncode == 0 and b"warning" in proc.stderr and b"other weights" in proc.stderr
+
+
+def test_eval_exits_3_when_some_images_could_not_be_scored_and_checks_outputs_first(tmp_path):
+    _labelled(tmp_path / "set")
+    (tmp_path / "set" / "real" / "empty.png").write_bytes(b"")
+    proc = run_cli("eval", str(tmp_path / "set"), "--backend", BRIGHT, "--json", "-")
+    assert proc.returncode == 3 and json.loads(proc.stdout)["n_unscored"] == 1
+    image = tmp_path / "set" / "real" / "real_20.png"
+    kept = image.read_bytes()
+    for flag in ("--json", "--records", "--calibrate"):
+        proc = run_cli("eval", str(tmp_path / "set"), "--backend", BRIGHT, flag, str(image))
+        assert proc.returncode == 2 and b"one of the inputs" in proc.stderr, flag
+        proc = run_cli("eval", str(tmp_path / "set"), "--backend", BRIGHT, flag, str(tmp_path / "no" / "r.json"))
+        assert proc.returncode == 2 and b"does not exist" in proc.stderr and b"Traceback" not in proc.stderr
+    assert image.read_bytes() == kept

@@ -91,11 +91,21 @@ def test_special_files_never_opened(tree):
 def test_symlinks_dangling_loops_and_dirs(tree):
     os.symlink(tree / "missing.png", tree / "a" / "dangling.png")
     os.symlink(tree / "a", tree / "b" / "link_to_a")  # folder link: not followed by default
-    os.symlink(tree / "b" / "self1", tree / "b" / "self2")
-    os.symlink(tree / "b" / "self2", tree / "b" / "self1")
-    cands = {os.path.relpath(c.path, tree): c for c in InputExpander().expand([str(tree)])}
+    os.symlink(tree / "b" / "self1.jpg", tree / "b" / "self2.jpg")
+    os.symlink(tree / "b" / "self2.jpg", tree / "b" / "self1.jpg")
+    # broken links that no one would take for an image (a stale build link, a README link): skipped
+    os.symlink(tree / "nowhere", tree / "a" / "build")
+    os.symlink(tree / "b" / "loop_b", tree / "b" / "loop_a")
+    os.symlink(tree / "b" / "loop_a", tree / "b" / "loop_b")
+    expander = InputExpander()
+    cands = {os.path.relpath(c.path, tree): c for c in expander.expand([str(tree)])}
     assert cands["a/dangling.png"].problem[0] == "dangling-symlink"
-    assert cands["b/self1"].problem[0] == "symlink-loop"
+    assert cands["b/self1.jpg"].problem[0] == "symlink-loop"
+    assert not {"a/build", "b/loop_a", "b/loop_b"} & set(cands)
+    plain = {os.path.relpath(c.path, tree) for c in InputExpander().expand([str(tree / "a")])}
+    assert expander.stats.skipped >= 3 and "a/build" not in plain
+    named = list(InputExpander().expand([str(tree / "a" / "build")]))  # named by the user: reported
+    assert named[0].problem[0] == "dangling-symlink"
     assert not any(k.startswith("b/link_to_a/") for k in cands)
     followed = {os.path.relpath(c.path, tree) for c in InputExpander(follow_symlinks=True).expand([str(tree)])}
     assert "b/link_to_a/y.png" in followed

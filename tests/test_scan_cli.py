@@ -122,3 +122,131 @@ def test_a_reader_that_goes_away_stops_the_scan_with_141_not_the_gate_code():
     assert first["path"]
     assert proc.returncode == 141, err.decode()[-2000:]
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_report_is_never_written_over_an_input(tmp_path):
+    """`-o photo.jpg photo.jpg` (arguments swapped) must not destroy the evidence it describes."""
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    photo = evidence / "a.jpg"
+    photo.write_bytes((PROV / "c2pa" / "C.jpg").read_bytes())
+    (tmp_path / "alias.jpg").symlink_to(photo)
+    before = _sha(photo)
+    for fmt in ("json", "jsonl", "csv", "table"):
+        for target, scanned in ((photo, photo), (photo, evidence), (tmp_path / "alias.jpg", evidence)):
+            proc = run_cli("scan", "--backend", "none", "-q", "-f", fmt, "-o", str(target), str(scanned))
+            assert proc.returncode == 2, (fmt, target, proc.stderr.decode())
+            assert b"one of the inputs" in proc.stderr and b"Traceback" not in proc.stderr
+            assert _sha(photo) == before
+    assert sorted(p.name for p in evidence.iterdir()) == ["a.jpg"]  # no temporary file left beside it
+    shard = tmp_path / "s.jsonl"
+    assert run_cli("scan", "--backend", "none", "-q", "-f", "jsonl", "-o", str(shard), str(photo)).returncode == 0
+    kept = shard.read_bytes()
+    proc = run_cli("merge", "-o", str(shard), str(shard))
+    assert proc.returncode == 2 and shard.read_bytes() == kept
+
+
+def test_an_unusable_output_path_is_a_usage_error_before_any_work(tmp_path):
+    photo = str(PROV / "c2pa" / "C.jpg")
+    cases = {
+        str(tmp_path / "missing" / "r.json"): b"does not exist",
+        str(tmp_path): b"is a folder",
+    }
+    for target, message in cases.items():
+        for fmt in ("json", "jsonl"):
+            proc = run_cli("scan", "--backend", "none", "-q", "-f", fmt, "-o", target, photo)
+            assert proc.returncode == 2, proc.stderr.decode()  # not 1, which a CI script reads as "fakes found"
+            assert message in proc.stderr and b"Traceback" not in proc.stderr
+            assert len(proc.stderr.decode().strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_progress_bar_is_gone_before_the_table_prints(tmp_path):
+    """On a terminal the bar (stderr) and the table (stdout) share the screen: the bar must be erased
+    first, or the table's header is glued to a stale 'scanning … 4/38'."""
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    for i in range(6):
+        Image.new("RGB", (64 + i, 64), (i * 40, 90, 160)).save(tmp_path / f"{i}.png")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "fakescope_cli", "scan", "--no-cache", str(tmp_path)],
+                            stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+                            env=cli_env({"COLUMNS": "100", "TERM": "xterm"}))
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = out.decode(errors="replace")
+    header = text.index("verdict")
+    assert "scanning" in text[:header]  # the bar was shown ...
+    assert "scanning" not in text[header:]  # ... and never drawn again once the table started
+
+
+def test_a_report_goes_through_a_link_or_into_a_pipe_never_replacing_them(tmp_path):
+    photo = str(PROV / "c2pa" / "C.jpg")
+    target = tmp_path / "target.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    proc = run_cli("scan", "--backend", "none", "-q", "-f", "json", "-o", str(link), photo)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert link.is_symlink() and json.loads(target.read_text())["results"][0]["path"] == photo
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    writer = subprocess.Popen([sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-q", "-f",
+                               "sarif", "-o", str(fifo), photo], env=cli_env())
+    with open(fifo, encoding="utf-8") as fh:
+        doc = json.loads(fh.read())
+    assert writer.wait(timeout=60) == 0 and doc["version"] == "2.1.0"
+    import stat
+
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a pipe, not a regular file put in its place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe.json", "target.json"]
+
+
+def test_a_full_disk_is_a_one_line_usage_error_not_the_gate_code():
+    if not os.path.exists("/dev/full"):
+        import pytest
+
+        pytest.skip("no /dev/full here")
+    photo = str(PROV / "c2pa" / "C.jpg")
+    for fmt in ("json", "jsonl", "table"):
+        proc = run_cli("scan", "--backend", "none", "-q", "-f", fmt, "-o", "/dev/full", photo)
+        assert proc.returncode == 2 and b"No space left" in proc.stderr and b"Traceback" not in proc.stderr
+    import stat
+
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_missing_or_foreign_backend_options_are_usage_errors():
+    photo = str(PROV / "c2pa" / "C.jpg")
+    for args in (["--backend", "hf"], ["--backend", "gguf"], ["--backend", "server"], ["--model", "x"],
+                 ["--shard", ""]):
+        proc = run_cli("scan", "-q", *args, photo)
+        assert proc.returncode == 2, (args, proc.returncode, proc.stderr.decode())
+        assert b"Traceback" not in proc.stderr
+    proc = run_cli("ask", photo, "what is this?")  # the default backend, hf, without --model
+    assert proc.returncode == 2 and b"--model" in proc.stderr

@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 from fakescope_cli.detectors.base import Detector, DetectorResult
-from fakescope_cli.errors import DetectorUnavailable
+from fakescope_cli.errors import DetectorUnavailable, UsageError
 
 __all__ = ["BUILTIN_BACKENDS", "Detector", "DetectorResult", "backend_names", "load_detector"]
 
@@ -37,7 +37,7 @@ def backend_names() -> list[str]:
 
 
 def load_detector(name: str, options: dict[str, Any] | None = None) -> Detector | None:
-    """Instantiate a backend; `none` means provenance only. Raises DetectorUnavailable."""
+    """Instantiate a backend; `none` means provenance only. Raises DetectorUnavailable, or UsageError for a missing or foreign option."""
     if name == "none":
         return None
     # "package.module:Class" names a detector class directly (plugins under development, tests).
@@ -65,7 +65,7 @@ def _check_options(name: str, cls: type, opts: dict[str, Any]) -> None:
     unknown = sorted(set(opts) - set(params))
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise DetectorUnavailable(f"backend {name!r} does not take {flags}")
+        raise UsageError(f"backend {name!r} does not take {flags}")
 
 
 def describe(detector: Detector | None) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fakescope_cli.detectors.base import DetectorResult
-from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.models_inspect import combined_sha256, read_gguf_header
 from fakescope_cli.protocol import (
@@ -99,7 +99,7 @@ class GGUFDetector:
         trust_remote_code: bool = False,  # and no code
     ):
         if model is None:
-            raise DetectorUnavailable("--backend gguf needs --model MODEL.gguf (and --mmproj PROJECTOR.gguf)")
+            raise UsageError("--backend gguf needs --model MODEL.gguf (and --mmproj PROJECTOR.gguf)")
         if quantize not in (None, "none"):
             raise DetectorUnavailable(
                 "--quantize is for --backend hf; a GGUF file carries its own quantisation (pick a Q4_K_M / Q8_0 file)"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fakescope_cli.detectors.base import DetectorResult
-from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.models_inspect import KNOWN_ARCHITECTURES, combined_sha256, hf_weight_files
 from fakescope_cli.protocol import (
@@ -122,7 +122,7 @@ class HFDetector:
         family: str | None = None,
     ):
         if model is None:
-            raise DetectorUnavailable("--backend hf needs --model DIR (a transformers checkpoint folder)")
+            raise UsageError("--backend hf needs --model DIR (a transformers checkpoint folder)")
         if mmproj is not None:
             raise DetectorUnavailable("--mmproj is for --backend gguf; a transformers checkpoint holds its vision tower")
         if quantize not in QUANTIZE_CHOICES:

@@ -34,7 +34,7 @@ from typing import Any
 
 from fakescope_cli import __version__
 from fakescope_cli.detectors.base import DetectorResult
-from fakescope_cli.errors import DetectorUnavailable, InputError
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.protocol import (
     Protocol,
@@ -432,12 +432,12 @@ class ServerDetector:
         verbose: bool = False,
     ):
         if url is None:
-            raise DetectorUnavailable("--backend server needs --url (e.g. --url http://127.0.0.1:8000)")
+            raise UsageError("--backend server needs --url (e.g. --url http://127.0.0.1:8000)")
         for flag, value in (("--mmproj", mmproj), ("--device", device)):
             if value is not None and value != "auto":
-                raise DetectorUnavailable(f"{flag} is for local backends; the server loads its own model")
+                raise UsageError(f"{flag} is for local backends; the server loads its own model")
         if quantize not in (None, "none"):
-            raise DetectorUnavailable("--quantize is for --backend hf; quantise on the server (e.g. vLLM --quantization)")
+            raise UsageError("--quantize is for --backend hf; quantise on the server (e.g. vLLM --quantization)")
         if not 1 <= int(top_logprobs) <= 100_000:
             raise DetectorUnavailable("--top-logprobs must be at least 1")
         if not api_key_env or not api_key_env.replace("_", "").isalnum():

@@ -196,7 +196,13 @@ class Analyzer:
             record.detector = {**(self.detector_info or {}), **detection.to_dict()}
         # Provenance can still decide for a file whose pixels cannot be read; fusion says so.
         unreadable = "; ".join(f"{exc.code}: {exc.message}" for exc in problems) or None
-        fused = fuse(st.items, detection, self.thresholds, unreadable)
+        not_asked = None
+        if detection is None and unreadable is None:
+            if not self.config.allow_pixels:
+                not_asked = "metadata only: --no-pixels"
+            elif self.detector is None:
+                not_asked = "provenance only: --backend none"
+        fused = fuse(st.items, detection, self.thresholds, unreadable, not_asked)
         record.p_fake = fused.p_fake
         record.reasons = fused.reasons
         record.verdict = fused.verdict

@@ -517,7 +517,7 @@ def merge(
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
     fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
 ) -> None:
-    """Merge shard outputs into one report with one run header (sorted, duplicates dropped)."""
+    """Merge shard outputs into one report with one run header (sorted by path, duplicates dropped)."""
     from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK, UsageError
     from fakescope_cli.merge import merge_files
     from fakescope_cli.render import make_renderer

@@ -45,8 +45,10 @@ def fuse(
     detection: DetectorResult | None,
     thresholds: Thresholds,
     unreadable: str | None = None,
+    not_asked: str | None = None,
 ) -> Fused:
-    """`unreadable` says why the pixels could not be analysed (decoder or detector failure)."""
+    """`unreadable` says why the pixels could not be analysed (decoder or detector failure);
+    `not_asked`, why no detector looked at them (`--no-pixels`, `--backend none`)."""
     reasons: list[str] = []
     strong_ai = [e for e in evidence if e.strong and e.signal == "ai"]
     strong_edit = [e for e in evidence if e.strong and e.signal == "ai-edited"]
@@ -75,16 +77,14 @@ def fuse(
     else:
         verdict = "no-verdict"
         skipped = detection.raw.get("skipped") if detection is not None else None
-        why_not = f": it skipped the image ({skipped})" if skipped else ""
+        why_not = f": it skipped the image ({skipped})" if skipped else f" ({not_asked})" if not_asked else ""
         reasons.append(f"No provenance decides and no pixel detector scored this image{why_not}.")
 
     found = [f"Hint (not decisive): {e.summary}" for e in weak_ai]
     # Editing history says nothing about origin, but an investigator wants to see it.
     found.extend(e.summary for e in evidence if e.signal == "editor")
     if camera:
-        found.append(
-            f"{camera[0].summary} — a weak sign: EXIF is easy to forge or strip, so it does not move the score."
-        )
+        found.append(f"{camera[0].summary} — {_CAMERA_CAVEAT.get(camera[0].source, _CAMERA_CAVEAT['exif'])}")
     if verdict in ("uncertain", "no-verdict"):
         # Nothing decided: what the file says about itself is the more telling line (the first
         # reason is the one a table shows), and the score is in p_fake anyway.
@@ -94,6 +94,15 @@ def fuse(
     if not evidence or all(e.signal == "none" for e in evidence):
         reasons.append("No provenance metadata found; its absence proves nothing.")
     return Fused(verdict, detector_p, reasons)
+
+
+# Why a camera claim never moves p_fake, in the words that fit where the claim was read.
+_CAMERA_CAVEAT = {
+    "exif": "a weak sign: EXIF is easy to forge or strip, so it does not move the score.",
+    "xmp": "a weak sign: XMP is easy to forge or strip, so it does not move the score.",
+    "c2pa": "reported, but it does not move the score: a signed capture claim says who signed, and the "
+            "pixels still decide.",
+}
 
 
 def _pixel_verdict(p: float, thresholds: Thresholds) -> tuple[str, str]:

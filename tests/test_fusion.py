@@ -91,3 +91,19 @@ def test_an_undecided_verdict_leads_with_what_the_file_says_a_decided_one_with_w
     decided = fuse([CAMERA, hint], DetectorResult(p_fake=0.9), T)
     assert decided.verdict == "likely-ai" and decided.reasons[0].startswith("The pixel detector scores 90%")
     assert fuse([CAMERA], None, T).reasons[0].startswith(CAMERA.summary)
+
+
+def test_a_camera_claim_is_qualified_in_the_words_of_where_it_was_read():
+    xmp = EvidenceItem("xmp", "camera", "XMP declares a digital capture (digitalCapture).")
+    signed = EvidenceItem("c2pa", "camera", "Content Credentials record a camera capture.")
+    assert "EXIF is easy to forge" in fuse([CAMERA], None, T).reasons[0]
+    assert "XMP is easy to forge" in fuse([xmp], None, T).reasons[0]
+    said = fuse([signed], DetectorResult(p_fake=0.5), T).reasons[0]
+    assert "forge" not in said and "pixels still decide" in said
+    assert fuse([signed], DetectorResult(p_fake=0.9), T).verdict == "likely-ai"
+
+
+def test_no_verdict_says_when_the_pixels_were_not_asked_about():
+    f = fuse([CAMERA], None, T, not_asked="metadata only: --no-pixels")
+    assert f.verdict == "no-verdict" and "(metadata only: --no-pixels)" in f.reasons[-1]
+    assert "(" not in fuse([], None, T).reasons[0]

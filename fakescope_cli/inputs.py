@@ -115,7 +115,8 @@ class InputExpander:
         seen: set[str] = set()
         for arg in args:
             for cand in self._expand_arg(arg):
-                key = os.path.normpath(cand.path)
+                # `ev/a.jpg` and `/abs/ev/a.jpg` are one file: reported once (no syscall per file)
+                key = os.path.abspath(cand.path)
                 if key in seen:
                     continue
                 seen.add(key)

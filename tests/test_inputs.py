@@ -67,6 +67,9 @@ def test_glob_and_missing_paths(tree):
 def test_duplicates_are_scanned_once(tree):
     p = str(tree / "a" / "y.png")
     assert len(list(InputExpander().expand([p, p, str(tree / "a" / "." / "y.png")]))) == 1
+    # a relative and an absolute spelling of one file, as an investigator pastes them
+    rel = os.path.relpath(p)
+    assert [c.path for c in InputExpander().expand([rel, p])] == [rel]
 
 
 def test_special_files_never_opened(tree):

@@ -374,3 +374,84 @@ def test_table_without_color_ignores_force_color(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TTY_COMPATIBLE", "1")
     monkeypatch.setenv("COLORTERM", "truecolor")
     assert "\x1b" not in render("table", records, color=False)
+
+
+def _rows(text: str) -> list[tuple[str, str, str]]:
+    """(verdict, p_fake, file) per table row, each file cell's lines joined back together."""
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("verdict"))
+    file_at, why_at = lines[head].index("file"), lines[head].index("why")
+    rows: list[list[str]] = []
+    for line in lines[head + 2:]:
+        if not line.strip():
+            break  # the blank line after the table
+        cells = line[:file_at].split()
+        if cells:
+            rows.append([*cells, ""])
+        rows[-1][2] += line[file_at:why_at].strip()
+    return [(v, p, f) for v, p, f in rows]
+
+
+def test_table_never_cuts_verdict_or_percentage_on_a_narrow_terminal(records: list[dict[str, Any]]) -> None:
+    """The verdict and p_fake are the answer: file and why give way, and at an absurd width the
+    lines run long rather than show 'ai-gene…  9…' (which hides whether it is 9% or 99%)."""
+    from fakescope_cli.render._common import percent
+
+    for width in (30, 40, 60):
+        text = render("table", records, width=width)
+        rows = _rows(text)
+        assert len(rows) == len(records), (width, text)
+        for record, (verdict, p_fake, _file) in zip(records, rows, strict=True):
+            assert (verdict, p_fake) == (record["verdict"], percent(record.get("p_fake"))), (width, text)
+        assert re.search(r"^verdict +p_fake +file +why", text, re.M), text
+        if width >= 40:  # room enough for everything: then it must also fit
+            assert max(len(line) for line in text.splitlines()) <= width, text
+
+
+_SAME_NAME = "IMG_0001_from_whatsapp_forward.jpg"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_table_tells_apart_distinct_files_with_the_same_name(width: int) -> None:
+    near = [f"dup/case_2024_suspect_photos_batch_{n}/{_SAME_NAME}" for n in ("one", "two")]
+    # ... and two that differ only at the very start, past what a row would normally show
+    middle = "/evidence_export_" + "x" * 60 + "/"
+    far = [f"disk1{middle}{_SAME_NAME}", f"disk2{middle}{_SAME_NAME}"]
+    records = [ai_generated_record(near[0]), ok_record(near[1]), likely_ai_record(far[0]), ok_record(far[1])]
+    text = render("table", records, width=width)
+    files = [f for _v, _p, f in _rows(text)]
+    assert len(set(files)) == 4, text
+    assert all(f.endswith(_SAME_NAME) for f in files), text
+    assert "batch_one/" in files[0] and "batch_two/" in files[1], text
+    assert files[2].startswith("disk1") and files[3].startswith("disk2"), text
+    assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_table_lets_a_closed_pipe_surface_as_broken_pipe(monkeypatch: pytest.MonkeyPatch,
+                                                          records: list[dict[str, Any]]) -> None:
+    """Rich's own answer to EPIPE is SystemExit(1): the gate's code. The CLI maps BrokenPipeError
+    to 141, so the renderer (scan and merge alike) must let that through."""
+    import os
+
+    class ClosedPipe(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(os, "dup2", lambda *args: None)  # Rich's default would redirect our stdout
+    with pytest.raises(BrokenPipeError):
+        render("table", records, stream=ClosedPipe())
+
+
+def test_table_scan_piped_into_head_exits_141() -> None:
+    """`fakescope scan DIR | head -1` under pipefail: 141 like the other formats, not 1, no traceback."""
+    from tests.conftest import DATA, cli_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-f", "table",
+                             str(DATA)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # far more table than a pipe buffer holds is still to come
+    _, err = proc.communicate(timeout=300)
+    assert first.startswith(b"verdict")
+    assert proc.returncode == 141, err.decode()[-2000:]
+    assert b"Traceback" not in err and b"BrokenPipe" not in err

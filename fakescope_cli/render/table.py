@@ -1,7 +1,10 @@
 """`--format table` (the default on a terminal): a Rich table, readable at 80 columns.
 
-Columns: verdict (a coloured badge), p_fake (percent, "—" without a score), file (shortened from
-the left, so the file name survives), why (the first reason, else the evidence, else the error).
+Columns: verdict (a coloured badge), p_fake (percent, "—" without a score), file (wrapped at folder
+boundaries; a long path loses its start, but never so much that two distinct files read the same),
+why (the first reason, else the evidence, else the error). Verdict and p_fake are the answer: they
+are never cut; on a narrow terminal file and why give way, and on an absurdly narrow one the lines
+run past the width rather than hide the verdict.
 Below it, a detail block for images whose detector gave attributes or an explanation, then one
 summary line. Everything is printed in `finish`: a table cannot be streamed, its column widths
 depend on all rows. With color=False no ANSI sequence at all is written.
@@ -9,6 +12,11 @@ depend on all rows. With color=False no ANSI sequence at all is written.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import sys
+from itertools import pairwise
 from typing import Any, TextIO
 
 from fakescope_cli.record import VERDICTS
@@ -25,8 +33,13 @@ BADGE_STYLES: dict[str, str] = {
 }
 _P_WIDTH = 6  # "100.0%"
 _WHY_MAX_CHARS = 140  # about four lines at 80 columns; the full reasons are in --format json
-_MIN_FILE = 12
-_MIN_WHY = 16
+_MIN_FILE = 8
+_MIN_WHY = 10
+# A path longer than this many lines of the file column loses its start (unless that start is what
+# tells it apart from another row's path): rows stay short, and the file name always survives.
+_FILE_LINES = 3
+# One displayed character, or one escape written by display_text ("\\n", "\\x1b"): never split.
+_TOKEN = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|[nrt])|.", re.S)
 
 
 def shorten_left(text: str, width: int) -> str:
@@ -48,18 +61,166 @@ def shorten_left(text: str, width: int) -> str:
     return "…" + "".join(reversed(kept))
 
 
+def _common_suffix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(reversed(a), reversed(b), strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def distinguishing_suffixes(paths: list[str]) -> list[int]:
+    """For each path, how many trailing characters tell it apart from every other distinct path.
+
+    Sorting the reversed paths puts the path sharing the longest ending with any given one right
+    beside it, so this is O(n log n) rather than comparing every pair (scans hold thousands).
+    """
+    ordered = sorted(set(paths), key=lambda p: p[::-1])
+    shared: dict[str, int] = dict.fromkeys(ordered, 0)
+    for a, b in pairwise(ordered):
+        n = _common_suffix(a, b)
+        shared[a] = max(shared[a], n)
+        shared[b] = max(shared[b], n)
+    return [min(len(p), shared[p] + 1) for p in paths]
+
+
+def shorten_path(path: str, width: int, keep: int = 0) -> str:
+    """`path` within `width` cells, cut on the left at a folder boundary where possible ("…/a/b.jpg").
+
+    At least its last `keep` characters are kept, even past `width`: distinct files must never
+    read the same, which matters more than a short row.
+    """
+    from rich.cells import cell_len
+
+    if cell_len(path) <= width:
+        return path
+    limit = len(path) - keep  # the shown part must start at or before this index
+    # Folder boundaries; not inside "//" (a URL in a name), which would read "…//x".
+    slashes = [i for i, ch in enumerate(path)
+               if ch == "/" and 0 < i < len(path) - 1 and "/" not in (path[i - 1], path[i + 1])]
+    fitting = [i for i in slashes if i <= limit and cell_len(path[i:]) + 1 <= width]
+    if fitting:
+        start = min(fitting)  # the most folders that fit
+    else:
+        # No whole folder fits: cut inside a name, just after a "_", "-", "." or space if one is near.
+        breaks = sorted([*slashes, *(i + 1 for i, ch in enumerate(path) if ch in "_-. ")])
+        start = len(path)
+        while start > 0 and cell_len(path[start - 1 :]) + 1 <= width:
+            start -= 1
+        if start > limit:
+            # The width cannot tell this file from another: show more, from a break before what does.
+            start = max([0, *(b for b in breaks if b <= limit)])
+        else:
+            start = min([b for b in breaks if start <= b <= min(limit, start + 12)], default=start)
+    return path if start <= 0 else "…" + path[start:]
+
+
+def _pieces(name: str) -> list[str]:
+    """`name` split where a line may break: after "_", "-", " " or a "." other than the extension's,
+    and before an escape, so "IMG_" / "0001.jpg" and "red" / "\\x1b[0m.png" stay readable."""
+    extension_dot = name.rfind(".")
+    pieces: list[str] = []
+    current = ""
+    for match in _TOKEN.finditer(name):
+        token = match.group()
+        if len(token) > 1 and current:
+            pieces.append(current)
+            current = ""
+        current += token
+        if token in ("_", "-", " ") or (token == "." and match.start() != extension_dot):
+            pieces.append(current)
+            current = ""
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def wrap_path(text: str, width: int) -> str:
+    """`text` broken into lines of at most `width` cells, after "/" where possible.
+
+    A folder or file name that fits a line is never split; a longer one breaks between its
+    pieces (see _pieces), and is folded only when a piece still does not fit. Rich alone would
+    wrap at spaces only and fold paths at arbitrary characters ("batch_o" / "ne").
+    """
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    line = ""
+
+    def put(chunk: str) -> None:
+        nonlocal line
+        if line and cell_len(line) + cell_len(chunk) > width:
+            lines.append(line)
+            line = ""
+        line += chunk
+
+    for part in re.findall(r"[^/]*/|[^/]+", text):
+        if cell_len(part) <= width:
+            put(part)  # a whole folder or file name: on this line, else alone on the next
+            continue
+        for piece in _pieces(part):
+            if cell_len(piece) <= width:
+                put(piece)
+            else:
+                for token in _TOKEN.findall(piece):  # fold what still does not fit
+                    put(token)
+    if line or not lines:
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _layout(total: int, verdict_w: int, longest_path: int) -> tuple[int, int, int]:
+    """(padding, file width, why width) for a `total`-cell terminal.
+
+    Verdict and p_fake keep their full width whatever happens. Below them, the gaps between
+    columns shrink to one space before file and why go under their minimums; past that the
+    table is wider than `total` (the caller then lets lines run long instead of cropping).
+    """
+    room = 0
+    for pad in (1, 0):
+        # show_edge=False, pad_edge=False: three gaps, each `pad` cells either side of a
+        # one-cell separator.
+        room = total - verdict_w - _P_WIDTH - 3 * (1 + 2 * pad)
+        if room >= _MIN_FILE + _MIN_WHY:
+            break
+    room = max(room, _MIN_FILE + _MIN_WHY)
+    # The reason is usually the longer text: the file column takes at most two fifths.
+    file_w = max(_MIN_FILE, min(longest_path, room * 2 // 5))
+    return pad, file_w, room - file_w
+
+
+def _console_class() -> type:
+    # Defined on first use: Rich is imported lazily, to keep start-up fast.
+    from rich.console import Console
+
+    class PipeConsole(Console):
+        """A Console that lets a closed stdout surface as BrokenPipeError.
+
+        Rich's default answer is SystemExit(1), which the CLI cannot tell from a tripped
+        --fail-above gate; the CLI turns BrokenPipeError into its documented exit code 141.
+        """
+
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # write nothing more, as Rich's own handler does
+            current = sys.exc_info()[1]  # called inside Rich's `except BrokenPipeError`
+            if isinstance(current, BrokenPipeError):
+                raise current
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return PipeConsole
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class TableRenderer:
     def __init__(self, stream: TextIO, *, color: bool, width: int | None = None):
-        from rich.console import Console
-
         self.color = color
         # color_system=None makes Rich emit plain text only (no colour, bold or hyperlink codes),
         # whatever FORCE_COLOR or the terminal say: the caller has already decided.
-        self.console = Console(
+        self.console = _console_class()(
             file=stream,
             width=width,
             color_system="standard" if color else None,
@@ -81,7 +242,9 @@ class TableRenderer:
 
     def finish(self, header: dict[str, Any]) -> None:
         if self.records:
-            self.console.print(self._table())
+            # crop=False: on an absurdly narrow terminal the table is wider than the console, and
+            # a long line beats a verdict cut off at the edge.
+            self.console.print(self._table(), crop=False)
             self.console.print()
             for record in self.records:
                 if _has_detail(record):
@@ -100,20 +263,21 @@ class TableRenderer:
         total = self.console.width
         paths = [display_text(str(r.get("path", ""))) for r in self.records]
         verdicts = [str(r.get("verdict", "")) for r in self.records]
-        verdict_w = max(len("verdict"), *(len(v) for v in verdicts))
-        # show_edge=False, pad_edge=False: one padding cell each side between columns plus the
-        # box's vertical separator (three cells per gap, three gaps).
-        room = max(total - verdict_w - _P_WIDTH - 9, _MIN_FILE + _MIN_WHY)
-        longest_path = max(cell_len(p) for p in paths)
-        file_w = max(_MIN_FILE, min(longest_path, room * 2 // 5))  # the reason needs more room
-        why_w = max(_MIN_WHY, room - file_w)
+        verdict_w = max(len("verdict"), *(cell_len(v) for v in verdicts))
+        pad, file_w, why_w = _layout(total, verdict_w, max(cell_len(p) for p in paths))
 
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False,
+                      padding=(0, pad))
+        width = verdict_w + _P_WIDTH + file_w + why_w + 3 * (1 + 2 * pad)
+        if width > total:
+            table.width = width  # wider than the terminal: see _layout
         table.add_column("verdict", width=verdict_w, no_wrap=True)
         table.add_column("p_fake", width=_P_WIDTH, justify="right", no_wrap=True)
-        table.add_column("file", width=file_w, no_wrap=True, overflow="ellipsis")
+        # Pre-wrapped by wrap_path: every line already fits, "fold" is only a safety net.
+        table.add_column("file", width=file_w, overflow="fold")
         table.add_column("why", width=why_w, overflow="fold")
-        for record, path, verdict in zip(self.records, paths, verdicts, strict=True):
+        keeps = distinguishing_suffixes(paths)
+        for record, path, keep, verdict in zip(self.records, paths, keeps, verdicts, strict=True):
             why = _clip(display_text(main_reason(record)), _WHY_MAX_CHARS)
             extra = len(record.get("reasons") or []) - 1
             if extra > 0:
@@ -121,7 +285,7 @@ class TableRenderer:
             table.add_row(
                 Text(verdict, style=BADGE_STYLES.get(verdict, "")),
                 percent(record.get("p_fake")),
-                Text(shorten_left(path, file_w)),
+                Text(wrap_path(shorten_path(path, file_w * _FILE_LINES, keep), file_w)),
                 Text(why),
             )
         return table

@@ -443,3 +443,17 @@ def test_sample_screenshot_is_committed() -> None:
     with Image.open(png) as img:
         assert img.format == "PNG" and img.width >= 1000
 
+
+
+def test_an_undecided_score_is_drawn_on_a_neutral_track(sample_report: Path, samples: list[dict[str, Any]]) -> None:
+    """A red-ended bar under an 'uncertain' card reads as a finding the verdict does not make."""
+    text = sample_report.read_text(encoding="utf-8")
+    cards = re.findall(r'<article class="card"[^>]*data-verdict="([^"]+)"[^>]*>.*?</h3>(<div class="bar[^"]*")?',
+                       text, flags=re.S)
+    assert cards
+    for verdict, bar in cards:
+        if not bar:
+            continue
+        undecided = verdict in ("uncertain", "no-verdict", "error")
+        assert ("undecided" in bar) == undecided, (verdict, bar)
+    assert any(v == "uncertain" for v, _ in cards) and any(v == "ai-generated" for v, _ in cards)

@@ -194,6 +194,7 @@ figcaption { font-size: .78rem; color: var(--muted); margin-top: .25rem; overflo
   background: linear-gradient(90deg, #2e7d32, #f9c513 50%, #c62828); }
 .bar span { position: absolute; top: 0; right: 0; bottom: 0; background: #e6e9ed; }
 .bar.sm { height: .45rem; margin: 0; }
+.bar.undecided { background: #8a96a3; }
 ul { margin: .1rem 0; padding-left: 1.1rem; }
 li { overflow-wrap: anywhere; }
 .sig { font-size: .75rem; font-weight: 700; padding: 0 .35rem; border-radius: 4px; background: #e6e9ed; }
@@ -265,8 +266,10 @@ def _human_bytes(n: Any) -> str:
     return f"{n} B"
 
 
-def _bar(p: float, *, small: bool = False, label: str = "") -> str:
-    cls = "bar sm" if small else "bar"
+def _bar(p: float, *, small: bool = False, label: str = "", decided: bool = True) -> str:
+    # An undecided score gets a plain grey track: a red end would read as a finding the verdict
+    # does not make (an "uncertain" 72% is a ranking hint, not 72% danger).
+    cls = ("bar sm" if small else "bar") + ("" if decided else " undecided")
     aria = f' role="img" aria-label="{_text(label)}"' if label else ""
     # The coloured track is the scale; a grey cover hides the part above p.
     return f'<div class="{cls}"{aria}><span style="width:{100 - p * 100:.1f}%"></span></div>'
@@ -517,7 +520,8 @@ def card_html(index: int, record: dict[str, Any], preview: Preview | None) -> st
     ) if x)
     score = (f'<span class="pct">{percent(p)}</span>' if p is not None
              else '<span class="pct muted">no score</span>')
-    bar = _bar(p, label=f"p_fake {percent(p)}") if p is not None else ""
+    decided = verdict in ("ai-generated", "ai-edited", "likely-ai", "likely-real")
+    bar = _bar(p, label=f"p_fake {percent(p)}", decided=decided) if p is not None else ""
     reasons = record.get("reasons") or []
     reasons_html = ("<h4>Why</h4><ul>" + "".join(f"<li>{_text(r)}</li>" for r in reasons) + "</ul>"
                     if reasons else "")

@@ -152,6 +152,10 @@ class Analyzer:
                 candidate.path, max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels, allow_pixels=cfg.allow_pixels
             )
         except InputError as exc:
+            record.sha256 = exc.facts.get("sha256")
+            record.bytes = exc.facts.get("bytes")
+            if exc.facts.get("mtime_ns") is not None:
+                record.mtime = file_time(exc.facts["mtime_ns"])
             record.add_error(exc.code, exc.message)
             return record.to_dict()
         record.sha256 = media.sha256

@@ -19,9 +19,17 @@ class FakescopeError(Exception):
 
 
 class InputError(FakescopeError):
-    """A file that cannot be analysed. The scan records it and goes on."""
+    """A file that cannot be analysed. The scan records it and goes on.
+
+    `facts` carries what was learnt about the file before it was refused (`bytes`, `mtime_ns`,
+    `sha256`), so that its error record still holds the chain of custody it can.
+    """
 
     code = "input-error"
+
+    def __init__(self, message: str, code: str | None = None, facts: dict | None = None):
+        super().__init__(message, code)
+        self.facts = facts or {}
 
 
 class DetectorUnavailable(FakescopeError):

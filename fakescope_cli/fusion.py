@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakescope_cli.detectors.base import DetectorResult
-from fakescope_cli.evidence.base import EvidenceItem
+from fakescope_cli.evidence.base import EvidenceItem, weak_sign_note
 
 STRONG_P_FAKE = 0.99
 
@@ -84,7 +84,7 @@ def fuse(
     # Editing history says nothing about origin, but an investigator wants to see it.
     found.extend(e.summary for e in evidence if e.signal == "editor")
     if camera:
-        found.append(f"{camera[0].summary} — {_CAMERA_CAVEAT.get(camera[0].source, _CAMERA_CAVEAT['exif'])}")
+        found.append(f"{camera[0].summary} — {weak_sign_note(camera[0])}")
     if verdict in ("uncertain", "no-verdict"):
         # Nothing decided: what the file says about itself is the more telling line (the first
         # reason is the one a table shows), and the score is in p_fake anyway.
@@ -92,17 +92,9 @@ def fuse(
     else:
         reasons.extend(found)
     if not evidence or all(e.signal == "none" for e in evidence):
-        reasons.append("No provenance metadata found; its absence proves nothing.")
+        reasons.append("No provenance metadata found; its absence proves nothing." if unreadable is None else
+                       "No provenance metadata found in what could be read; the file could not be fully analysed.")
     return Fused(verdict, detector_p, reasons)
-
-
-# Why a camera claim never moves p_fake, in the words that fit where the claim was read.
-_CAMERA_CAVEAT = {
-    "exif": "a weak sign: EXIF is easy to forge or strip, so it does not move the score.",
-    "xmp": "a weak sign: XMP is easy to forge or strip, so it does not move the score.",
-    "c2pa": "reported, but it does not move the score: a signed capture claim says who signed, and the "
-            "pixels still decide.",
-}
 
 
 def _pixel_verdict(p: float, thresholds: Thresholds) -> tuple[str, str]:

@@ -21,14 +21,34 @@ from fakescope_cli.errors import InputError
 
 DEFAULT_MAX_PIXELS = 150_000_000  # ~12k x 12k; a decompression bomb is far above this
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
-# Pillow caps text chunks on its own; ours are stricter so one file cannot eat the heap.
-MAX_TEXT_CHUNK = 4 << 20
-MAX_TEXT_MEMORY = 16 << 20
+# PNG text limits handed to Pillow. Its defaults (1 MiB per chunk after inflating) reject real
+# ComfyUI workflows, which can run to several MiB; a file over a limit fails to open at all, and its
+# metadata is lost with it. These stay bounded so that a zTXt/iTXt zip bomb (kilobytes inflating to
+# gigabytes) cannot eat the heap: one chunk inflates to at most MAX_TEXT_CHUNK, all of a file's text
+# together to at most MAX_TEXT_MEMORY.
+MAX_TEXT_MEMORY = 64 << 20
+MAX_TEXT_CHUNK = MAX_TEXT_MEMORY // 2
 
 # Extensions that claim "image": a file with one of these is never silently skipped.
 IMAGE_EXTENSIONS = frozenset(
     "jpg jpeg jpe jfif png apng webp tif tiff gif bmp dib heic heif hif avif".split()
 )
+
+# The formats each image extension promises, for the extension-mismatch warning.
+EXTENSION_FORMATS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("jpg", "jpeg", "jpe", "jfif"), frozenset({"JPEG"})),
+    **dict.fromkeys(("png", "apng"), frozenset({"PNG"})),
+    "webp": frozenset({"WEBP"}),
+    **dict.fromkeys(("tif", "tiff"), frozenset({"TIFF"})),
+    "gif": frozenset({"GIF"}),
+    **dict.fromkeys(("bmp", "dib"), frozenset({"BMP"})),
+    # Phones and converters use .heic/.heif for AVIF-coded HEIF too: both are one container.
+    **dict.fromkeys(("heic", "heif", "hif"), frozenset({"HEIF", "AVIF"})),
+    "avif": frozenset({"AVIF"}),
+}
+# Formats whose files may hold several frames or pages, of which only the first is analysed.
+# (JPEG/MPO previews and HEIF bursts are left out: their first image is the picture itself.)
+MULTI_FRAME_FORMATS = frozenset({"GIF", "PNG", "WEBP", "TIFF"})
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"}
 _AVIF_BRANDS = {b"avif", b"avis"}
@@ -146,10 +166,12 @@ def read_file_readonly(path: str | os.PathLike[str], max_bytes: int) -> tuple[by
         raise _stat_error(path, exc) from None
     if not stat.S_ISREG(st.st_mode):
         raise InputError("not a regular file (FIFO, socket, device or folder)", "not-a-regular-file")
+    # What is known of a refused file still goes into its record's chain of custody.
     if st.st_size == 0:
-        raise InputError("empty file (0 bytes)", "empty-file")
+        raise InputError("empty file (0 bytes)", "empty-file", _EMPTY_FACTS | {"mtime_ns": st.st_mtime_ns})
     if st.st_size > max_bytes:
-        raise InputError(f"file is {st.st_size} bytes, over the {max_bytes}-byte limit", "file-too-large")
+        raise InputError(f"file is {st.st_size} bytes, over the {max_bytes}-byte limit", "file-too-large",
+                         {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         try:
@@ -169,10 +191,14 @@ def read_file_readonly(path: str | os.PathLike[str], max_bytes: int) -> tuple[by
     finally:
         os.close(fd)
     if len(data) > max_bytes:
-        raise InputError(f"file grew past the {max_bytes}-byte limit while reading", "file-too-large")
+        raise InputError(f"file grew past the {max_bytes}-byte limit while reading", "file-too-large",
+                         {"mtime_ns": fst.st_mtime_ns})
     if not data:
-        raise InputError("empty file (0 bytes)", "empty-file")
+        raise InputError("empty file (0 bytes)", "empty-file", _EMPTY_FACTS | {"mtime_ns": fst.st_mtime_ns})
     return data, fst
+
+
+_EMPTY_FACTS = {"bytes": 0, "sha256": hashlib.sha256(b"").hexdigest()}
 
 
 @dataclass
@@ -228,6 +254,26 @@ class Media:
 
         Raises InputError for unsupported or unparseable data.
         """
+        if self._header_error is not None:
+            # Not cached by cached_property (it raised): remember it, so that every reader asking
+            # for `info` does not parse (and maybe inflate) the same bad header again.
+            raise self._header_error
+        try:
+            return self._open_header()
+        except InputError as exc:
+            self._header_error = exc
+            raise
+
+    @property
+    def header_error(self) -> InputError | None:
+        """Why the header cannot be parsed, or None when it can (readers then see `info`)."""
+        try:
+            _ = self.header
+        except InputError as exc:
+            return exc
+        return None
+
+    def _open_header(self) -> Any:
         _prepare_pillow()
         from PIL import Image, UnidentifiedImageError
 
@@ -270,6 +316,40 @@ class Media:
             return dict(self.header.info)
         except InputError:
             return {}
+
+    @cached_property
+    def frame_count(self) -> int | None:
+        """Frames of an animated GIF/WebP/APNG or pages of a TIFF; 1 for a still image; None when
+        the header cannot be parsed or the frames cannot be counted."""
+        if self.format not in MULTI_FRAME_FORMATS:
+            return 1
+        try:
+            header = self.header
+        except InputError:
+            return None
+        if self.format in ("PNG", "WEBP"):
+            return int(getattr(header, "n_frames", 1))  # read from acTL / ANIM when opened: no seeking
+        # GIF and TIFF count by seeking through the file, which would move the shared header image
+        # (and its decoded first frame) along: count on a second, private parse instead.
+        from PIL import Image
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(self.data)) as img:
+                    return int(getattr(img, "n_frames", 1))
+        except Exception:  # a damaged later frame: the first one was still analysed
+            return None
+
+    @property
+    def extension_mismatch(self) -> str | None:
+        """'.jpg' when the name promises a format the bytes are not; None when they agree, the
+        extension is not an image one, or the format is unknown."""
+        suffix = os.path.splitext(self.name)[1].lower()
+        expected = EXTENSION_FORMATS.get(suffix.lstrip("."))
+        if expected is None or self.format is None or self.format in expected:
+            return None
+        return suffix
 
     def check_pixel_limit(self) -> None:
         w, h = self.header.size
@@ -319,4 +399,9 @@ def _decode_error(exc: BaseException) -> InputError:
         return InputError(f"truncated image data: {text}", "truncated")
     if isinstance(exc, MemoryError):
         return InputError("not enough memory to decode the image", "pixel-limit")
+    if "MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text:
+        # Pillow names its own variables; say which of our bounds the file crossed, and why it exists.
+        return InputError(
+            f"PNG text chunks inflate past fakescope's limit ({MAX_TEXT_CHUNK >> 20} MiB per chunk, "
+            f"{MAX_TEXT_MEMORY >> 20} MiB in all; a zip-bomb guard): {text}", "corrupt-image")
     return InputError(f"cannot decode image: {text}", "corrupt-image")

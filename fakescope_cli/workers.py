@@ -19,17 +19,30 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from fakescope_cli.errors import DetectorUnavailable, UsageError
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.inputs import Candidate
-from fakescope_cli.media import display_path
-from fakescope_cli.record import ScanRecord
+from fakescope_cli.media import display_path, read_file_readonly
+from fakescope_cli.record import ScanRecord, file_time
 
 
-def error_record(candidate: Candidate, code: str, message: str, info: dict[str, Any] | None) -> dict[str, Any]:
+def error_record(candidate: Candidate, code: str, message: str, info: dict[str, Any] | None,
+                 max_bytes: int | None = None) -> dict[str, Any]:
+    """The record of a file whose worker was killed (timeout) or crashed on it. Its custody (sha256,
+    size, date) is read again here: reading bytes is safe, it was the analysis that hung or crashed."""
     rec = ScanRecord(path=display_path(candidate.path))
     if info:
         rec.detector_id, rec.detector_version, rec.weights_sha256 = (
             info.get("id"), info.get("version"), info.get("weights_sha256"))
+    if max_bytes is not None:
+        import hashlib
+
+        try:
+            data, st = read_file_readonly(candidate.path, max_bytes)
+        except InputError as exc:
+            data, st = None, None
+            rec.bytes, rec.sha256 = exc.facts.get("bytes"), exc.facts.get("sha256")
+        if data is not None and st is not None:
+            rec.sha256, rec.bytes, rec.mtime = hashlib.sha256(data).hexdigest(), len(data), file_time(st.st_mtime_ns)
     rec.add_error(code, message)
     return rec.to_dict()
 
@@ -231,7 +244,7 @@ class WorkerPool:
 
         def fail(w: _Worker, code: str, message: str) -> _Worker:
             idx, cand = w.tasks.popleft()
-            done[idx] = error_record(cand, code, message, self.detector_info)
+            done[idx] = error_record(cand, code, message, self.detector_info, self.config.max_bytes)
             retry.extendleft(reversed(w.tasks))  # never started: another worker takes them
             w.tasks.clear()
             return self._replace(w)

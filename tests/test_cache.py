@@ -106,6 +106,10 @@ def test_a_cached_result_carries_this_files_own_date_and_obeys_max_bytes(tmp_pat
     capped = run_cli(*args, "--max-bytes", "10", str(ev))
     assert capped.returncode == 3
     assert {r["errors"][0]["code"] for r in jsonl_records(capped.stdout)} == {"file-too-large"}
+    # refused unread, but its size and date are known: custody keeps them (no hash: it was not read)
+    for r in jsonl_records(capped.stdout):
+        assert r["bytes"] == (ev / "000.png").stat().st_size and r["sha256"] is None
+        assert r["custody"]["file_mtime"] in ("2020-01-01T00:00:00Z", "2024-06-01T00:00:00Z")
 
 
 def test_an_unusable_cache_is_a_usage_error_that_names_the_way_out(tmp_path):

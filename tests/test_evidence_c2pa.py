@@ -303,3 +303,72 @@ def test_malformed_jpeg_header_falls_back_to_the_whole_file_search() -> None:
     data[4:6] = b"\x00\x03"  # first segment length now points into its own payload
     assert reader._jpeg_marker(bytes(data)) is None
     assert reader.has_manifest_marker(bytes(data), "JPEG")
+
+
+def _handmade_store(reverse: bool) -> dict[str, Any]:
+    """Active Photoshop edit ← Firefly creation ← a camera photo, plus one manifest nobody references."""
+    iptc = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+    def manifest(gen: str, actions: list[dict[str, Any]], ingredients: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"claim_generator_info": [{"name": gen}], "ingredients": ingredients,
+                "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}]}
+
+    manifests = {
+        "urn:active": manifest("Adobe Photoshop", [
+            {"action": "c2pa.opened"},
+            {"action": "c2pa.edited", "digitalSourceType": iptc + "compositeWithTrainedAlgorithmicMedia",
+             "softwareAgent": {"name": "Adobe Firefly"}},
+            {"action": "c2pa.cropped"},
+        ], [{"title": "fill.jpg", "relationship": "componentOf", "active_manifest": "urn:b-firefly"},
+            {"title": "base.jpg", "relationship": "parentOf", "active_manifest": "urn:a-camera"}]),
+        "urn:b-firefly": manifest("Adobe Firefly", [
+            {"action": "c2pa.created", "digitalSourceType": iptc + "trainedAlgorithmicMedia"}], []),
+        "urn:a-camera": manifest("Camera", [
+            {"action": "c2pa.created", "digitalSourceType": iptc + "digitalCapture"}], []),
+        "urn:0-orphan": manifest("Other", [{"action": "c2pa.resized"}], []),
+    }
+    items = list(manifests.items())
+    if reverse:
+        items.reverse()
+    return {"active_manifest": "urn:active", "manifests": dict(items), "validation_state": "Valid"}
+
+
+def test_chain_details_do_not_depend_on_the_manifest_key_order() -> None:
+    first = reader.assess_store(_handmade_store(reverse=False))
+    second = reader.assess_store(_handmade_store(reverse=True))
+    assert first.to_dict() == second.to_dict()
+    d = first.details
+    # Active manifest first, then its ingredients' manifests in listed order, then unreferenced ones.
+    assert [a["manifest"] for a in d["actions"]] == [
+        "urn:active", "urn:active", "urn:active", "urn:b-firefly", "urn:a-camera", "urn:0-orphan"]
+    assert [a["action"] for a in d["actions"][:3]] == ["c2pa.opened", "c2pa.edited", "c2pa.cropped"]
+    assert [x["manifest"] for x in d["digital_source_types"]] == ["urn:active", "urn:b-firefly", "urn:a-camera"]
+    assert [i["manifest"] for i in d["ingredients"]] == ["urn:b-firefly", "urn:a-camera"]
+
+
+def test_cyclic_ingredient_references_are_ordered_once_each() -> None:
+    store = _handmade_store(reverse=True)
+    store["manifests"]["urn:b-firefly"]["ingredients"] = [{"title": "loop", "active_manifest": "urn:active"}]
+    order = reader._chain_order(reader._Store(store), "urn:active")
+    assert order == ["urn:active", "urn:b-firefly", "urn:a-camera", "urn:0-orphan"]
+
+
+def test_repeated_reads_of_a_real_chain_give_identical_items() -> None:
+    # c2pa-python returns the manifests object in varying key order, even within one process.
+    path = PROV / "c2pa/ocsp.jpg"
+    items = [_one(path).to_dict() for _ in range(12)]
+    assert all(item == items[0] for item in items[1:])
+    actions = items[0]["details"]["actions"]
+    assert actions[0]["manifest"] == items[0]["details"]["active_manifest"]
+    assert actions[-1]["action"] == "c2pa.created"  # the Firefly ingredient's own manifest comes after
+
+
+def test_camera_hint_note_names_content_credentials() -> None:
+    from fakescope_cli.evidence.base import weak_sign_note
+
+    store = _handmade_store(reverse=False)
+    store["active_manifest"] = "urn:a-camera"
+    item = reader.assess_store(store)
+    assert item.signal == "camera"
+    note = weak_sign_note(item)
+    assert "Content Credentials" in note and "EXIF" not in note

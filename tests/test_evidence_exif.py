@@ -191,3 +191,10 @@ def test_truncated_camera_file() -> None:
     for cut in (4, 40, 400, 2000):
         items = exif.read(media_of(data[:cut]))
         json.dumps([i.to_dict() for i in items])
+
+
+def test_camera_hint_note_names_exif() -> None:
+    from fakescope_cli.evidence.base import weak_sign_note
+
+    note = weak_sign_note(by_signal(read_path("jpg/Canon_40D.jpg"), "camera"))
+    assert note == "a weak sign: EXIF is easy to forge or strip, so it does not move the score."

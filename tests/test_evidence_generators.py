@@ -483,3 +483,15 @@ def test_non_image_and_truncated_inputs() -> None:
     data = (SD_PARSERS / "automatic1111_cropped.png").read_bytes()
     for cut in (20, 60, len(data) // 2):
         generators.read(media_of(data[:cut]))  # must not raise
+
+
+def test_text_before_idat_is_read_from_the_bytes_when_the_header_cannot_be_parsed() -> None:
+    data = png_with_text({"parameters": "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 4x4"})
+    ihdr_crc = data.index(b"IHDR") + 4 + 13
+    broken = data[:ihdr_crc] + bytes(b ^ 0xFF for b in data[ihdr_crc:ihdr_crc + 4]) + data[ihdr_crc + 4:]
+    media = media_of(broken)
+    assert media.header_error is not None and media.info == {}
+    item = only_item(generators.read(media))
+    assert item.signal == "ai" and item.details["seed"] == 42
+    # A parseable file keeps reading only the late chunks itself: Pillow already gave the early ones.
+    assert generators._png_late_texts(data) == {}

@@ -250,3 +250,24 @@ def test_malformed_packets_never_raise(tmp_path: Path, packet: str) -> None:
     assert len(items) <= 1
     for item in items:
         assert item.signal in ("editor", "none")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_camera_hint_note_names_xmp_and_iptc_not_exif(tmp_path: Path, fmt: str) -> None:
+    from fakescope_cli.evidence.base import weak_sign_note
+
+    elem = f'<Iptc4xmpExt:DigitalSourceType rdf:resource="{DST}digitalCapture"/>'
+    (item,) = _items(Media.open(_save(tmp_path, fmt, _packet(body_elems=elem))))
+    assert item.signal == "camera"
+    note = weak_sign_note(item)
+    assert "IPTC DigitalSourceType in XMP" in note and "EXIF" not in note
+    assert note.startswith("a weak sign: ") and note.endswith("does not move the score.")
+
+
+def test_camera_firmware_creator_tool_note_names_xmp() -> None:
+    from fakescope_cli.evidence.base import weak_sign_note
+
+    (item,) = _file(EXIF / "jpg/tests/87_OSError.jpg")
+    assert item.signal == "camera"
+    note = weak_sign_note(item)
+    assert "XMP is unsigned text" in note and "IPTC" not in note and "EXIF" not in note

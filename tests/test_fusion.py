@@ -97,9 +97,9 @@ def test_a_camera_claim_is_qualified_in_the_words_of_where_it_was_read():
     xmp = EvidenceItem("xmp", "camera", "XMP declares a digital capture (digitalCapture).")
     signed = EvidenceItem("c2pa", "camera", "Content Credentials record a camera capture.")
     assert "EXIF is easy to forge" in fuse([CAMERA], None, T).reasons[0]
-    assert "XMP is easy to forge" in fuse([xmp], None, T).reasons[0]
+    assert "XMP is unsigned text" in fuse([xmp], None, T).reasons[0] and "EXIF" not in fuse([xmp], None, T).reasons[0]
     said = fuse([signed], DetectorResult(p_fake=0.5), T).reasons[0]
-    assert "forge" not in said and "pixels still decide" in said
+    assert "EXIF" not in said and "Content Credentials can be stripped" in said
     assert fuse([signed], DetectorResult(p_fake=0.9), T).verdict == "likely-ai"
 
 
@@ -107,3 +107,9 @@ def test_no_verdict_says_when_the_pixels_were_not_asked_about():
     f = fuse([CAMERA], None, T, not_asked="metadata only: --no-pixels")
     assert f.verdict == "no-verdict" and "(metadata only: --no-pixels)" in f.reasons[-1]
     assert "(" not in fuse([], None, T).reasons[0]
+
+
+def test_an_unreadable_file_does_not_claim_its_metadata_was_all_read():
+    said = fuse([], None, T, "corrupt-image: x").reasons
+    assert not any(r.startswith("No provenance metadata found;") for r in said)
+    assert any("could not be fully analysed" in r for r in said)

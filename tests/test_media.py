@@ -159,3 +159,110 @@ def test_bad_png_crc_is_reported_as_a_warning(tmp_path):
     q.write_bytes(bytes(head))
     rec = Analyzer(ScanConfig(backend="none")).analyze(Candidate(str(q), True))
     assert rec["verdict"] == "error" and rec["errors"][0]["code"] == "corrupt-image"
+
+
+def _scan(path):
+    from fakescope_cli.analyze import Analyzer, ScanConfig
+    from fakescope_cli.inputs import Candidate
+
+    return Analyzer(ScanConfig(backend="none")).analyze(Candidate(str(path), True))
+
+
+def _comfy_png(tmp_path, pad: int, zip_text: bool):
+    import json
+
+    from PIL import PngImagePlugin
+
+    workflow = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+                "pad": {"class_type": "Note", "inputs": {"text": "x" * pad}}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(workflow), zip=zip_text)
+    p = tmp_path / f"comfy_{'z' if zip_text else 'u'}.png"
+    Image.new("RGB", (64, 64)).save(p, pnginfo=info)
+    return p
+
+
+@pytest.mark.parametrize("zip_text", [True, False])
+def test_large_compressed_comfyui_workflow_is_read_not_called_corrupt(tmp_path, zip_text):
+    # 5 MB of workflow: over Pillow's own 1 MiB chunk default, well under our bound.
+    p = _comfy_png(tmp_path, 5_000_000, zip_text)
+    m = Media.open(p)
+    assert m.header_error is None
+    assert len(m.info["prompt"]) > 5_000_000
+    record = _scan(p)
+    assert record["errors"] == [] and record["verdict"] == "ai-generated"
+    assert [e["details"]["tool"] for e in record["evidence"] if e["source"] == "generator"] == ["ComfyUI"]
+    assert not any("No provenance metadata" in r for r in record["reasons"])
+
+
+def test_text_chunk_limits_stay_bounded():
+    from PIL import PngImagePlugin
+
+    from fakescope_cli import media
+
+    media._prepare_pillow()
+    assert PngImagePlugin.MAX_TEXT_CHUNK == media.MAX_TEXT_CHUNK
+    assert PngImagePlugin.MAX_TEXT_MEMORY == media.MAX_TEXT_MEMORY
+    assert 8 << 20 <= media.MAX_TEXT_CHUNK <= media.MAX_TEXT_MEMORY <= 128 << 20
+
+
+def test_text_bomb_error_names_our_limit_and_is_parsed_once(tmp_path):
+    base = _save(Image.new("RGB", (4, 4)), "PNG")
+    params = b"parameters\0a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 4x4, Model: sd15"
+    bomb = _png_chunk(b"zTXt", b"junk\0\0" + zlib.compress(b"A" * (80 << 20), 9))
+    p = tmp_path / "bomb_text.png"
+    p.write_bytes(base[:33] + _png_chunk(b"tEXt", params) + bomb + base[33:])
+    m = Media.open(p)
+    err = m.header_error
+    assert err is not None and err.code == "corrupt-image" and "zip-bomb guard" in err.message
+    assert m.header_error is err  # remembered: readers asking for `info` do not inflate it again
+    record = _scan(p)
+    # The raw text chunks are still read, and the record says the metadata search was partial.
+    assert record["verdict"] == "ai-generated"
+    assert "metadata-partial" in [w["code"] for w in record["warnings"]]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext", "count", "words"),
+    [("GIF", "gif", 5, "animated GIF with 5 frames"), ("WEBP", "webp", 5, "animated WEBP with 5 frames"),
+     ("PNG", "png", 5, "animated APNG with 5 frames"), ("TIFF", "tiff", 3, "multi-page TIFF with 3 pages")],
+)
+def test_multi_frame_files_warn_that_only_the_first_frame_is_analysed(tmp_path, fmt, ext, count, words):
+    frames = [Image.new("RGB", (24, 24), (40 * i, 200 - 40 * i, 0)) for i in range(count)]
+    p = tmp_path / f"multi.{ext}"
+    frames[0].save(p, format=fmt, save_all=True, append_images=frames[1:])
+    m = Media.open(p)
+    first = np.asarray(m.rgb()).copy()
+    assert m.frame_count == count
+    assert np.array_equal(np.asarray(m.rgb()), first)  # counting did not move the decoded frame
+    record = _scan(p)
+    (warning,) = [w for w in record["warnings"] if w["code"] == "first-frame-only"]
+    assert words in warning["message"] and "only the first" in warning["message"]
+
+
+def test_still_images_and_metadata_only_scans_get_no_frame_warning(tmp_path):
+    p = tmp_path / "still.gif"
+    Image.new("RGB", (8, 8)).save(p)
+    assert Media.open(p).frame_count == 1
+    assert _scan(p)["warnings"] == []
+    from fakescope_cli.evidence import file_warnings
+
+    anim = tmp_path / "anim.gif"
+    Image.new("RGB", (8, 8)).save(anim, save_all=True, append_images=[Image.new("RGB", (8, 8), (9, 9, 9))])
+    assert file_warnings(Media.open(anim, allow_pixels=False)) == []  # nothing was scored at all
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "mismatch"),
+    [("photo.jpg", "PNG", ".jpg"), ("photo.JPEG", "JPEG", None), ("shot.png", "WEBP", ".png"),
+     ("scan.tif", "TIFF", None), ("no_extension", "PNG", None), ("notes.txt", "PNG", None)],
+)
+def test_extension_mismatch(tmp_path, name, fmt, mismatch):
+    p = tmp_path / name
+    p.write_bytes(_save(Image.new("RGB", (8, 8)), fmt))
+    assert Media.open(p).extension_mismatch == mismatch
+    codes = [w for w in _scan(p)["warnings"] if w["code"] == "extension-mismatch"]
+    if mismatch:
+        assert codes == [{"code": "extension-mismatch", "message": f"named {mismatch} but the bytes are {fmt}"}]
+    else:
+        assert codes == []

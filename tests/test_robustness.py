@@ -78,6 +78,10 @@ def test_hostile_folder(tmp_path):
     assert codes["good.jpg"] == [] and recs["good.jpg"]["verdict"] == "no-verdict"
     assert codes["truncated.jpg"] == ["truncated"]
     assert codes["zero.png"] == ["empty-file"]
+    # an error record still carries the custody that could be known (the hash of zero bytes, the date)
+    empty = hashlib.sha256(b"").hexdigest()
+    assert (recs["zero.png"]["sha256"], recs["zero.png"]["bytes"]) == (empty, 0)
+    assert recs["zero.png"]["custody"]["file_mtime"] and recs["bomb.png"]["sha256"]
     assert codes["bomb.png"] == ["pixel-limit"]
     # the decode failure is said once, as the error and the first reason; no pixel reader repeats it
     assert recs["bomb.png"]["warnings"] == []
@@ -153,6 +157,11 @@ def test_file_timeout_kills_only_the_stuck_file(tmp_path, jobs):
     recs = {Path(r["path"]).name: r for r in jsonl_records(proc.stdout)}
     assert list(recs) == ["a.png", "b_slow.png", "c.png", "d_crash.png", "e.png"]
     assert recs["b_slow.png"]["errors"][0]["code"] == "timeout"
+    slow = (tmp_path / "b_slow.png").read_bytes()
+    for name in ("b_slow.png", "d_crash.png"):  # the worker was killed; the parent still hashed the file
+        assert recs[name]["sha256"] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert recs[name]["custody"]["file_mtime"]
+    assert recs["b_slow.png"]["bytes"] == len(slow)
     assert recs["d_crash.png"]["errors"][0]["code"] == "internal-error"
     assert recs["a.png"]["verdict"] == recs["c.png"]["verdict"] == recs["e.png"]["verdict"] == "uncertain"
     assert not recs["c.png"]["errors"] and not recs["e.png"]["errors"]

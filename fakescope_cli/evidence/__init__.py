@@ -34,12 +34,13 @@ def readers() -> list[ModuleType]:
 
 
 def collect(media: Media, pixels_readable: bool = True) -> tuple[list[EvidenceItem], list[dict[str, str]]]:
-    """All evidence for one file, and warnings for readers that could not finish.
+    """All evidence for one file, and warnings: about the file itself (see `file_warnings`) and
+    for readers that could not finish.
 
     `pixels_readable=False` (the decode already failed, and the record says so) skips the readers
     that need pixels instead of repeating that failure as their warning."""
     items: list[EvidenceItem] = []
-    warnings: list[dict[str, str]] = []
+    warnings = file_warnings(media, pixels_readable)
     for module in readers():
         name = module.__name__.rsplit(".", 1)[-1]
         if getattr(module, "NEEDS_PIXELS", False) and not (media.allow_pixels and pixels_readable):
@@ -53,3 +54,29 @@ def collect(media: Media, pixels_readable: bool = True) -> tuple[list[EvidenceIt
                 {"code": f"{name}-reader", "message": f"{name} reader failed: {type(exc).__name__}: {exc}"}
             )
     return items, warnings
+
+
+def file_warnings(media: Media, pixels_readable: bool = True) -> list[dict[str, str]]:
+    """What an investigator should know about how much of the file was looked at."""
+    out: list[dict[str, str]] = []
+    suffix = media.extension_mismatch
+    if suffix is not None:
+        # A renamed file is not proof of anything, but it is a question worth asking.
+        out.append({"code": "extension-mismatch",
+                    "message": f"named {suffix} but the bytes are {media.format}"})
+    if media.header_error is not None:
+        # Readers fall back on the raw bytes (C2PA store, XMP packets, PNG text chunks); EXIF and
+        # anything else only the parsed header gives were not read, so "nothing found" is partial.
+        out.append({"code": "metadata-partial",
+                    "message": "the image header cannot be parsed, so metadata was searched in the raw "
+                               "bytes only (C2PA, XMP, PNG text chunks); EXIF and other header fields "
+                               "were not read"})
+    if media.allow_pixels and pixels_readable:
+        frames = media.frame_count
+        if frames is not None and frames > 1:
+            # The detector and the watermark check see frame 0 only; later frames may differ.
+            what, unit = ("multi-page TIFF", "page") if media.format == "TIFF" else \
+                (f"animated {'APNG' if media.format == 'PNG' else media.format}", "frame")
+            out.append({"code": "first-frame-only",
+                        "message": f"{what} with {frames} {unit}s: only the first {unit} was analysed"})
+    return out

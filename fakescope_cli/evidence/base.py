@@ -31,3 +31,28 @@ class EvidenceItem:
             "summary": self.summary,
             "details": self.details,
         }
+
+
+def weak_sign_note(item: EvidenceItem) -> str:
+    """The clause that follows a camera/capture hint in the reasons, naming what the hint rests on.
+
+    Why: the hint may come from EXIF, from an IPTC DigitalSourceType or CreatorTool in XMP, or from
+    Content Credentials, and each is weak for its own reason; calling them all "EXIF" misleads.
+    """
+    if item.source == "exif":
+        basis = "EXIF is easy to forge or strip"
+    elif item.source == "xmp":
+        from fakescope_cli.evidence.xmp import dst_signal  # lazy: xmp imports this module
+
+        declared = item.details.get("digital_source_type")
+        iptc = isinstance(declared, list) and any(
+            isinstance(v, str) and dst_signal(v) == "camera" for v in declared)
+        # A DigitalSourceType is an IPTC field carried in the XMP packet; CreatorTool is plain XMP.
+        basis = ("the IPTC DigitalSourceType in XMP is unsigned text, easy to forge or strip" if iptc
+                 else "XMP is unsigned text, easy to forge or strip")
+    elif item.source == "c2pa":
+        basis = ("Content Credentials can be stripped, and with no trust list configured anyone can "
+                 "sign a capture claim")
+    else:
+        basis = f"{item.source} metadata is easy to forge or strip"
+    return f"a weak sign: {basis}, so it does not move the score."

@@ -445,9 +445,39 @@ def _validation(store: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[
     return state, unique, sorted(set(filter(None, informational)))
 
 
-def _chain_details(st: _Store) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def _chain_order(st: _Store, active_label: str | None) -> list[str]:
+    """Manifest labels in provenance order: the active manifest, then its ingredients' manifests
+    depth-first in the order each manifest lists them; manifests no ingredient points at come last,
+    sorted by label.
+
+    Why: c2pa-python's `manifests` object has no stable key order between runs, so walking it as
+    given made the record (and anything derived from it) differ from scan to scan.
+    """
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(label: str, depth: int) -> None:
+        if label in seen or label not in st.manifests or depth > MAX_DEPTH:
+            return
+        seen.add(label)
+        order.append(label)
+        for ing in st.manifests[label].get("ingredients") or []:
+            ref = ing.get("active_manifest") if isinstance(ing, dict) else None
+            if isinstance(ref, str):
+                visit(ref, depth + 1)
+
+    if isinstance(active_label, str):
+        visit(active_label, 0)
+    order += sorted(label for label in st.manifests if label not in seen)
+    return order
+
+
+def _chain_details(
+    st: _Store, active_label: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     actions, dsts, ingredients = [], [], []
-    for label, m in st.manifests.items():
+    for label in _chain_order(st, active_label):
+        m = st.manifests[label]
         for a in _actions(m):
             entry: dict[str, Any] = {"manifest": _text(label), "action": _text(a["action"])}
             agent = _agent_name(a.get("softwareAgent"))
@@ -502,7 +532,7 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
 
     sig = active.get("signature_info") if isinstance(active.get("signature_info"), dict) else {}
     signer = {k: _text(sig.get(k)) for k in ("issuer", "common_name", "alg", "cert_serial_number") if sig.get(k)}
-    actions, dsts, ingredients = _chain_details(st)
+    actions, dsts, ingredients = _chain_details(st, active_label)
     truncated = len(failures) > MAX_LIST or len(actions) > MAX_LIST or len(dsts) > MAX_LIST \
         or len(ingredients) > MAX_LIST
     details: dict[str, Any] = {
@@ -530,6 +560,13 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     parts = [_LEADS[signal]]
     if reasons:
         parts[0] += f" ({'; '.join(reasons[:3])})"
+    if not valid:
+        # First, so that a shortened summary (the table's "why") still says the manifest is broken
+        codes = list(dict.fromkeys(f["code"] for f in hard)) or [state]
+        changed = any(c.lower().endswith("hash.mismatch") for c in codes)
+        parts.insert(0, f"Content Credentials FAIL validation ({', '.join(codes[:3])}"
+                        + (" …" if len(codes) > 3 else "") + ")"
+                        + (": the file's bytes changed after signing" if changed else ""))
     who = f"made by {details['generator'] or 'an unnamed generator'}"
     if signer.get("issuer"):
         who += f", signed by {signer['issuer']}"

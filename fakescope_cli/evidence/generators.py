@@ -29,7 +29,7 @@ from typing import Any
 
 from fakescope_cli.errors import InputError
 from fakescope_cli.evidence.base import EvidenceItem
-from fakescope_cli.media import Media
+from fakescope_cli.media import MAX_TEXT_CHUNK, Media
 
 # Pixels are optional (stealth metadata only) and used only when media.allow_pixels.
 NEEDS_PIXELS = False
@@ -38,7 +38,7 @@ SOURCE = "generator"
 MAX_PROMPT = 2000  # characters kept of a prompt / negative prompt
 MAX_FIELD = 256  # characters kept of a model name, sampler …
 MAX_JSON = 2_000_000  # characters: larger JSON is not parsed (the tool is still reported)
-MAX_LATE_TEXT = 4 << 20  # bytes of PNG text chunks read after IDAT
+MAX_LATE_TEXT = MAX_TEXT_CHUNK  # bytes of PNG text read from the raw chunks (Pillow's bound)
 MAX_EXIF_VALUE = 4 << 20  # bytes of one EXIF text value (WebP EXIF may hold whole workflows)
 MAX_STEALTH_BYTES = 1 << 20  # hidden payload, compressed
 MAX_STEALTH_TEXT = 4 << 20  # hidden payload after gunzip
@@ -736,10 +736,12 @@ def _from_texts(texts: dict[str, str], where: str) -> _Finding | None:
 # ---------------------------------------------------------------- PNG chunks after IDAT
 
 
-def _png_late_texts(data: bytes) -> dict[str, str]:
+def _png_late_texts(data: bytes, after_idat_only: bool = True) -> dict[str, str]:
     """tEXt/zTXt/iTXt chunks after the image data: Pillow reads those only on full decode.
 
-    Walks chunk headers only (a seek per chunk); text is bounded in total.
+    With `after_idat_only=False` (Pillow could not parse the header, so it gave no text at all)
+    the chunks before the image data are read too. Walks chunk headers only (a seek per chunk);
+    text is bounded in total.
     """
     out: dict[str, str] = {}
     pos, seen_idat, budget, steps = 8, False, MAX_LATE_TEXT, 0
@@ -756,7 +758,8 @@ def _png_late_texts(data: bytes) -> dict[str, str]:
             seen_idat = True
         elif ctype == b"IEND":
             break
-        elif seen_idat and ctype in (b"tEXt", b"zTXt", b"iTXt") and length <= budget:
+        elif (seen_idat or not after_idat_only) and ctype in (b"tEXt", b"zTXt", b"iTXt") \
+                and length <= budget:
             parsed = _png_text_chunk(ctype, data[body_start:body_end], budget)
             budget -= max(length, len(parsed[1]) if parsed else 0)  # inflated text counts too
             if parsed is None and ctype != b"tEXt":
@@ -1075,7 +1078,8 @@ def read(media: Media) -> list[EvidenceItem]:
         if isinstance(key, str) and isinstance(value, str):
             texts[key] = value
     if fmt == "PNG":
-        for key, value in _png_late_texts(media.data).items():
+        # A header Pillow cannot parse gives no text: then read every text chunk from the bytes.
+        for key, value in _png_late_texts(media.data, after_idat_only=media.header_error is None).items():
             texts.setdefault(key, value)
     comment = _as_text(info.get("comment")) if fmt in ("JPEG", "GIF") else None
     if comment:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -231,10 +232,20 @@ def _guarded(run: Callable[[], Sequence[Any]], n: int) -> list[DetectorResult | 
     """Detector outcomes, with a failing call turned into per-file errors (not a lost run).
     DetectorUnavailable (the model or server is gone) still stops the scan."""
     try:
-        return list(run())
+        return [_checked_score(r) for r in run()]
     except InputError as exc:
         return [exc] * n
     except DetectorUnavailable:
         raise
     except Exception as exc:
         return [InputError(f"{type(exc).__name__}: {exc}", "detector-error")] * n
+
+
+def _checked_score(result: Any) -> DetectorResult | InputError:
+    """A score that is not a probability (NaN from -inf logprobs, a plugin's 1.7) fails that file
+    instead of passing as an `uncertain` verdict that no gate can trip on."""
+    p = getattr(result, "p_fake", None)
+    if isinstance(result, DetectorResult) and p is not None and not (
+            isinstance(p, (int, float)) and math.isfinite(p) and 0.0 <= p <= 1.0):
+        return InputError(f"the detector returned p_fake {p!r}, not a probability in [0, 1]", "detector-error")
+    return result

@@ -39,16 +39,23 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("fakescope", appauthor=False))
 
 
+# Fields of a detector's description that never change a result.
+_IDENTITY_NOT_RESULT = frozenset({"api_key_env"})
+
+
 def result_key(detector_info: dict[str, Any] | None, options: dict[str, Any]) -> str:
     payload = {
         "tool": __version__,
         "record": RECORD_SCHEMA_VERSION,
         "protocol": PROTOCOL_VERSION,
+        # The detector's whole identity, not only id and weights: a checkpoint's manifest (prompts,
+        # label words, calibration: the "protocol" field), its band, quantisation or a server's model
+        # change results too, and an edited fakescope.json must not be answered from the cache.
         "detector": None if detector_info is None else
-        [detector_info.get("id"), detector_info.get("version"), detector_info.get("weights_sha256")],
+        {k: v for k, v in detector_info.items() if k not in _IDENTITY_NOT_RESULT},
         "options": options,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class ResultCache:

@@ -10,7 +10,8 @@ from typing import Any
 from fakescope_cli.analyze import ScanConfig
 from fakescope_cli.evaluate import calibration_from_eval, evaluate, load_labelled, render_eval_text
 from fakescope_cli.inputs import Candidate
-from fakescope_cli.scan import analysis_engine, check_output_target
+from fakescope_cli.output import check_output_target
+from fakescope_cli.scan import analysis_engine
 
 
 @dataclass
@@ -30,8 +31,9 @@ def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | N
     """Return (report, text for the terminal, calibration or None)."""
     items = load_labelled(opts.path)
     candidates = [Candidate(item.path, True) for item in items]
-    for output in (opts.records_out, opts.calibrate, opts.json_out):  # before any work, as scan does
-        check_output_target(output, (c.path for c in candidates))
+    inputs = [opts.path, *(c.path for c in candidates)]  # the labels CSV is an input too
+    for flag, output in (("--records", opts.records_out), ("--calibrate", opts.calibrate), ("--json", opts.json_out)):
+        check_output_target(output, inputs, flag)  # before any work, as scan does
     with analysis_engine(opts.config, len(candidates), opts.jobs, opts.file_timeout) as (info, analyse_all):
         from fakescope_cli.fusion import thresholds_from
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import errno
-import os
 import signal
-import stat
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from fakescope_cli.analyze import Analyzer, ScanConfig
 from fakescope_cli.errors import (
@@ -23,7 +19,7 @@ from fakescope_cli.errors import (
     UsageError,
 )
 from fakescope_cli.inputs import Candidate, InputExpander
-from fakescope_cli.media import display_path
+from fakescope_cli.output import check_output_target, output_stream
 from fakescope_cli.record import count_records, run_header, utc_now
 from fakescope_cli.workers import WorkerPool
 
@@ -77,95 +73,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def check_output_target(output: str | None, inputs: Iterable[str]) -> None:
-    """Refuse, before any work, an -o that would fail only at the end or that names an input.
-
-    A report written over the evidence it describes (arguments swapped, `-o photo.jpg photo.jpg`)
-    would destroy it; comparing device and inode also catches links and other spellings of a path.
-    """
-    if output is None or output == "-":
-        return
-    if os.path.isdir(output):
-        raise UsageError(f"-o {output}: is a folder; name the report file")
-    real = os.path.realpath(output)
-    if os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode):
-        return  # /dev/null, a FIFO: written in place (output_stream), never one of the images
-    folder = os.path.dirname(real)
-    if not os.path.isdir(folder):
-        raise UsageError(f"-o {output}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"-o {output}: cannot write in {folder}")
-    try:
-        target = os.stat(output)
-    except OSError:
-        return  # a new file cannot be one of the inputs
-    for path in inputs:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-            raise UsageError(f"-o {output}: is one of the inputs ({display_path(path)}); fakescope never "
-                             "writes over its input")
-
-
-# What a failing write reports (full disk, quota, read-only file system, I/O error, file too big);
-# other OSErrors in a scan's body are not the report's and pass through unchanged.
-_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.EACCES,
-                           errno.EPERM, errno.ENOENT, errno.EISDIR, errno.ENOTDIR})
-
-
-@contextmanager
-def _writing(where: str) -> Iterator[None]:
-    """A report that cannot be written is a problem with -o or stdout, told in one line (exit 2),
-    not a traceback with exit 1, which a CI script would read as a tripped gate."""
-    try:
-        yield
-    except BrokenPipeError:
-        raise  # the reader went away: the CLI's own exit 141
-    except OSError as exc:
-        if exc.errno not in _WRITE_ERRNOS:
-            raise
-        raise UsageError(f"{where}: cannot write: {exc.strerror or exc}") from None
-
-
-@contextmanager
-def output_stream(output: str | None, fmt: str) -> Iterator[TextIO]:
-    """stdout, or a file. Whole-document formats go through a temp file renamed at the end, so a
-    reader never sees half a JSON/SARIF document; streaming formats write in place."""
-    if output is None or output == "-":
-        with _writing("standard output"):
-            yield sys.stdout
-            sys.stdout.flush()
-        return
-    # A link is written through, not replaced; a device or FIFO (/dev/null, a pipe) cannot be
-    # renamed over, and must not be: it is written in place like a streaming format.
-    real = os.path.realpath(output)
-    special = os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode)
-    where = f"-o {output}"
-    if fmt in ("jsonl", "csv") or special:
-        with _writing(where):
-            with open(output, "w", encoding="utf-8", newline="") as fh:
-                yield fh
-        return
-    with _writing(where):
-        fd, tmp = tempfile.mkstemp(prefix=".fakescope-", suffix=".tmp", dir=os.path.dirname(real))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # a report is shared like any file, not private like mkstemp's 0600
-    try:
-        with _writing(where):
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                yield fh
-            os.replace(tmp, real)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _progress(total: int, enabled: bool) -> Any:

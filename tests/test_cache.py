@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.conftest import jsonl_records, run_cli
@@ -125,3 +126,29 @@ def test_an_unusable_cache_is_a_usage_error_that_names_the_way_out(tmp_path):
         assert proc.returncode == 2, proc.stderr.decode()
         assert b"--no-cache" in proc.stderr and b"Traceback" not in proc.stderr and proc.stdout == b""
     assert (broken / "results-v1.sqlite").read_bytes() == b"not a database at all" * 10
+
+
+def test_an_edited_checkpoint_manifest_misses_the_cache(tmp_path):
+    """The manifest (prompts, label words, calibration) changes results without changing the weights."""
+    photo = tmp_path / "grey.png"
+    Image.new("RGB", (16, 16), (100, 100, 100)).save(photo)
+    manifest = tmp_path / "fakescope.json"
+    manifest.write_text('{"gain": 1.0}')
+    args = ["scan", "-f", "jsonl", "--backend", "tests.plugins.brightness_detector:BrightnessDetector",
+            "--model", str(manifest), "--cache-dir", str(tmp_path / "cache"), str(photo)]
+    first = jsonl_records(run_cli(*args).stdout)[0]
+    assert jsonl_records(run_cli(*args).stdout)[0]["custody"]["from_cache"]
+    manifest.write_text('{"gain": 2.0}')
+    edited = jsonl_records(run_cli(*args).stdout)[0]
+    assert not edited["custody"].get("from_cache")
+    assert edited["p_fake"] == pytest.approx(2 * first["p_fake"], abs=1e-5)
+
+
+def test_the_cache_key_follows_the_detectors_whole_description():
+    import fakescope_cli.cache as cache_mod
+
+    info = {"id": "hf", "version": "1", "weights_sha256": "a" * 64, "protocol": "fakescope-protocol/1+manifest.x"}
+    key = cache_mod.result_key(info, {})
+    assert cache_mod.result_key({**info, "protocol": "fakescope-protocol/1+manifest.y"}, {}) != key
+    assert cache_mod.result_key({**info, "threshold_high": 0.8}, {}) != key
+    assert cache_mod.result_key({**info, "api_key_env": "OTHER"}, {}) == key  # how it is reached, not what

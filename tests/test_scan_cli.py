@@ -250,3 +250,16 @@ def test_missing_or_foreign_backend_options_are_usage_errors():
         assert b"Traceback" not in proc.stderr
     proc = run_cli("ask", photo, "what is this?")  # the default backend, hf, without --model
     assert proc.returncode == 2 and b"--model" in proc.stderr
+
+
+def test_a_score_that_is_not_a_probability_fails_that_file(tmp_path):
+    """NaN or out-of-range p_fake from a backend must not pass as an 'uncertain' no gate trips on."""
+    photo = tmp_path / "grey.png"
+    Image.new("RGB", (16, 16), (100, 100, 100)).save(photo)
+    manifest = tmp_path / "m.json"
+    manifest.write_text('{"gain": -1.0}')
+    proc = run_cli("scan", "-f", "jsonl", "--backend", "tests.plugins.brightness_detector:BrightnessDetector",
+                   "--model", str(manifest), "--fail-above", "0.5", str(photo))
+    rec = jsonl_records(proc.stdout)[0]
+    assert rec["errors"][0]["code"] == "detector-error" and "not a probability" in rec["errors"][0]["message"]
+    assert rec["verdict"] == "error" and rec["p_fake"] is None and proc.returncode == 3

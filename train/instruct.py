@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fakescope_cli.errors import UsageError
+from fakescope_cli.output import refuse_overwriting_inputs
 from fakescope_cli.protocol import Protocol, load_protocol
 
 from .common import LabelledRecord, load_labelled_records
@@ -200,6 +201,7 @@ def build_instruct(source: str | os.PathLike[str], output: str | os.PathLike[str
         raise UsageError(f"{source}: no labelled images")
     protocol = _protocol_from(manifest)
     mix.check(len(protocol.attributes))
+    refuse_overwriting_inputs(os.fspath(output), [os.fspath(source), *(rec.path for rec in items)])
     out_path = Path(output)
     out_dir = out_path.parent.resolve()
     rng = random.Random(seed)

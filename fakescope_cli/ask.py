@@ -7,7 +7,7 @@ from typing import Any
 
 from fakescope_cli.detectors import describe, load_detector
 from fakescope_cli.errors import UsageError
-from fakescope_cli.media import Media
+from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media
 from fakescope_cli.record import utc_now
 
 _NO_LANGUAGE = frozenset({"none", "builtin", "cycle"})
@@ -21,10 +21,15 @@ def ask_image(
     question: str | None,
     advise: bool,
     stream: Callable[[str], None] | None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> dict[str, Any]:
-    if backend in _NO_LANGUAGE:  # a wrong option: refused before any file is read or model loaded
+    # Wrong arguments are refused before any file is read or model loaded (minutes for a large one).
+    if not advise and (question is None or not question.strip()):
+        raise UsageError("the question is empty")
+    if backend in _NO_LANGUAGE:
         raise UsageError(f"backend {backend!r} cannot answer questions; use hf, gguf or server")
-    media = Media.open(image)
+    media = Media.open(image, max_bytes=max_bytes, max_pixels=max_pixels)
     media.pixels()  # fail early, with the file's own error, before loading a model
     detector = load_detector(backend, options)
     if detector is None or not hasattr(detector, "ask"):

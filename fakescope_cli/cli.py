@@ -115,6 +115,13 @@ TopLogprobsOpt = Annotated[int | None, typer.Option("--top-logprobs", min=1, met
 ManifestOpt = Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")]
 QuantizeOpt = Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")]
 DeviceOpt = Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")]
+BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Images per detection batch (hf).")]
+TrustPickleOpt = Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")]
+TrustRemoteCodeOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")]
+MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, metavar="N", help="Refuse to decode images with more pixels (bomb guard).")]
+MaxBytesOpt = Annotated[int, typer.Option("--max-bytes", min=1, metavar="N", help="Refuse files larger than this.")]
+DEFAULT_MAX_PIXELS = 150_000_000  # media.DEFAULT_MAX_PIXELS; not imported: --help stays light
+DEFAULT_MAX_BYTES = 1 << 30  # media.DEFAULT_MAX_BYTES
 
 
 def _version_callback(value: bool) -> None:
@@ -134,7 +141,10 @@ def _root(
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"fakescope: {message}", err=True)
+    from fakescope_cli.text import terminal_text
+
+    # Messages quote servers, models and file names: none of them may steer the terminal.
+    typer.echo(f"fakescope: {terminal_text(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -173,12 +183,12 @@ def scan(
     manifest: ManifestOpt = None,
     quantize: QuantizeOpt = None,
     device: DeviceOpt = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Images per detection batch (hf).")] = None,
+    batch_size: BatchSizeOpt = None,
     attributes: Annotated[bool | None, typer.Option("--attributes/--no-attributes", help="Score the 14 forgery attributes (multimodal backends).")] = None,
     explain: Annotated[bool | None, typer.Option("--explain", help="Add a reasoning text per image (multimodal backends).")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, metavar="N", help="Length limit of explanations.")] = None,
-    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")] = False,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")] = False,
+    trust_pickle: TrustPickleOpt = False,
+    trust_remote_code: TrustRemoteCodeOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the backend's own log output (llama.cpp, transformers).")] = False,
     no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Scan only shard K of N (deterministic by path hash); combine with `fakescope merge`.")] = None,
@@ -186,8 +196,8 @@ def scan(
     calibration: Annotated[Path | None, typer.Option("--calibration", metavar="FILE", help="Threshold file from `fakescope eval --calibrate`.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help=JOBS_HELP)] = 0,
     file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, metavar="SEC", help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", min=1, metavar="N", help="Refuse to decode images with more pixels (bomb guard).")] = 150_000_000,
-    max_bytes: Annotated[int, typer.Option("--max-bytes", min=1, metavar="N", help="Refuse files larger than this.")] = 1 << 30,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
@@ -266,30 +276,40 @@ def ask(
     manifest: ManifestOpt = None,
     quantize: QuantizeOpt = None,
     device: DeviceOpt = None,
+    trust_pickle: TrustPickleOpt = False,
+    trust_remote_code: TrustRemoteCodeOpt = False,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, metavar="N", help="Length limit of the answer.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming text.")] = False,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the answer text.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the backend's own log output.")] = False,
 ) -> None:
-    """Ask a multimodal detector a free-form question about one image (answer streamed)."""
+    """Ask a multimodal detector a free-form question about one image. The answer is printed as it is
+    generated (hf, gguf) or whole when it arrives (server)."""
     import json
 
     from fakescope_cli.ask import ask_image
     from fakescope_cli.errors import InputError, UsageError
+    from fakescope_cli.scan import sigterm_as_interrupt
+    from fakescope_cli.text import terminal_text
 
     if advise == (question is not None):
         raise _fail("give a QUESTION or --advise (not both)", EXIT_USAGE)
     options = _backend_options(model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
                                device=device.value if device else None, max_tokens=max_tokens,
+                               trust_pickle=trust_pickle or None, trust_remote_code=trust_remote_code or None,
                                verbose=verbose or None,
                                **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest))
 
     def stream(delta: str) -> None:
-        sys.stdout.write(delta)
+        # Model text is untrusted: escape controls (per piece; an escape split across pieces is still shown).
+        sys.stdout.write(terminal_text(delta))
         sys.stdout.flush()
 
     try:
-        result = ask_image(image, backend, options, question=question, advise=advise,
-                           stream=None if json_out else stream)
+        with sigterm_as_interrupt():  # a hung server or a long generation ends with 130, as promised
+            result = ask_image(image, backend, options, question=question, advise=advise,
+                               stream=None if json_out else stream, max_pixels=max_pixels, max_bytes=max_bytes)
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except DetectorUnavailable as exc:
@@ -327,10 +347,13 @@ def models_inspect(
     """What `scan` will use for a checkpoint: architecture, quantisation, manifest, weights sha256."""
     import json
 
+    from fakescope_cli.errors import UsageError
     from fakescope_cli.models_inspect import inspect_model
 
     try:
         info = inspect_model(path, mmproj=mmproj, trust_pickle=trust_pickle, hash_weights=not no_hash)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
     typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
@@ -492,7 +515,7 @@ def data_build_cmd(
 
             table = load_recipe(recipe, "data")
             given = {k for k in mix if _option_given(ctx, k)}
-            mix.update({k: int(v) for k, v in table.items() if k in mix and k not in given})
+            mix.update({k: _recipe_count(k, v) for k, v in table.items() if k in mix and k not in given})
         stats = build_instruct(
             path, output, seed=seed, absolute_paths=absolute_paths, manifest=manifest, shuffle=shuffle,
             mix=TaskMix(detect=mix["detect"], attributes=mix["attributes"], explain=mix["explain"],
@@ -502,6 +525,26 @@ def data_build_cmd(
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     typer.echo(json.dumps(stats, ensure_ascii=False))
+
+
+def _recipe_count(key: str, value: object) -> int:
+    """A [data] recipe value as --detect/--attributes/--explain take it; a bad one is a usage error
+    worded as `train lmm` words its recipe's (not a traceback from int())."""
+    from fakescope_cli.errors import UsageError
+
+    if key == "explain":  # a switch: true/false, or 0/1 written by hand
+        if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+            return int(value)
+        raise UsageError(f"explain: {value!r} is not a valid bool")
+    try:
+        if isinstance(value, bool) or not float(value).is_integer():  # type: ignore[arg-type]
+            raise ValueError
+        count = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{key}: {value!r} is not a valid int") from None
+    if count < 0:
+        raise UsageError(f"{key}: {value!r} must be 0 or more")
+    return count
 
 
 def _option_given(ctx: typer.Context, name: str) -> bool:
@@ -520,8 +563,8 @@ def merge(
     """Merge shard outputs into one report with one run header (sorted by path, duplicates dropped)."""
     from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK, UsageError
     from fakescope_cli.merge import merge_files
+    from fakescope_cli.output import check_output_target, output_stream
     from fakescope_cli.render import make_renderer
-    from fakescope_cli.scan import check_output_target, output_stream
 
     try:
         merged = merge_files(inputs, sys.argv[1:])
@@ -556,6 +599,11 @@ def eval_cmd(
     retries: RetriesOpt = None,
     top_logprobs: TopLogprobsOpt = None,
     manifest: ManifestOpt = None,
+    quantize: QuantizeOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchSizeOpt = None,
+    trust_pickle: TrustPickleOpt = False,
+    trust_remote_code: TrustRemoteCodeOpt = False,
     threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
     json_out: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to FILE (- for stdout).")] = None,
     records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,
@@ -569,13 +617,18 @@ def eval_cmd(
     from fakescope_cli.analyze import ScanConfig
     from fakescope_cli.errors import UsageError
     from fakescope_cli.eval_run import EvalOptions, run_eval
+    from fakescope_cli.scan import sigterm_as_interrupt
 
     config = ScanConfig(backend=backend, backend_options=_backend_options(
-        model=model, mmproj=mmproj, **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest)))
+        model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
+        device=device.value if device else None, batch_size=batch_size, trust_pickle=trust_pickle or None,
+        trust_remote_code=trust_remote_code or None,
+        **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest)))
     try:
-        report, text, calibration = run_eval(EvalOptions(
-            path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,
-            target_fpr=target_fpr, records_out=records_out, json_out=json_out))
+        with sigterm_as_interrupt():  # as scan: SIGTERM (a CI timeout, `kill`) ends with 130
+            report, text, calibration = run_eval(EvalOptions(
+                path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,
+                target_fpr=target_fpr, records_out=records_out, json_out=json_out))
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fakescope_cli.errors import DetectorUnavailable
-from fakescope_cli.protocol import MANIFEST_NAME, find_manifest, load_protocol
+from fakescope_cli.protocol import MANIFEST_NAME, Protocol, find_manifest, load_protocol
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 GGUF_MAGIC = b"GGUF"
@@ -89,6 +89,21 @@ def combined_sha256(files: list[Path]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def read_hf_config(model_dir: Path) -> dict[str, Any]:
+    """A checkpoint's config.json as a dict. A file that is not a JSON object is a broken checkpoint:
+    DetectorUnavailable naming the file (as a bad fakescope.json is), never a parser traceback."""
+    path = model_dir / "config.json"
+    try:
+        cfg = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DetectorUnavailable(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DetectorUnavailable(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise DetectorUnavailable(f"{path}: not a JSON object (a transformers config is one)")
+    return cfg
+
+
 def hf_weight_files(model_dir: Path, *, trust_pickle: bool = False) -> tuple[list[Path], str]:
     """The weight files transformers will read from `model_dir`, and their format.
 
@@ -158,6 +173,33 @@ def read_gguf_header(path: Path) -> dict[str, Any]:
     return info
 
 
+def mmproj_candidates(model: Path) -> list[Path]:
+    """Projectors beside a GGUF model that `--mmproj` may be left out for: `*mmproj*.gguf` in its
+    folder, the model itself excluded (a model file whose name holds "mmproj" is not its own projector)."""
+    here = model.resolve()
+    return sorted(p for p in model.parent.glob("*mmproj*.gguf") if p.resolve() != here)
+
+
+def resolve_mmproj(model: Path, mmproj: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
+    """The projector the gguf backend uses with `model`, and how it was chosen: the one given, else
+    the only candidate beside the model; (None, why) when there is none or more than one. The one
+    rule for `scan` and `models inspect`, so that both hash the same files."""
+    if mmproj is not None:
+        return Path(mmproj), "--mmproj"
+    found = mmproj_candidates(model)
+    if len(found) == 1:
+        return found[0], "found beside the model"
+    if not found:
+        return None, "none given and none found beside the model (*mmproj*.gguf)"
+    return None, f"several beside the model ({', '.join(p.name for p in found)}); choose one with --mmproj"
+
+
+def weights_identity(files: list[Path]) -> str:
+    """The weights_sha256 that `scan` records and a manifest pins, for the resolved weight files:
+    the transformers weight files of a checkpoint, or a GGUF model plus its projector."""
+    return combined_sha256(files)
+
+
 def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str] | None = None,
                   trust_pickle: bool = False, hash_weights: bool = True) -> dict[str, Any]:
     """Everything `models inspect` shows, as a JSON-ready dict. Raises DetectorUnavailable for a path
@@ -165,6 +207,7 @@ def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str
     p = Path(path)
     protocol = load_protocol(p)
     out: dict[str, Any] = {"path": str(p)}
+    complete = True  # False: scan cannot run on this as given, so there is no identity to show
     if p.is_file() and p.suffix.lower() == ".gguf" or (p.is_file() and _is_gguf(p)):
         out["backend"] = "gguf"
         header = read_gguf_header(p)
@@ -173,18 +216,24 @@ def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str
         out["quantization"] = _gguf_quant(meta, header.get("tensor_types", {}))
         out["gguf"] = header
         files = [p]
-        if mmproj is not None:
-            mp = Path(mmproj)
+        mp, how = resolve_mmproj(p, mmproj)
+        if mp is not None:
             mh = read_gguf_header(mp)
-            out["mmproj"] = {"path": str(mp), "projector_type": mh.get("metadata", {}).get("clip.projector_type"),
+            mmeta = mh.get("metadata", {})
+            out["mmproj"] = {"path": str(mp), "chosen": how, "architecture": mmeta.get("general.architecture"),
+                             "projector_type": mmeta.get("clip.projector_type"),
                              "tensor_types": mh.get("tensor_types")}
             files.append(mp)
+        else:
+            complete = False
+            out["mmproj"] = {"path": None, "chosen": f"{how}: scan needs --mmproj PROJECTOR.gguf"}
         fmt = "gguf"
     else:
         files, fmt = hf_weight_files(p, trust_pickle=trust_pickle)
-        cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        cfg = read_hf_config(p)
         mtype = cfg.get("model_type")
-        family, cls = KNOWN_ARCHITECTURES.get(mtype, ("auto", "AutoModelForImageTextToText"))
+        family, cls = KNOWN_ARCHITECTURES.get(mtype if isinstance(mtype, str) else "",
+                                              ("auto", "AutoModelForImageTextToText"))
         out["backend"] = "hf"
         out["architecture"] = {
             "model_type": mtype, "architectures": cfg.get("architectures"), "family": family,
@@ -192,12 +241,13 @@ def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str
         }
         qc = cfg.get("quantization_config")
         out["quantization"] = qc if qc else "none (quantise at load with --quantize 4bit|8bit)"
-        text = cfg.get("text_config") or {}
+        text = cfg.get("text_config")
+        text = text if isinstance(text, dict) else {}
         out["text_model"] = {k: text.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers",
                                                        "vocab_size") if k in text}
         has_template = any((p / n).is_file() for n in ("chat_template.jinja", "chat_template.json"))
         if not has_template and (p / "tokenizer_config.json").is_file():
-            has_template = "chat_template" in (p / "tokenizer_config.json").read_text(encoding="utf-8")
+            has_template = "chat_template" in (p / "tokenizer_config.json").read_text(encoding="utf-8", errors="replace")
         out["chat_template"] = "manifest" if protocol.chat_template else ("checkpoint" if has_template else "missing")
     out["weights_format"] = fmt
     out["weights"] = [
@@ -205,10 +255,30 @@ def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str
         for f in files
     ]
     if hash_weights:
-        out["weights_sha256"] = combined_sha256(files)
+        # What scan records (and a manifest pins): the same files, the same function. Without a
+        # projector scan refuses the model, so a model-only digest would only mislead a pin.
+        out["weights_sha256"] = weights_identity(files) if complete else None
+    out["weights_pin"] = _check_pin(protocol, out.get("weights_sha256"), hash_weights, complete)
     out["manifest"] = str(find_manifest(p)) if find_manifest(p) else f"none (no {MANIFEST_NAME}; defaults apply)"
     out["protocol"] = protocol.describe()
     return out
+
+
+def _check_pin(protocol: Protocol, actual: str | None, hashed: bool, complete: bool) -> str:
+    """The manifest's weights_sha256 pin as scan applies it. A mismatch raises (exit 4, as scan
+    refuses the checkpoint) rather than printing a report of weights scan would not use."""
+    pin = protocol.weights_sha256
+    if pin is None:
+        return f"none (no weights_sha256 in {MANIFEST_NAME})"
+    if not hashed:
+        return "not checked (--no-hash)"
+    if not complete:
+        return "not checked (no projector: scan cannot run as given)"
+    try:
+        protocol.verify_weights(actual)
+    except DetectorUnavailable as exc:
+        raise DetectorUnavailable(f"weights pin fails, so scan refuses this checkpoint: {exc}") from None
+    return "ok (the weights match the manifest's weights_sha256)"
 
 
 def _is_gguf(p: Path) -> bool:

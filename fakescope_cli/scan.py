@@ -58,7 +58,7 @@ class _Interrupted(Exception):
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a CI timeout, `kill`) ends the scan the same orderly way Ctrl-C does."""
 
     def handler(signum: int, frame: Any) -> None:
@@ -248,7 +248,7 @@ def run_scan(opts: RunOptions) -> RunResult:
     interrupted = False
     lost: DetectorUnavailable | None = None
 
-    with _sigterm_as_interrupt(), analysis_engine(
+    with sigterm_as_interrupt(), analysis_engine(
         opts.config, len(candidates), opts.jobs, opts.file_timeout
     ) as (detector_info, analyse_all):
         _check_calibration(opts, detector_info)

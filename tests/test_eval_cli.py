@@ -92,3 +92,68 @@ def test_eval_exits_3_when_some_images_could_not_be_scored_and_checks_outputs_fi
         proc = run_cli("eval", str(tmp_path / "set"), "--backend", BRIGHT, flag, str(tmp_path / "no" / "r.json"))
         assert proc.returncode == 2 and b"does not exist" in proc.stderr and b"Traceback" not in proc.stderr
     assert image.read_bytes() == kept
+
+
+def test_eval_and_data_build_never_write_over_their_labels_file(tmp_path):
+    _labelled(tmp_path / "set")
+    rows = ["path,label"] + [f"{p},{'fake' if 'fake' in p.parts else 'real'}" for p in sorted((tmp_path / "set").rglob("*.png"))]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(str(r) for r in rows) + "\n")
+    kept = labels.read_bytes()
+    for flag in ("--json", "--records", "--calibrate"):
+        proc = run_cli("eval", str(labels), "--backend", BRIGHT, flag, str(labels))
+        assert proc.returncode == 2 and flag.encode() in proc.stderr and b"one of the inputs" in proc.stderr, flag
+    image = sorted((tmp_path / "set").rglob("*.png"))[0]
+    image_bytes = image.read_bytes()
+    for target in (labels, image):
+        proc = run_cli("data", "build", str(labels), "-o", str(target), "--no-evidence")
+        assert proc.returncode == 2 and b"one of the inputs" in proc.stderr, (target, proc.stderr.decode()[-400:])
+    assert labels.read_bytes() == kept and image.read_bytes() == image_bytes
+
+
+def test_sigterm_stops_eval_waiting_on_a_hung_server(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.server_harness import FaultServer, wait_for
+
+    _labelled(tmp_path / "set")
+    top = [{"token": "fake", "logprob": -0.2}, {"token": "real", "logprob": -1.8}]
+    answer = {"object": "chat.completion", "model": "tiny", "choices": [{
+        "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fake"},
+        "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
+    # The start-up check is answered at once; every image then waits 30 s.
+    with FaultServer(answer, script=[(200, {}, None, 0.0)], delay=30.0) as fs:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fakescope_cli", "eval", str(tmp_path / "set"), "--backend", "server",
+             "--url", fs.url, "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert wait_for(lambda: fs.in_flight == 2, timeout=60)
+            t = time.monotonic()
+            proc.terminate()
+            _out, err = proc.communicate(timeout=20)
+            stopped_in = time.monotonic() - t
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130 and b"interrupted" in err, (proc.returncode, err)
+    assert stopped_in < 5
+
+
+def test_data_build_recipe_value_of_the_wrong_type_is_a_usage_error(tmp_path):
+    import pytest
+
+    pytest.importorskip("fakescope_train.instruct")
+    _labelled(tmp_path / "set")
+    for body, message in (('detect = "lots"', b"detect: 'lots' is not a valid int"),
+                          ("attributes = 2.5", b"attributes: 2.5 is not a valid int"),
+                          ('explain = "yes"', b"explain: 'yes' is not a valid bool")):
+        recipe = tmp_path / "r.toml"
+        recipe.write_text(f"[data]\n{body}\n")
+        proc = run_cli("data", "build", str(tmp_path / "set"), "-o", str(tmp_path / "out.jsonl"),
+                       "--recipe", str(recipe))
+        assert proc.returncode == 2 and message in proc.stderr and b"Traceback" not in proc.stderr, proc.stderr
+    recipe.write_text("[data]\ndetect = 2\nexplain = false\n")
+    proc = run_cli("data", "build", str(tmp_path / "set"), "-o", str(tmp_path / "out.jsonl"), "--recipe", str(recipe))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["tasks"]["detect"] == 24, proc.stderr

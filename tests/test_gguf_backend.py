@@ -16,16 +16,19 @@ pytest.importorskip("transformers")
 
 from fakescope_cli.detectors.gguf import GGUFDetector  # noqa: E402
 from fakescope_cli.detectors.hf import HFDetector  # noqa: E402
-from fakescope_cli.errors import DetectorUnavailable, InputError  # noqa: E402
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError  # noqa: E402
 from fakescope_cli.media import Media  # noqa: E402
 from fakescope_cli.models_inspect import inspect_model  # noqa: E402
 from fakescope_cli.protocol import ASPECTS  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
 from tests.tiny_models import (  # noqa: E402
     cached_build,
     cached_gguf,
+    convert_to_gguf,
     make_images,
     make_square_image,
     session_models_dir,
+    write_manifest,
 )
 
 
@@ -186,9 +189,12 @@ def test_models_inspect_gguf(built: dict[str, tuple[Path, Path, Path]], monkeypa
 
 def test_cli_options_that_do_not_apply(built: dict[str, tuple[Path, Path, Path]]) -> None:
     _, model, mmproj = built["llava"]
-    with pytest.raises(DetectorUnavailable, match="--quantize is for --backend hf"):
+    # Options wrong for this backend are usage errors (exit 2), as with every backend.
+    with pytest.raises(UsageError, match="--quantize is for --backend hf"):
         gdet(model, mmproj, quantize="4bit")
-    with pytest.raises(DetectorUnavailable, match="--model"):
+    with pytest.raises(UsageError, match="--device"):
+        gdet(model, mmproj, device="tpu")
+    with pytest.raises(UsageError, match="--model"):
         gdet(None, mmproj)
     g = gdet(model=model, mmproj=mmproj, device="cpu", quantize="none", trust_pickle=True, batch_size=4)
     assert g.n_gpu_layers == 0
@@ -197,7 +203,83 @@ def test_cli_options_that_do_not_apply(built: dict[str, tuple[Path, Path, Path]]
     if not llama_cpp.llama_supports_gpu_offload():
         with pytest.raises(DetectorUnavailable, match="GGML_CUDA"):
             gdet(model, mmproj, device="cuda")
-    with pytest.raises(DetectorUnavailable, match="--mmproj is for --backend gguf"):
+    with pytest.raises(UsageError, match="--mmproj is for --backend gguf"):
         HFDetector(built["llava"][0], mmproj=mmproj)
-    with pytest.raises(DetectorUnavailable, match="--model"):
+    with pytest.raises(UsageError, match="--model"):
         HFDetector()
+
+
+# ------------------------------------------------------------------------- user-study regressions
+
+
+def test_foreign_options_exit_2_on_every_backend(built: dict[str, tuple[Path, Path, Path]], tmp_path: Path) -> None:
+    hf_dir, model, mmproj = built["llava"]
+    image = make_square_image(tmp_path / "sq.png", 32)
+    runs = {
+        "gguf --quantize": ("-b", "gguf", "-m", str(model), "--mmproj", str(mmproj), "--quantize", "4bit"),
+        "server --quantize": ("-b", "server", "--url", "http://127.0.0.1:9", "--quantize", "4bit"),
+        "hf --mmproj": ("-b", "hf", "-m", str(hf_dir), "--mmproj", str(mmproj)),
+        "server --mmproj": ("-b", "server", "--url", "http://127.0.0.1:9", "--mmproj", str(mmproj)),
+    }
+    for what, args in runs.items():
+        res = run_cli("scan", *args, str(image))
+        err = res.stderr.decode()
+        assert res.returncode == 2, (what, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (what, err)
+
+
+def test_inspect_hashes_the_projector_scan_picks_up(built: dict[str, tuple[Path, Path, Path]],
+                                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAKESCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    _, model0, mmproj0 = built["llava"]
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    model, mmproj = folder / "model.gguf", folder / "mmproj.gguf"
+    shutil.copy(model0, model)
+    shutil.copy(mmproj0, mmproj)
+    info = inspect_model(model)  # no --mmproj: the projector beside the model, as scan finds it
+    assert info["mmproj"]["path"] == str(mmproj) and info["mmproj"]["chosen"] == "found beside the model"
+    assert info["mmproj"]["projector_type"] == "mlp"
+    assert [w["file"] for w in info["weights"]] == ["model.gguf", "mmproj.gguf"]
+    g = gdet(model)
+    assert g.mmproj_path == mmproj and g.weights_sha256 == info["weights_sha256"]
+    assert inspect_model(model, mmproj=mmproj)["weights_sha256"] == info["weights_sha256"]
+    # Pinning the digest inspect printed: scan accepts the checkpoint and inspect says the pin holds.
+    write_manifest(folder, {"schema": "fakescope-manifest/1", "weights_sha256": info["weights_sha256"]})
+    assert gdet(model).weights_sha256 == info["weights_sha256"]
+    assert inspect_model(model)["weights_pin"].startswith("ok")
+    shown = run_cli("models", "inspect", str(model))
+    assert shown.returncode == 0, shown.stderr.decode()
+    assert json.loads(shown.stdout)["mmproj"]["path"] == str(mmproj)
+    # No projector beside it: scan cannot run, so inspect shows no digest to pin (not the model's alone).
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(model0, lone / "model.gguf")
+    alone = inspect_model(lone / "model.gguf")
+    assert alone["mmproj"]["path"] is None and "--mmproj" in alone["mmproj"]["chosen"]
+    assert alone["weights_sha256"] is None
+    # Two candidates: neither is guessed, by scan or inspect.
+    shutil.copy(mmproj0, folder / "mmproj-other.gguf")
+    assert inspect_model(model)["mmproj"]["path"] is None
+    with pytest.raises(DetectorUnavailable, match="several"):
+        gdet(model)
+
+
+def test_nan_logits_are_a_per_file_detector_error(built: dict[str, tuple[Path, Path, Path]],
+                                                  medias: dict[str, Media], tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    hf_dir = tmp_path / "nanhead"
+    shutil.copytree(built["llava"][0], hf_dir)
+    tensors = load_file(hf_dir / "model.safetensors")
+    head = next(k for k in tensors if k.endswith("lm_head.weight"))
+    tensors[head] = torch.full_like(tensors[head], float("nan"))  # every logit NaN
+    save_file(tensors, hf_dir / "model.safetensors", metadata={"format": "pt"})
+    model, mmproj = convert_to_gguf(hf_dir, tmp_path / "nanhead-gguf")
+    g = gdet(model, mmproj, attributes=True)
+    with pytest.raises(InputError, match="NaN or infinite") as info:
+        g.analyze(medias["square32"])
+    assert info.value.code == "detector-error"
+    out = g.analyze_batch([medias["square32"], medias["varied0"]])
+    assert all(isinstance(r, InputError) and r.code == "detector-error" for r in out)

@@ -20,10 +20,11 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from fakescope_cli.detectors.hf import HFDetector  # noqa: E402
-from fakescope_cli.errors import DetectorUnavailable, InputError  # noqa: E402
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError  # noqa: E402
 from fakescope_cli.media import Media  # noqa: E402
 from fakescope_cli.models_inspect import inspect_model  # noqa: E402
 from fakescope_cli.protocol import ASPECTS, ATTRIBUTE_TEMPLATE, DETECT_PROMPT  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
 from tests.tiny_models import cached_build, make_images, session_models_dir, write_manifest  # noqa: E402
 
 FAKE_TOKENS = ["fake", "Ġfake", "Fake", "ĠFake"]  # byte-level BPE spelling of the label variants
@@ -324,7 +325,7 @@ def test_clear_errors_for_wrong_inputs(models: dict[str, Path], tmp_path: Path) 
     noweights = _copy_without_weights(models["llava"], tmp_path / "noweights")
     with pytest.raises(DetectorUnavailable, match="no weights"):
         HFDetector(noweights)
-    with pytest.raises(DetectorUnavailable, match="--quantize"):
+    with pytest.raises(UsageError, match="--quantize"):  # a bad option value: the command line's fault
         HFDetector(models["llava"], quantize="3bit")
     if not torch.cuda.is_available():
         with pytest.raises(DetectorUnavailable, match="CUDA"):
@@ -341,3 +342,98 @@ def test_clear_errors_for_wrong_inputs(models: dict[str, Path], tmp_path: Path) 
     (corrupt / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
     with pytest.raises(DetectorUnavailable, match="cannot load"):
         HFDetector(corrupt)
+
+
+# ------------------------------------------------------------------------- user-study regressions
+
+
+def _one_line_error(res: Any, code: int, needle: str) -> None:
+    err = res.stderr.decode()
+    assert res.returncode == code, err
+    assert "Traceback" not in err and needle in err, err
+    assert len(err.strip().splitlines()) == 1, err  # one line, naming the problem
+
+
+def test_malformed_config_json_is_one_line_exit_4(models: dict[str, Path], images: list[Path], tmp_path: Path) -> None:
+    bad = tmp_path / "badcfg"
+    shutil.copytree(models["llava"], bad)
+    (bad / "config.json").write_text("{oops", encoding="utf-8")
+    with pytest.raises(DetectorUnavailable, match=r"config\.json: not valid JSON"):
+        HFDetector(bad, device="cpu")
+    with pytest.raises(DetectorUnavailable, match=r"config\.json: not valid JSON"):
+        inspect_model(bad)
+    labelled = tmp_path / "set"
+    for label, img in (("real", images[0]), ("fake", images[1])):
+        (labelled / label).mkdir(parents=True)
+        shutil.copy(img, labelled / label / img.name)
+    for args in (("scan", "-b", "hf", "-m", str(bad), str(images[0])),
+                 ("ask", "-b", "hf", "-m", str(bad), str(images[0]), "what is this?"),
+                 ("eval", str(labelled), "-b", "hf", "-m", str(bad)),
+                 ("models", "inspect", str(bad))):
+        _one_line_error(run_cli(*args), 4, "config.json: not valid JSON")
+    (bad / "config.json").write_text("[1, 2]", encoding="utf-8")  # JSON, but not a config
+    with pytest.raises(DetectorUnavailable, match="not a JSON object"):
+        HFDetector(bad, device="cpu")
+
+
+def test_foreign_option_with_hf_is_a_usage_error(models: dict[str, Path], images: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--mmproj is for --backend gguf"):
+        HFDetector(models["llava"], mmproj=tmp_path / "mmproj.gguf")
+    with pytest.raises(UsageError, match="--device"):
+        HFDetector(models["llava"], device="tpu")
+    with pytest.raises(UsageError, match="--batch-size"):
+        HFDetector(models["llava"], batch_size=0)
+    res = run_cli("scan", "-b", "hf", "-m", str(models["llava"]), "--mmproj", str(tmp_path / "m.gguf"), str(images[0]))
+    _one_line_error(res, 2, "--mmproj is for --backend gguf")
+
+
+def test_inspect_checks_the_weights_pin_as_scan_does(models: dict[str, Path], images: list[Path],
+                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAKESCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    ckpt = tmp_path / "pinned"
+    shutil.copytree(models["llava"], ckpt)
+    good = inspect_model(ckpt)["weights_sha256"]
+    assert inspect_model(ckpt)["weights_pin"].startswith("none")
+    write_manifest(ckpt, {"schema": "fakescope-manifest/1", "weights_sha256": "0" * 64})
+    with pytest.raises(DetectorUnavailable, match="weights pin fails.*" + "0" * 64 + f".*{good}"):
+        inspect_model(ckpt)
+    assert inspect_model(ckpt, hash_weights=False)["weights_pin"].startswith("not checked")
+    # The CLI: inspect refuses what scan refuses, with the same exit code and both digests.
+    inspected = run_cli("models", "inspect", str(ckpt))
+    _one_line_error(inspected, 4, good)
+    assert "weights pin fails" in inspected.stderr.decode()
+    scanned = run_cli("scan", "-b", "hf", "-m", str(ckpt), str(images[0]))
+    assert scanned.returncode == 4 and good in scanned.stderr.decode()
+    # Pinned to what inspect printed: inspect says the pin holds, and scan loads the checkpoint.
+    write_manifest(ckpt, {"schema": "fakescope-manifest/1", "weights_sha256": good})
+    assert inspect_model(ckpt)["weights_pin"].startswith("ok")
+    assert HFDetector(ckpt, device="cpu").weights_sha256 == good
+
+
+def _nan_head_copy(src: Path, dst: Path) -> Path:
+    """A copy of a checkpoint whose output head is NaN: every logit, so every label logit, is NaN
+    (what a broken conversion or an fp16 overflow gives)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    tensors = load_file(dst / "model.safetensors")
+    head = next(k for k in tensors if k.endswith("lm_head.weight"))
+    tensors[head] = torch.full_like(tensors[head], float("nan"))
+    save_file(tensors, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst
+
+
+def test_nan_logits_are_a_per_file_detector_error(models: dict[str, Path], medias: list[Media], images: list[Path],
+                                                  tmp_path: Path) -> None:
+    ckpt = _nan_head_copy(models["llava"], tmp_path / "nanhead")
+    det = HFDetector(ckpt, device="cpu", attributes=True)
+    with pytest.raises(InputError, match="NaN or infinite") as info:
+        det.analyze(medias[0])
+    assert info.value.code == "detector-error"
+    batch = det.analyze_batch(medias[:2])
+    assert all(isinstance(r, InputError) and r.code == "detector-error" for r in batch)
+    res = run_cli("scan", "-b", "hf", "-m", str(ckpt), "-f", "jsonl", "--no-cache", str(images[0]))
+    assert res.returncode == 3, res.stderr.decode()
+    rec = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the record"))
+    assert [e["code"] for e in rec["errors"]] == ["detector-error"]
+    assert "RuntimeWarning" not in res.stderr.decode()

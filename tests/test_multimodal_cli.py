@@ -93,3 +93,132 @@ def test_manifest_weights_pin_is_verified(llava, pictures, tmp_path):
     write_manifest(pinned, {"weights_sha256": "0" * 64})
     bad = run_cli("scan", "--backend", "hf", "--model", str(pinned), "--device", "cpu", "-f", "jsonl", str(pictures[0]))
     assert bad.returncode == 4 and b"weights_sha256" in bad.stderr
+
+
+# --- ask against a local OpenAI-compatible server (tests/server_harness.FaultServer) -------------
+
+# An answer a hostile or broken server might send: it sets the window title, clears the screen and
+# overwrites the line with \r. Newlines and tabs are layout and stay as they are.
+HOSTILE = "\x1b]0;PWNED\x07\x1b[2J\u2026\rOK\nnext line\ttab"
+HOSTILE_SHOWN = "\\x1b]0;PWNED\\x07\\x1b[2J\u2026\\rOK\nnext line\ttab"
+
+
+def _server_answer(content: str) -> dict:
+    """A chat completion carrying both logprobs (the start-up check needs them) and a message."""
+    top = [{"token": "fake", "logprob": -0.2}, {"token": "real", "logprob": -1.8}]
+    return {"object": "chat.completion", "model": "tiny", "choices": [{
+        "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content},
+        "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
+
+
+def test_ask_escapes_control_characters_of_server_text_and_errors(pictures):
+    from tests.server_harness import FaultServer
+
+    with FaultServer(_server_answer(HOSTILE)) as fs:
+        base = ("ask", str(pictures[0]), "--backend", "server", "--url", fs.url)
+        text = run_cli(*base[:2], "What is odd?", *base[2:])
+        advise = run_cli(*base, "--advise")
+        as_json = run_cli(*base[:2], "What is odd?", *base[2:], "--json")
+    for proc in (text, advise):
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout.decode() == HOSTILE_SHOWN + "\n"
+        assert b"\x1b" not in proc.stdout and b"\x07" not in proc.stdout and b"\r" not in proc.stdout
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["answer"] == HOSTILE  # JSON stays exact
+
+    refusal = {"error": {"message": "bad \x1b]0;T\x07 "}}
+    with FaultServer(_server_answer("ok"), script=[(401, {}, refusal, 0.0)]) as fs:
+        proc = run_cli("ask", str(pictures[0]), "q", "--backend", "server", "--url", fs.url)
+    assert proc.returncode == 4
+    assert b"HTTP 401: bad \\x1b]0;T\\x07" in proc.stderr and b"\x1b" not in proc.stderr, proc.stderr
+
+
+def test_ask_empty_question_is_a_usage_error_before_anything_loads(pictures):
+    from tests.server_harness import FaultServer
+
+    with FaultServer(_server_answer("ok")) as fs:
+        for question in ("", "  \t"):
+            proc = run_cli("ask", str(pictures[0]), question, "--backend", "server", "--url", fs.url)
+            assert proc.returncode == 2 and b"the question is empty" in proc.stderr, proc.stderr
+        assert fs.requests == []  # refused before the server (or a model) was touched
+    proc = run_cli("ask", str(pictures[0]), "", "--backend", "hf", "--model", "/nonexistent/model")
+    assert proc.returncode == 2 and b"the question is empty" in proc.stderr
+
+
+def test_ask_takes_max_pixels_and_max_bytes(pictures):
+    """The pixel-limit message says "raise with --max-pixels": ask must have it (and --max-bytes)."""
+    no_model = ("--backend", "hf", "--model", "/nonexistent/model")
+    proc = run_cli("ask", str(pictures[0]), "q", *no_model, "--max-pixels", "10")
+    assert proc.returncode == 3 and b"--max-pixels" in proc.stderr and b"[pixel-limit]" in proc.stderr, proc.stderr
+    proc = run_cli("ask", str(pictures[0]), "q", *no_model, "--max-bytes", "10")
+    assert proc.returncode == 3 and b"Traceback" not in proc.stderr, proc.stderr
+    # Within the limits the file passes and the (missing) model is what fails.
+    proc = run_cli("ask", str(pictures[0]), "q", *no_model, "--max-pixels", "100000000", "--max-bytes", "100000000")
+    assert proc.returncode == 4, proc.stderr
+
+
+def test_ask_help_does_not_promise_streaming_for_every_backend():
+    text = " ".join(run_cli("ask", "--help").stdout.decode().split())
+    assert "(answer streamed)" not in text and "whole" in text and "server" in text
+
+
+def test_sigterm_stops_ask_waiting_on_a_hung_server(pictures):
+    import subprocess
+    import sys
+    import time
+
+    from tests.server_harness import FaultServer, wait_for
+
+    # The start-up check is answered at once; the question then hangs for 30 s.
+    with FaultServer(_server_answer("ok"), script=[(200, {}, None, 0.0)], delay=30.0) as fs:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fakescope_cli", "ask", str(pictures[0]), "q", "--backend", "server",
+             "--url", fs.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert wait_for(lambda: fs.in_flight == 1 and len(fs.chat_requests()) == 2, timeout=60)
+            t = time.monotonic()
+            proc.terminate()
+            _out, err = proc.communicate(timeout=20)
+            stopped_in = time.monotonic() - t
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130 and b"interrupted" in err, (proc.returncode, err)
+    assert stopped_in < 5
+
+
+def _pickled_llava(llava: Path, dst: Path) -> Path:
+    """The tiny LLaVA with its weights as pytorch_model.bin only (pickle)."""
+    import shutil
+
+    import torch
+    import transformers
+
+    dst.mkdir()
+    for f in llava.iterdir():
+        if f.is_file() and f.suffix != ".safetensors":
+            shutil.copy(f, dst / f.name)
+    model = transformers.LlavaForConditionalGeneration.from_pretrained(llava)
+    torch.save(model.state_dict(), dst / "pytorch_model.bin")
+    return dst
+
+
+def test_ask_and_eval_take_the_loader_options_scan_has(llava, pictures, tmp_path):
+    """The hf loader's refusal says "pass --trust-pickle": ask and eval must accept it (and eval the
+    --device/--quantize/--batch-size of scan)."""
+    ckpt = _pickled_llava(llava, tmp_path / "pickled")
+    ask = ("ask", str(pictures[0]), "What is odd?", "--backend", "hf", "--model", str(ckpt), "--device", "cpu",
+           "--max-tokens", "4")
+    refused = run_cli(*ask)
+    assert refused.returncode == 4 and b"--trust-pickle" in refused.stderr, refused.stderr.decode()[-1500:]
+    trusted = run_cli(*ask, "--trust-pickle", "--trust-remote-code")
+    assert trusted.returncode == 0, trusted.stderr.decode()[-1500:]
+
+    labelled = tmp_path / "set"
+    for label, picture in (("real", pictures[0]), ("real", pictures[1]), ("fake", pictures[2])):
+        (labelled / label).mkdir(parents=True, exist_ok=True)
+        (labelled / label / picture.name).write_bytes(picture.read_bytes())
+    proc = run_cli("eval", str(labelled), "--backend", "hf", "--model", str(ckpt), "--device", "cpu",
+                   "--quantize", "none", "--batch-size", "2", "--trust-pickle", "--trust-remote-code", "--json", "-")
+    assert proc.returncode == 0, proc.stderr.decode()[-1500:]
+    report = json.loads(proc.stdout)
+    assert report["n"] == 3 and report["detector"]["id"] == "hf"

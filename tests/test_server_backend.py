@@ -29,7 +29,7 @@ from fakescope_cli.detectors.server import (  # noqa: E402
     score_top_logprobs,
     split_url,
 )
-from fakescope_cli.errors import DetectorUnavailable, InputError  # noqa: E402
+from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError  # noqa: E402
 from fakescope_cli.media import Media  # noqa: E402
 from fakescope_cli.protocol import ASPECTS, DETECT_PROMPT, LABEL_WORDS, score_label_logits  # noqa: E402
 from tests.conftest import jsonl_records, run_cli  # noqa: E402
@@ -352,10 +352,14 @@ def test_url_forms() -> None:
     for u in ("http://h:8000", "http://h:8000/", "http://h:8000/v1", "http://h:8000/v1/chat/completions"):
         assert split_url(u) == ("http", "h", 8000, "/v1")
     assert split_url("https://api.example.org/openai/v1") == ("https", "api.example.org", 443, "/openai/v1")
-    with pytest.raises(DetectorUnavailable, match="credentials"):
+    # A malformed --url is the command line's fault (exit 2), not an unreachable server.
+    with pytest.raises(UsageError, match="credentials"):
         split_url("http://user:secret@h:8000")
-    with pytest.raises(DetectorUnavailable, match="http"):
+    with pytest.raises(UsageError, match="http"):
         split_url("h:8000")
+    for bad_port in ("http://h:99999", "http://h:0", "http://h:port"):
+        with pytest.raises(UsageError, match="bad port"):
+            split_url(bad_port)
 
 
 def test_concurrent_scan_uses_the_cache_in_order(recorded: dict[str, Any], images: list[Path], tmp_path: Path) -> None:
@@ -400,3 +404,74 @@ def test_sigterm_stops_a_scan_waiting_on_slow_answers(recorded: dict[str, Any], 
                 proc.kill()
     assert proc.returncode == 130
     assert stopped_in < 5  # the in-flight requests were cancelled, not waited for (30 s each)
+
+
+# ---------------------------------------------------------------------------------------------
+# User-study regressions
+
+
+def test_command_line_mistakes_exit_2_not_4(images: list[Path]) -> None:
+    """What is wrong on the command line is a usage error (2), whatever the backend; nothing is sent."""
+    port = free_port()  # nothing listens: a check that reached the network would say 4
+    ok_url = f"http://127.0.0.1:{port}"
+    cases = [
+        (("--url", "ftp://x"), "http:// or https://"),
+        (("--url", "http://127.0.0.1:99999"), "bad port"),
+        (("--url", f"http://u:p4ss-w0rd@127.0.0.1:{port}"), "must not carry credentials"),
+        (("--url", ok_url, "--api-key-env", "BAD-NAME"), "environment variable name"),
+        (("--url", ok_url, "--top-logprobs", "200000"), "between 1 and 100000"),
+        (("--url", ok_url, "--quantize", "4bit"), "--quantize is for --backend hf"),
+        (("--url", ok_url, "--mmproj", "m.gguf"), "--mmproj is for local backends"),
+    ]
+    for args, needle in cases:
+        res = scan("--backend", "server", *args, str(images[0]))
+        err = res.stderr.decode()
+        assert res.returncode == 2, (args, err)
+        assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert "at least 1" not in err and "p4ss-w0rd" not in err  # the real bound; no secret echoed
+    with pytest.raises(UsageError, match="between 1 and 100000"):
+        ServerDetector("tiny", ok_url, top_logprobs=200_000)
+    # Still 4: the server, not the command line, is at fault.
+    res = scan("--backend", "server", "--url", ok_url, str(images[0]))
+    assert res.returncode == 4 and "cannot reach the server" in res.stderr.decode()
+
+
+def _with_label_logprobs(recorded: dict[str, Any], fake: float, real: float) -> dict[str, Any]:
+    """The recorded answer with every label-word token's logprob set (a server may send -Infinity)."""
+    answer = json.loads(json.dumps(recorded))
+    for entry in answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"]:
+        word = entry["token"].lstrip(" \u2581\u0120").lower()
+        if word in ("fake", "real"):
+            entry["logprob"] = fake if word == "fake" else real
+    return answer
+
+
+def _strict_json(line: bytes) -> dict[str, Any]:
+    def refuse(const: str) -> Any:
+        raise AssertionError(f"{const} in a record: not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_minus_infinity_for_both_labels_is_a_file_error_not_nan(recorded: dict[str, Any], images: list[Path]) -> None:
+    inf = float("inf")
+    with FaultServer(_with_label_logprobs(recorded, -inf, -inf)) as fs:
+        det = ServerDetector("tiny", fs.url, top_logprobs=int(FULL), attributes=True)
+        with pytest.raises(InputError, match="-inf") as info:
+            det.analyze(Media.open(images[0]))
+        assert info.value.code == "detector-error"
+        res = scan("--backend", "server", "--url", fs.url, "--top-logprobs", FULL, str(images[0]))
+    err = res.stderr.decode()
+    assert res.returncode == 3, err
+    rec = _strict_json(res.stdout.strip())
+    assert (rec["detector"] or {}).get("p_fake") is None
+    assert [e["code"] for e in rec["errors"]] == ["detector-error"] and "-inf" in rec["errors"][0]["message"]
+    assert "RuntimeWarning" not in err and "Traceback" not in err
+    # One label at -inf is a probability of exactly 0 for it: a finite score, no warning, valid JSON.
+    with FaultServer(_with_label_logprobs(recorded, -inf, -0.5)) as fs:
+        res = scan("--backend", "server", "--url", fs.url, "--top-logprobs", FULL, str(images[0]))
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    rec = _strict_json(res.stdout.strip())
+    assert rec["detector"]["p_fake"] == 0.0 and rec["detector"]["raw"]["z_fake"] is None
+    assert "RuntimeWarning" not in err

@@ -483,6 +483,14 @@ def test_recipes_load_and_usage_errors(llava: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2 and b"--base is required" in proc.stderr
     proc = cli("train", "lmm", "--recipe", "no-such-recipe", "--base", str(llava), "--data", "x", "--output", "o")
     assert proc.returncode == 2 and b"tiny-cpu" in proc.stderr  # lists the shipped recipes
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text('{"model_type": "llava"}')
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04N.")
+    proc = cli("train", "lmm", "--recipe", "tiny-cpu", "--base", str(pickled), "--data", "x", "--output",
+               str(tmp_path / "o2"))
+    # refused, and without pointing to a --trust-pickle that train lmm does not have
+    assert proc.returncode == 2 and b"safetensors only" in proc.stderr and b"--trust-pickle" not in proc.stderr
 
 
 def test_train_and_data_help_stay_light() -> None:

@@ -459,9 +459,13 @@ def train_lmm(cfg: LmmConfig, log: LogFn | None = None) -> dict[str, Any]:
     log_all = make_logger("train lmm: ", all_ranks=True)
     base, output, data = Path(cfg.base), Path(cfg.output), Path(cfg.data)
     try:
-        hf_weight_files(base)  # safetensors present, no pickle-only weights
+        _, weights_format = hf_weight_files(base, trust_pickle=True)
     except Exception as exc:  # noqa: BLE001 - DetectorUnavailable and friends: a bad --base
         raise UsageError(f"--base: {exc}") from None
+    if weights_format != "safetensors":
+        # Training loads safetensors only (use_safetensors=True); there is no opt-in here.
+        raise UsageError(f"--base {base}: only pickle weights; training loads safetensors only. Convert "
+                         "them first (transformers: save_pretrained(..., safe_serialization=True))")
     cfg_raw = json.loads((base / "config.json").read_text(encoding="utf-8"))
     model_type = str(cfg_raw.get("model_type"))
     family = family_of(model_type)

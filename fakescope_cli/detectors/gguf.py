@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import DetectorResult, finite_result
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
-from fakescope_cli.models_inspect import combined_sha256, read_gguf_header
+from fakescope_cli.models_inspect import read_gguf_header, resolve_mmproj, weights_identity
 from fakescope_cli.protocol import (
     LabelIds,
     Protocol,
@@ -100,22 +100,24 @@ class GGUFDetector:
     ):
         if model is None:
             raise UsageError("--backend gguf needs --model MODEL.gguf (and --mmproj PROJECTOR.gguf)")
+        # Options that do not apply to a GGUF file: the command line's fault (exit 2), as with the
+        # server backend, not a model that failed to load.
         if quantize not in (None, "none"):
-            raise DetectorUnavailable(
+            raise UsageError(
                 "--quantize is for --backend hf; a GGUF file carries its own quantisation (pick a Q4_K_M / Q8_0 file)"
             )
         if device not in ("auto", "cpu", "cuda"):
-            raise DetectorUnavailable(f"--device must be one of auto, cpu, cuda, not {device!r}")
+            raise UsageError(f"--device must be one of auto, cpu, cuda, not {device!r}")
         self.model_path = Path(model)
         model_info = _check_gguf(self.model_path, "model")
-        if mmproj is None:
-            found = sorted(self.model_path.parent.glob("*mmproj*.gguf"))
-            if len(found) != 1:
-                raise DetectorUnavailable(
-                    f"{self.model_path}: --backend gguf needs the multimodal projector: --mmproj PROJECTOR.gguf"
-                )
-            mmproj = found[0]
-        self.mmproj_path = Path(mmproj)
+        # The same rule as `models inspect` (models_inspect.resolve_mmproj): both hash the same files.
+        found, how = resolve_mmproj(self.model_path, mmproj)
+        if found is None:
+            raise DetectorUnavailable(
+                f"{self.model_path}: --backend gguf needs the multimodal projector ({how}): --mmproj PROJECTOR.gguf"
+            )
+        self.mmproj_path = found
+        self.mmproj_chosen = how
         mm_info = _check_gguf(self.mmproj_path, "--mmproj")
         model_arch = model_info.get("metadata", {}).get("general.architecture")
         mm_arch = mm_info.get("metadata", {}).get("general.architecture")
@@ -228,7 +230,7 @@ class GGUFDetector:
     @property
     def weights_sha256(self) -> str | None:
         if self._weights_sha256 is None:
-            self._weights_sha256 = combined_sha256([self.model_path, self.mmproj_path])
+            self._weights_sha256 = weights_identity([self.model_path, self.mmproj_path])
         return self._weights_sha256
 
     # ------------------------------------------------------------------------------ prompts
@@ -456,7 +458,8 @@ class GGUFDetector:
         nf = len(self.labels.fake)
         rows = self._probe_pass(suffixes, prefix_len)
         arr = np.array(rows, dtype=np.float64)
-        sc = score_label_logits(arr[:, :nf], arr[:, nf:])
+        with np.errstate(all="ignore"):  # -inf / NaN logits: judged in _result, not warned about
+            sc = score_label_logits(arr[:, :nf], arr[:, nf:])
         return [(float(a), float(b)) for a, b in zip(sc.z_fake, sc.z_real, strict=True)]
 
     # ------------------------------------------------------------------------------ public API
@@ -477,14 +480,16 @@ class GGUFDetector:
                 with self._lock:
                     z = self._score_image(image, probes)
                 explanation = self._generate(image, self.protocol.explain_prompt, None, self.max_tokens) if self.explain else None
-            except InputError as exc:
+                out.append(self._result(z, probes, explanation))
+            except InputError as exc:  # a bad image or a non-finite score costs this file only
                 out.append(exc)
-                continue
-            out.append(self._result(z, probes, explanation))
         return out
 
     def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], explanation: str | None) -> DetectorResult:
-        scored = score_probes(z, probes, self.protocol.calibration)
+        import numpy as np
+
+        with np.errstate(all="ignore"):
+            scored = score_probes(z, probes, self.protocol.calibration)
         raw: dict[str, Any] = {
             "backend": "gguf",
             "architecture": self.architecture,
@@ -496,7 +501,10 @@ class GGUFDetector:
         }
         if explanation is not None:
             raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        return DetectorResult(p_fake=scored.p_fake, attributes=scored.attributes, explanation=explanation, raw=raw)
+        p_fake, attributes, raw = finite_result(
+            scored.p_fake, scored.attributes, raw,
+            why=f"the model's label-word logits are NaN or infinite (detection: z_fake {z[0][0]}, z_real {z[0][1]})")
+        return DetectorResult(p_fake=p_fake, attributes=attributes, explanation=explanation, raw=raw)
 
     def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
             max_tokens: int | None = None) -> str:

@@ -13,17 +13,23 @@ torch / transformers / bitsandbytes are imported when a detector is built, never
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fakescope_cli.detectors.base import DetectorResult
+import numpy as np
+
+from fakescope_cli.detectors.base import DetectorResult, finite_result
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
-from fakescope_cli.models_inspect import KNOWN_ARCHITECTURES, combined_sha256, hf_weight_files
+from fakescope_cli.models_inspect import (
+    KNOWN_ARCHITECTURES,
+    hf_weight_files,
+    read_hf_config,
+    weights_identity,
+)
 from fakescope_cli.protocol import (
     LabelIds,
     Protocol,
@@ -123,14 +129,15 @@ class HFDetector:
     ):
         if model is None:
             raise UsageError("--backend hf needs --model DIR (a transformers checkpoint folder)")
+        # Option values that are wrong whatever the checkpoint: the command line's fault (exit 2).
         if mmproj is not None:
-            raise DetectorUnavailable("--mmproj is for --backend gguf; a transformers checkpoint holds its vision tower")
+            raise UsageError("--mmproj is for --backend gguf; a transformers checkpoint holds its vision tower")
         if quantize not in QUANTIZE_CHOICES:
-            raise DetectorUnavailable(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
+            raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
         if device not in DEVICE_CHOICES:
-            raise DetectorUnavailable(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {device!r}")
+            raise UsageError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {device!r}")
         if batch_size < 1:
-            raise DetectorUnavailable("--batch-size must be at least 1")
+            raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
         self.model_dir = Path(model)
         if self.model_dir.is_file():
             if self.model_dir.suffix.lower() == ".gguf":
@@ -141,6 +148,8 @@ class HFDetector:
         if not self.model_dir.exists():
             raise DetectorUnavailable(f"{self.model_dir}: no such model folder")
         self.weight_files, self.weights_format = hf_weight_files(self.model_dir, trust_pickle=trust_pickle)
+        # Parsed before torch is imported: a broken config.json is a one-line error, not a traceback.
+        cfg_raw = read_hf_config(self.model_dir)
         self.protocol: Protocol = load_protocol(self.model_dir)
         self.batch_size = batch_size
         self.attributes = attributes
@@ -160,7 +169,6 @@ class HFDetector:
             transformers.logging.set_verbosity_error()
             transformers.utils.logging.disable_progress_bar()
 
-        cfg_raw = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         if cfg_raw.get("auto_map") and not trust_remote_code:
             raise DetectorUnavailable(
                 f"{self.model_dir}: this checkpoint needs its own Python code (auto_map in config.json); "
@@ -297,7 +305,7 @@ class HFDetector:
         """sha256 of the weight files (one file) or of their sorted per-file hashes; computed on first
         use and remembered in the user cache (hashing 14 GB takes a while)."""
         if self._weights_sha256 is None:
-            self._weights_sha256 = combined_sha256(self.weight_files)
+            self._weights_sha256 = weights_identity(self.weight_files)
         return self._weights_sha256
 
     # ------------------------------------------------------------------------------ prompts
@@ -427,7 +435,8 @@ class HFDetector:
 
         def put(lab: Any) -> None:  # lab: (n_img, K, n_labels)
             arr = lab.cpu().numpy().reshape(n_img * K, -1)
-            sc = score_label_logits(arr[:, :nf], arr[:, nf:])
+            with np.errstate(all="ignore"):  # -inf / NaN logits: judged in _result, not warned about
+                sc = score_label_logits(arr[:, :nf], arr[:, nf:])
             for r in range(n_img * K):
                 out[r // K][r % K] = (float(sc.z_fake[r]), float(sc.z_real[r]))
 
@@ -492,7 +501,8 @@ class HFDetector:
                          for k, v in batch.items() if hasattr(v, "to")}
                 lab, _ = self._forward(**batch, use_cache=False)
                 arr = lab[:, -1, :].cpu().numpy()
-                sc = score_label_logits(arr[:, :nf], arr[:, nf:])
+                with np.errstate(all="ignore"):
+                    sc = score_label_logits(arr[:, :nf], arr[:, nf:])
                 for r, (i, k) in enumerate(chunk):
                     results[i][k] = (float(sc.z_fake[r]), float(sc.z_real[r]))
         return results
@@ -530,11 +540,15 @@ class HFDetector:
             if isinstance(x, InputError):
                 out.append(x)
                 continue
-            out.append(self._result(scored[i], probes, x))
+            try:
+                out.append(self._result(scored[i], probes, x))
+            except InputError as exc:  # a non-finite score costs this file only
+                out.append(exc)
         return out
 
     def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], image: Any) -> DetectorResult:
-        scored = score_probes(z, probes, self.protocol.calibration)
+        with np.errstate(all="ignore"):
+            scored = score_probes(z, probes, self.protocol.calibration)
         raw: dict[str, Any] = {
             "backend": "hf",
             "model_type": self.model_type,
@@ -544,11 +558,15 @@ class HFDetector:
             **scored.raw,
             "label_ids": self.labels.to_dict(),
         }
+        p_fake, attributes, raw = finite_result(
+            scored.p_fake, scored.attributes, raw,
+            why=f"the model's label-word logits are NaN or infinite (detection: z_fake {z[0][0]}, z_real "
+                f"{z[0][1]}); the weights, or --quantize {self.quantize} on {self.device}, produce them")
         explanation = None
         if self.explain:
             explanation = self._generate(image, self.protocol.explain_prompt, None, self.max_tokens)
             raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        return DetectorResult(p_fake=scored.p_fake, attributes=scored.attributes, explanation=explanation, raw=raw)
+        return DetectorResult(p_fake=p_fake, attributes=attributes, explanation=explanation, raw=raw)
 
     def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
             max_tokens: int | None = None) -> str:

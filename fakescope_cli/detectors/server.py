@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import threading
 import urllib.parse
@@ -32,8 +33,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fakescope_cli import __version__
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import DetectorResult, finite_result
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.protocol import (
@@ -45,6 +48,8 @@ from fakescope_cli.protocol import (
 
 DEFAULT_API_KEY_ENV = "FAKESCOPE_API_KEY"
 DEFAULT_TOP_LOGPROBS = 20  # OpenAI's maximum and vLLM's default --max-logprobs
+MAX_TOP_LOGPROBS = 100_000  # above any vocabulary served today: a larger value is a typo
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a shell can export
 DEFAULT_PARALLEL = 8
 # Worth retrying: rate limiting and a server (or the proxy in front of it) that is momentarily
 # unavailable. 500 is retried too, but if it persists it is this file's problem, not the server's.
@@ -96,7 +101,8 @@ def score_top_logprobs(top: Sequence[tuple[str, float]], label_words: dict[str, 
     matched: dict[str, list[str]] = {"fake": [], "real": []}
     finite: list[float] = []
     for token, logprob in top:
-        if not isinstance(token, str) or not isinstance(logprob, (int, float)) or math.isnan(logprob):
+        # NaN, and +inf (a probability above 1), say nothing: skipped. -inf is a probability of 0.
+        if not isinstance(token, str) or not isinstance(logprob, (int, float)) or math.isnan(logprob) or logprob == math.inf:
             continue
         if math.isfinite(logprob):
             finite.append(float(logprob))
@@ -110,6 +116,12 @@ def score_top_logprobs(top: Sequence[tuple[str, float]], label_words: dict[str, 
         raise InputError(
             f"label words not in top_logprobs (the first answer token's top {len(top)}: {shown}); "
             "raise --top-logprobs", "detector-error",
+        )
+    if not any(math.isfinite(v) for v in pools["fake"] + pools["real"]):
+        # Both labels at probability 0 (-inf): the softmax between them is 0/0, not a score.
+        raise InputError(
+            "the server gave every label-word token log-probability -inf (probability 0), so there is no "
+            "fake/real score for this image", "detector-error",
         )
     bounded = None
     z: dict[str, float] = {}
@@ -171,13 +183,19 @@ def _message_text(response: dict[str, Any]) -> str:
 def split_url(url: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, API prefix) of a server URL. `http://h:8000`, `http://h:8000/v1` and
     `http://h:8000/v1/chat/completions` all mean the same endpoint."""
-    parsed = urllib.parse.urlsplit(url.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise DetectorUnavailable(f"--url must be an http:// or https:// URL, not {url!r}")
-    if parsed.username or parsed.password:
-        raise DetectorUnavailable(
+    # Everything wrong here is wrong on the command line (exit 2); only a server that does not
+    # answer as asked is DetectorUnavailable.
+    try:
+        parsed = urllib.parse.urlsplit(url.strip())
+    except ValueError as exc:  # e.g. an unbalanced [ in an IPv6 host
+        raise UsageError(f"--url is not a URL ({exc})") from None
+    if parsed.username is not None or parsed.password is not None:
+        # First, and the URL not echoed: it holds a secret.
+        raise UsageError(
             f"--url must not carry credentials; put the API key in ${DEFAULT_API_KEY_ENV} (or the variable --api-key-env names)"
         )
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UsageError(f"--url must be an http:// or https:// URL, not {url!r}")
     path = parsed.path.rstrip("/")
     for suffix in ("/chat/completions", "/models"):
         if path.endswith(suffix):
@@ -185,9 +203,12 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     if not path.endswith("/v1"):
         path += "/v1"
     try:
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    except ValueError:
-        raise DetectorUnavailable(f"--url has a bad port: {url!r}") from None
+        port = parsed.port
+    except ValueError:  # not a number, or outside 0-65535
+        raise UsageError(f"--url has a bad port (1-65535): {url!r}") from None
+    if port == 0:  # `or 80` would silently turn :0 into the default port
+        raise UsageError(f"--url has a bad port (1-65535): {url!r}")
+    port = port or (443 if parsed.scheme == "https" else 80)
     return parsed.scheme, parsed.hostname, port, path
 
 
@@ -438,10 +459,13 @@ class ServerDetector:
                 raise UsageError(f"{flag} is for local backends; the server loads its own model")
         if quantize not in (None, "none"):
             raise UsageError("--quantize is for --backend hf; quantise on the server (e.g. vLLM --quantization)")
-        if not 1 <= int(top_logprobs) <= 100_000:
-            raise DetectorUnavailable("--top-logprobs must be at least 1")
-        if not api_key_env or not api_key_env.replace("_", "").isalnum():
-            raise DetectorUnavailable(f"--api-key-env takes an environment variable name, not {api_key_env!r}")
+        if not 1 <= int(top_logprobs) <= MAX_TOP_LOGPROBS:
+            raise UsageError(f"--top-logprobs must be between 1 and {MAX_TOP_LOGPROBS}, not {top_logprobs}")
+        if not api_key_env or not ENV_NAME.fullmatch(api_key_env):
+            raise UsageError(f"--api-key-env takes an environment variable name (letters, digits, _), not {api_key_env!r}")
+        # Checked before anything is sent: a bad --url is a usage error even when the key is missing.
+        split_url(url)
+        # A well-formed name whose variable is not set: the environment, not the command line (exit 4).
         api_key = os.environ.get(api_key_env) or None
         if api_key is None and api_key_env != DEFAULT_API_KEY_ENV:
             raise DetectorUnavailable(f"--api-key-env {api_key_env}: that environment variable is not set")
@@ -538,7 +562,8 @@ class ServerDetector:
         probes = self.protocol.probes(self.attributes)
         detect, first_token = self._probe(image_url, probes[0][1])
         cal = self.protocol.calibration
-        sc = score_label_logits([[detect.z_fake]], [[detect.z_real]], cal)
+        with np.errstate(all="ignore"):  # a label at -inf gives p 0 or 1 exactly; no warning on stderr
+            sc = score_label_logits([[detect.z_fake]], [[detect.z_real]], cal)
         attrs: dict[str, float] | None = None
         unscored: dict[str, str] = {}
         bounded: dict[str, str] = {}
@@ -552,7 +577,8 @@ class ServerDetector:
                         raise
                     unscored[key] = exc.message  # an aspect without a score is absent, not guessed
                     continue
-                attrs[key] = float(score_label_logits([[s.z_fake]], [[s.z_real]], cal).p_fake[0])
+                with np.errstate(all="ignore"):
+                    attrs[key] = float(score_label_logits([[s.z_fake]], [[s.z_real]], cal).p_fake[0])
                 if s.bounded:
                     bounded[key] = s.bounded
         explanation = self.ask(media, self.protocol.explain_prompt, image_url=image_url) if self.explain else None
@@ -576,7 +602,11 @@ class ServerDetector:
             raw["attributes_unscored"] = unscored
         if explanation is not None:
             raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        return DetectorResult(p_fake=float(sc.p_fake[0]), attributes=attrs, explanation=explanation, raw=raw)
+        p_fake, attrs, raw = finite_result(
+            float(sc.p_fake[0]), attrs, raw,
+            why=f"the server's label-word log-probabilities are not usable (z_fake {detect.z_fake}, "
+                f"z_real {detect.z_real})")
+        return DetectorResult(p_fake=p_fake, attributes=attrs, explanation=explanation, raw=raw)
 
     def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
             max_tokens: int | None = None, *, image_url: str | None = None) -> str:

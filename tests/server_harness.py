@@ -227,3 +227,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) 
             return True
         time.sleep(step)
     return predicate()
+
+
+def sigterm_when(args: list[str], ready: Callable[[], bool]) -> tuple[int, bytes, float]:
+    """Run the CLI with `args`, send SIGTERM once `ready()` holds (requests in flight), and return
+    (exit code, stderr, seconds from the signal to the exit)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "fakescope_cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert wait_for(ready, timeout=60), "the requests never arrived"
+        t = time.monotonic()
+        proc.terminate()
+        _out, err = proc.communicate(timeout=20)
+        return proc.returncode, err, time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+

@@ -112,11 +112,7 @@ def test_eval_and_data_build_never_write_over_their_labels_file(tmp_path):
 
 
 def test_sigterm_stops_eval_waiting_on_a_hung_server(tmp_path):
-    import subprocess
-    import sys
-    import time
-
-    from tests.server_harness import FaultServer, wait_for
+    from tests.server_harness import FaultServer, sigterm_when
 
     _labelled(tmp_path / "set")
     top = [{"token": "fake", "logprob": -0.2}, {"token": "real", "logprob": -1.8}]
@@ -125,19 +121,10 @@ def test_sigterm_stops_eval_waiting_on_a_hung_server(tmp_path):
         "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
     # The start-up check is answered at once; every image then waits 30 s.
     with FaultServer(answer, script=[(200, {}, None, 0.0)], delay=30.0) as fs:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fakescope_cli", "eval", str(tmp_path / "set"), "--backend", "server",
-             "--url", fs.url, "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            assert wait_for(lambda: fs.in_flight == 2, timeout=60)
-            t = time.monotonic()
-            proc.terminate()
-            _out, err = proc.communicate(timeout=20)
-            stopped_in = time.monotonic() - t
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 130 and b"interrupted" in err, (proc.returncode, err)
+        code, err, stopped_in = sigterm_when(
+            ["eval", str(tmp_path / "set"), "--backend", "server", "--url", fs.url, "--jobs", "2"],
+            lambda: fs.in_flight == 2)
+    assert code == 130 and b"interrupted" in err, (code, err)
     assert stopped_in < 5
 
 

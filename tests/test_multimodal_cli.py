@@ -162,27 +162,14 @@ def test_ask_help_does_not_promise_streaming_for_every_backend():
 
 
 def test_sigterm_stops_ask_waiting_on_a_hung_server(pictures):
-    import subprocess
-    import sys
-    import time
-
-    from tests.server_harness import FaultServer, wait_for
+    from tests.server_harness import FaultServer, sigterm_when
 
     # The start-up check is answered at once; the question then hangs for 30 s.
     with FaultServer(_server_answer("ok"), script=[(200, {}, None, 0.0)], delay=30.0) as fs:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fakescope_cli", "ask", str(pictures[0]), "q", "--backend", "server",
-             "--url", fs.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            assert wait_for(lambda: fs.in_flight == 1 and len(fs.chat_requests()) == 2, timeout=60)
-            t = time.monotonic()
-            proc.terminate()
-            _out, err = proc.communicate(timeout=20)
-            stopped_in = time.monotonic() - t
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 130 and b"interrupted" in err, (proc.returncode, err)
+        code, err, stopped_in = sigterm_when(
+            ["ask", str(pictures[0]), "q", "--backend", "server", "--url", fs.url],
+            lambda: fs.in_flight == 1 and len(fs.chat_requests()) == 2)
+    assert code == 130 and b"interrupted" in err, (code, err)
     assert stopped_in < 5
 
 

@@ -67,6 +67,10 @@ class ResultCache:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        # A table of the same name but another shape (an older or foreign file) fails here, where the
+        # caller turns it into a usage error, not at the first insert in the middle of a scan.
+        self.db.execute("SELECT path, dev, ino, size, mtime_ns, ctime_ns, sha256 FROM files LIMIT 0")
+        self.db.execute("SELECT sha256, result_key, record, created_at FROM results LIMIT 0")
 
     def close(self) -> None:
         self.db.close()

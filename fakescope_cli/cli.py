@@ -23,6 +23,7 @@ from fakescope_cli.errors import (
     EXIT_OUTPUT_CLOSED,
     EXIT_USAGE,
     DetectorUnavailable,
+    UsageError,
 )
 
 EXIT_CODES_HELP = (
@@ -219,7 +220,11 @@ def scan(
 
         try:
             calib = load_calibration(calibration)
-        except (OSError, ValueError) as exc:
+            if output is not None:
+                from fakescope_cli.output import refuse_overwriting_inputs
+
+                refuse_overwriting_inputs(output, [str(calibration)])  # the threshold file is an input too
+        except (OSError, ValueError, UsageError) as exc:
             raise _fail(f"cannot use --calibration: {exc}", EXIT_USAGE) from None
     options = _backend_options(
         model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
@@ -233,7 +238,6 @@ def scan(
         backend=backend, backend_options=options, calibration=calib,
         cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()),
     )
-    from fakescope_cli.errors import UsageError
     from fakescope_cli.merge import parse_shard
 
     try:
@@ -289,7 +293,7 @@ def ask(
     import json
 
     from fakescope_cli.ask import ask_image
-    from fakescope_cli.errors import InputError, UsageError
+    from fakescope_cli.errors import InputError
     from fakescope_cli.scan import sigterm_as_interrupt
     from fakescope_cli.text import terminal_text
 
@@ -347,7 +351,6 @@ def models_inspect(
     """What `scan` will use for a checkpoint: architecture, quantisation, manifest, weights sha256."""
     import json
 
-    from fakescope_cli.errors import UsageError
     from fakescope_cli.models_inspect import inspect_model
 
     try:
@@ -458,7 +461,6 @@ def train_lmm_cmd(
         from fakescope_train.lmm import make_config, train_lmm
     except ImportError as exc:
         raise _fail(f"training needs the train and hf extras: pip install 'fakescope[train,hf]' ({exc})", EXIT_USAGE) from None
-    from fakescope_cli.errors import UsageError
 
     try:
         cfg = make_config(
@@ -502,7 +504,6 @@ def data_build_cmd(
     """Turn labelled images into instruction records (JSONL) for `fakescope train lmm`."""
     import json
 
-    from fakescope_cli.errors import UsageError
 
     try:
         from fakescope_train.instruct import TaskMix, build_instruct
@@ -530,7 +531,6 @@ def data_build_cmd(
 def _recipe_count(key: str, value: object) -> int:
     """A [data] recipe value as --detect/--attributes/--explain take it; a bad one is a usage error
     worded as `train lmm` words its recipe's (not a traceback from int())."""
-    from fakescope_cli.errors import UsageError
 
     if key == "explain":  # a switch: true/false, or 0/1 written by hand
         if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
@@ -561,7 +561,7 @@ def merge(
     fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
 ) -> None:
     """Merge shard outputs into one report with one run header (sorted by path, duplicates dropped)."""
-    from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK, UsageError
+    from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK
     from fakescope_cli.merge import merge_files
     from fakescope_cli.output import check_output_target, output_stream
     from fakescope_cli.render import make_renderer
@@ -615,7 +615,6 @@ def eval_cmd(
     import json
 
     from fakescope_cli.analyze import ScanConfig
-    from fakescope_cli.errors import UsageError
     from fakescope_cli.eval_run import EvalOptions, run_eval
     from fakescope_cli.scan import sigterm_as_interrupt
 
@@ -641,7 +640,13 @@ def eval_cmd(
     else:
         typer.echo(text)
         if json_out:
-            Path(json_out).write_text(doc + "\n", encoding="utf-8")
+            from fakescope_cli.output import output_stream
+
+            try:
+                with output_stream(json_out, "json", "--json") as fh:
+                    fh.write(doc + "\n")
+            except UsageError as exc:
+                raise _fail(str(exc), EXIT_USAGE) from None
     if calibration is not None:
         typer.echo(f"fakescope: wrote {calibrate}: threshold {calibration['threshold']:.4f} "
                    f"(measured FPR {calibration['measured_fpr']:.3f})", err=True)

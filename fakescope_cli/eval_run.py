@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fakescope_cli.analyze import ScanConfig
 from fakescope_cli.evaluate import calibration_from_eval, evaluate, load_labelled, render_eval_text
 from fakescope_cli.inputs import Candidate
-from fakescope_cli.output import check_output_target
+from fakescope_cli.output import check_output_target, output_stream, refuse_same_outputs
 from fakescope_cli.scan import analysis_engine
 
 
@@ -32,17 +31,23 @@ def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | N
     items = load_labelled(opts.path)
     candidates = [Candidate(item.path, True) for item in items]
     inputs = [opts.path, *(c.path for c in candidates)]  # the labels CSV is an input too
-    for flag, output in (("--records", opts.records_out), ("--calibrate", opts.calibrate), ("--json", opts.json_out)):
+    outputs = (("--records", opts.records_out), ("--calibrate", opts.calibrate), ("--json", opts.json_out))
+    refuse_same_outputs(outputs)
+    for flag, output in outputs:
         check_output_target(output, inputs, flag)  # before any work, as scan does
-    with analysis_engine(opts.config, len(candidates), opts.jobs, opts.file_timeout) as (info, analyse_all):
-        from fakescope_cli.fusion import thresholds_from
+    records: list[dict[str, Any]] = []
+    try:
+        with analysis_engine(opts.config, len(candidates), opts.jobs, opts.file_timeout) as (info, analyse_all):
+            from fakescope_cli.fusion import thresholds_from
 
-        threshold = opts.threshold if opts.threshold is not None else thresholds_from(info, None).high
-        records = list(analyse_all(candidates))
-    if opts.records_out:
-        with open(opts.records_out, "w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            threshold = opts.threshold if opts.threshold is not None else thresholds_from(info, None).high
+            records.extend(analyse_all(candidates))
+    finally:
+        # Interrupted or not, the records analysed so far are kept (exit 130 promises it)
+        if opts.records_out and records:
+            with output_stream(opts.records_out, "jsonl", "--records") as fh:
+                for rec in records:
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     report = evaluate(items, records, threshold=threshold)
     report["detector"] = info
     if opts.threshold is None and threshold >= 1.0:
@@ -53,5 +58,6 @@ def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | N
     calibration = None
     if opts.calibrate:
         calibration = calibration_from_eval(items, records, opts.target_fpr)
-        Path(opts.calibrate).write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
+        with output_stream(opts.calibrate, "json", "--calibrate") as fh:
+            fh.write(json.dumps(calibration, indent=2) + "\n")
     return report, render_eval_text(report), calibration

@@ -121,7 +121,15 @@ def test_an_unusable_cache_is_a_usage_error_that_names_the_way_out(tmp_path):
     (broken / "results-v1.sqlite").write_bytes(b"not a database at all" * 10)
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")
-    for cache in (broken, not_a_folder / "sub"):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    import sqlite3
+
+    db = sqlite3.connect(foreign / "results-v1.sqlite")
+    db.execute("CREATE TABLE results(x)")  # the right file name, another program's table
+    db.commit()
+    db.close()
+    for cache in (broken, not_a_folder / "sub", foreign):
         proc = run_cli("scan", "--backend", "none", "-q", "-f", "jsonl", "--cache-dir", str(cache), str(photo))
         assert proc.returncode == 2, proc.stderr.decode()
         assert b"--no-cache" in proc.stderr and b"Traceback" not in proc.stderr and proc.stdout == b""

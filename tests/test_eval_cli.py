@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -144,3 +145,59 @@ def test_data_build_recipe_value_of_the_wrong_type_is_a_usage_error(tmp_path):
     recipe.write_text("[data]\ndetect = 2\nexplain = false\n")
     proc = run_cli("data", "build", str(tmp_path / "set"), "-o", str(tmp_path / "out.jsonl"), "--recipe", str(recipe))
     assert proc.returncode == 0 and json.loads(proc.stdout)["tasks"]["detect"] == 24, proc.stderr
+
+
+def test_eval_outputs_go_through_the_same_writer_as_scan(tmp_path):
+    _labelled(tmp_path / "set")
+    args = ["eval", str(tmp_path / "set"), "--backend", BRIGHT]
+    if os.path.exists("/dev/full"):
+        for flag in ("--json", "--records", "--calibrate"):
+            proc = run_cli(*args, flag, "/dev/full")
+            assert proc.returncode == 2 and b"No space left" in proc.stderr and b"Traceback" not in proc.stderr, flag
+    same = tmp_path / "x.json"
+    proc = run_cli(*args, "--json", str(same), "--records", str(same))
+    assert proc.returncode == 2 and b"name the same file" in proc.stderr and not same.exists()
+    cal = tmp_path / "cal.json"
+    assert run_cli(*args, "--calibrate", str(cal)).returncode == 0
+    kept = cal.read_bytes()
+    probe = str(tmp_path / "set" / "real" / "real_20.png")
+    proc = run_cli("scan", "--backend", BRIGHT, "--calibration", str(cal), "-f", "json", "-o", str(cal), probe)
+    assert proc.returncode == 2 and cal.read_bytes() == kept
+
+
+def test_an_interrupted_eval_keeps_the_records_it_made(tmp_path):
+    from tests.server_harness import FaultServer, sigterm_when
+
+    _labelled(tmp_path / "set")
+    top = [{"token": "fake", "logprob": -0.2}, {"token": "real", "logprob": -1.8}]
+    answer = {"object": "chat.completion", "model": "tiny", "choices": [{
+        "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fake"},
+        "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
+    records = tmp_path / "r.jsonl"
+    # the start-up check and the first two images are answered at once, the third hangs
+    with FaultServer(answer, script=[(200, {}, None, 0.0)] * 3, delay=30.0) as fs:
+        code, _err, _s = sigterm_when(["eval", str(tmp_path / "set"), "--backend", "server", "--url", fs.url,
+                                       "--jobs", "1", "--records", str(records)],
+                                      lambda: fs.in_flight == 1 and len(fs.chat_requests()) >= 4)
+    assert code == 130
+    kept = [json.loads(line) for line in records.read_text().splitlines()]
+    assert len(kept) == 2 and all(r["p_fake"] is not None for r in kept)
+
+
+def test_data_build_writes_through_links_and_into_devices(tmp_path):
+    import pytest
+
+    pytest.importorskip("fakescope_train.instruct")
+    _labelled(tmp_path / "set")
+    target = tmp_path / "target.jsonl"
+    target.write_text("")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert run_cli("data", "build", str(tmp_path / "set"), "-o", str(link), "--no-evidence").returncode == 0
+    assert link.is_symlink() and target.read_text().count("\n") > 10
+    import stat
+
+    proc = run_cli("data", "build", str(tmp_path / "set"), "-o", "/dev/null", "--no-evidence")
+    assert proc.returncode == 0 and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    proc = run_cli("data", "build", str(tmp_path / "set"), "-o", f"{target}/", "--no-evidence")
+    assert proc.returncode == 2 and b"names a folder" in proc.stderr

@@ -263,3 +263,48 @@ def test_a_score_that_is_not_a_probability_fails_that_file(tmp_path):
     rec = jsonl_records(proc.stdout)[0]
     assert rec["errors"][0]["code"] == "detector-error" and "not a probability" in rec["errors"][0]["message"]
     assert rec["verdict"] == "error" and rec["p_fake"] is None and proc.returncode == 3
+
+
+def test_output_spellings_that_once_slipped_through(tmp_path):
+    """`-o photo.jpg/` read as photo.jpg; `-o /dev/stdout` reopened (truncating a >> log) or renamed over."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes((PROV / "c2pa" / "C.jpg").read_bytes())
+    kept = photo.read_bytes()
+    for fmt in ("json", "jsonl", "html"):
+        proc = run_cli("scan", "--backend", "none", "-q", "-f", fmt, "-o", f"{photo}/", str(photo))
+        assert proc.returncode == 2 and b"names a folder" in proc.stderr, proc.stderr
+    assert photo.read_bytes() == kept
+    log = tmp_path / "app.log"
+    log.write_text("OLD\n")
+    with open(log, "a") as fh:
+        proc = subprocess.run([sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-q", "-f", "json",
+                               "-o", "/dev/stdout", str(photo)], stdout=fh, env=cli_env(), check=False)
+    assert proc.returncode == 0 and log.read_text().startswith("OLD\n{")
+    piped = run_cli("scan", "--backend", "none", "-q", "-f", "sarif", "-o", "/dev/stdout", str(photo))
+    assert piped.returncode == 0 and json.loads(piped.stdout)["version"] == "2.1.0"
+    report = tmp_path / "private.json"
+    report.write_text("{}")
+    report.chmod(0o600)
+    assert run_cli("scan", "--backend", "none", "-q", "-f", "json", "-o", str(report), str(photo)).returncode == 0
+    assert (report.stat().st_mode & 0o777) == 0o600 and json.loads(report.read_text())["results"]
+
+
+def test_a_fifo_reader_that_leaves_early_is_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import DATA, cli_env
+
+    fifo = tmp_path / "out.html"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["head", "-c", "10", str(fifo)], stdout=subprocess.DEVNULL)
+    proc = subprocess.run([sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-q", "-f", "html",
+                           "-o", str(fifo), str(DATA / "real" / "bfree_demo")], capture_output=True, env=cli_env(),
+                          timeout=120, check=False)
+    reader.wait(timeout=30)
+    assert proc.returncode == 2 and b"reader went away" in proc.stderr and b"Traceback" not in proc.stderr

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fakescope_cli.errors import UsageError
-from fakescope_cli.output import refuse_overwriting_inputs
+from fakescope_cli.output import check_output_target, is_stdout, output_stream
 from fakescope_cli.protocol import Protocol, load_protocol
 
 from .common import LabelledRecord, load_labelled_records
@@ -201,8 +201,10 @@ def build_instruct(source: str | os.PathLike[str], output: str | os.PathLike[str
         raise UsageError(f"{source}: no labelled images")
     protocol = _protocol_from(manifest)
     mix.check(len(protocol.attributes))
-    refuse_overwriting_inputs(os.fspath(output), [os.fspath(source), *(rec.path for rec in items)])
     out_path = Path(output)
+    if not is_stdout(os.fspath(output)):
+        out_path.parent.mkdir(parents=True, exist_ok=True)  # a data folder may be new; scan's -o may not
+        check_output_target(os.fspath(output), [os.fspath(source), *(rec.path for rec in items)])
     out_dir = out_path.parent.resolve()
     rng = random.Random(seed)
     records: list[dict[str, Any]] = []
@@ -222,12 +224,10 @@ def build_instruct(source: str | os.PathLike[str], output: str | os.PathLike[str
             log(f"{i + 1}/{len(items)} images")
     if shuffle:
         rng.shuffle(records)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    # Whole or not at all, through links, in place into devices (the same writer as scan's -o)
+    with output_stream(os.fspath(output), "json") as fh:
         for r in records:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, out_path)
     counts = Counter(r["task"] for r in records)
     labels = Counter(r["label"] for r in records if r["task"] == "detect")
     stats = {"format": INSTRUCT_FORMAT, "output": str(out_path), "images": len(items) - len(unreadable),

@@ -156,7 +156,7 @@ def test_an_unusable_output_path_is_a_usage_error_before_any_work(tmp_path):
     photo = str(PROV / "c2pa" / "C.jpg")
     cases = {
         str(tmp_path / "missing" / "r.json"): b"does not exist",
-        str(tmp_path): b"is a folder",
+        str(tmp_path): b"names a folder",
     }
     for target, message in cases.items():
         for fmt in ("json", "jsonl"):

@@ -94,8 +94,7 @@ class Analyzer:
         except DetectorUnavailable:
             raise
         except Exception as exc:  # a bug must cost one file, not the run
-            record.add_error("internal-error", f"{type(exc).__name__}: {exc}")
-            return record.to_dict()
+            return _refused(record, "internal-error", f"{type(exc).__name__}: {exc}")
 
     def remember(self, candidate: Candidate, result: dict[str, Any]) -> None:
         """Store a computed record (error records are not cached: the cache skips them)."""
@@ -113,8 +112,7 @@ class Analyzer:
             except DetectorUnavailable:
                 raise
             except Exception as exc:  # a bug must cost one file, not the run
-                record.add_error("internal-error", f"{type(exc).__name__}: {exc}")
-                staged.append(record.to_dict())
+                staged.append(_refused(record, "internal-error", f"{type(exc).__name__}: {exc}"))
         ready = [st for st in staged if isinstance(st, _Staged) and st.wants_detector]
         if ready:
             batch = getattr(self.detector, "analyze_batch", None)
@@ -145,8 +143,7 @@ class Analyzer:
     def _prepare(self, candidate: Candidate, record: ScanRecord) -> _Staged | dict[str, Any]:
         """media → evidence; a finished record dict when the file cannot go further."""
         if candidate.problem is not None:
-            record.add_error(*candidate.problem)
-            return record.to_dict()
+            return _refused(record, *candidate.problem)
         cfg = self.config
         try:
             media = Media.open(
@@ -157,16 +154,14 @@ class Analyzer:
             record.bytes = exc.facts.get("bytes")
             if exc.facts.get("mtime_ns") is not None:
                 record.mtime = file_time(exc.facts["mtime_ns"])
-            record.add_error(exc.code, exc.message)
-            return record.to_dict()
+            return _refused(record, exc.code, exc.message)
         record.sha256 = media.sha256
         record.bytes = media.size
         record.format = media.format
         record.mtime = file_time(media.mtime_ns)
         if media.format is None:
             what = "named as an image" if not candidate.explicit else "named on the command line"
-            record.add_error("unsupported-format", f"not a recognised image format ({what})")
-            return record.to_dict()
+            return _refused(record, "unsupported-format", f"not a recognised image format ({what})")
 
         problems: list[InputError] = []
         try:
@@ -214,6 +209,14 @@ class Analyzer:
         for exc in problems:
             record.errors.append({"code": exc.code, "message": exc.message})
         return record.to_dict()
+
+
+def _refused(record: ScanRecord, code: str, message: str) -> dict[str, Any]:
+    """The record of a file that went no further than `code`: the error, and fusion's words for it
+    (the same first reason as a file whose pixels failed later)."""
+    record.add_error(code, message)
+    record.reasons = fuse([], None, Thresholds(), f"{code}: {message}").reasons[:1]
+    return record.to_dict()
 
 
 @dataclass

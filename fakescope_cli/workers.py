@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
+from fakescope_cli.fusion import Thresholds, fuse
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.media import display_path, read_file_readonly
 from fakescope_cli.record import ScanRecord, file_time
@@ -44,6 +45,7 @@ def error_record(candidate: Candidate, code: str, message: str, info: dict[str, 
         if data is not None and st is not None:
             rec.sha256, rec.bytes, rec.mtime = hashlib.sha256(data).hexdigest(), len(data), file_time(st.st_mtime_ns)
     rec.add_error(code, message)
+    rec.reasons = fuse([], None, Thresholds(), f"{code}: {message}").reasons[:1]
     return rec.to_dict()
 
 

@@ -90,6 +90,9 @@ def test_hostile_folder(tmp_path):
     assert codes["garbage.webp"] == ["unsupported-format"]
     assert codes["pipe.jpg"] == ["not-a-regular-file"]
     assert codes["dangling.png"] == ["dangling-symlink"]
+    for name, rec in recs.items():  # every error record says why in its reasons, as the table shows them
+        if rec["errors"]:
+            assert rec["reasons"][0].startswith(f"The image could not be analysed ({rec['errors'][0]['code']}: "), name
     assert codes["deep.png"] == []
     assert codes["na\xefve\nname.png"] == []
     assert snapshot(ev) == before
@@ -162,6 +165,7 @@ def test_file_timeout_kills_only_the_stuck_file(tmp_path, jobs):
         assert recs[name]["sha256"] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
         assert recs[name]["custody"]["file_mtime"]
     assert recs["b_slow.png"]["bytes"] == len(slow)
+    assert recs["b_slow.png"]["reasons"][0].startswith("The image could not be analysed (timeout: ")
     assert recs["d_crash.png"]["errors"][0]["code"] == "internal-error"
     assert recs["a.png"]["verdict"] == recs["c.png"]["verdict"] == recs["e.png"]["verdict"] == "uncertain"
     assert not recs["c.png"]["errors"] and not recs["e.png"]["errors"]

@@ -80,21 +80,44 @@ def fuse(
         why_not = f": it skipped the image ({skipped})" if skipped else f" ({not_asked})" if not_asked else ""
         reasons.append(f"No provenance decides and no pixel detector scored this image{why_not}.")
 
+    unread = [e for e in evidence if is_unreadable(e)]
+    neutral = [e for e in evidence if e.signal == "none" and not is_unreadable(e)]
     found = [f"Hint (not decisive): {e.summary}" for e in weak_ai]
+    # Metadata that is there but could not be read may hide any claim, AI included: say so
+    # rather than call the file empty.
+    found.extend(f"{_sentence(e.summary)} — what it declares, AI or not, is unknown." for e in unread)
     # Editing history says nothing about origin, but an investigator wants to see it.
     found.extend(e.summary for e in evidence if e.signal == "editor")
-    if camera:
-        found.append(f"{camera[0].summary} — {weak_sign_note(camera[0])}")
+    # Every distinct camera claim (EXIF, XMP, Content Credentials), each qualified by what it rests on.
+    seen: set[tuple[str, str]] = set()
+    for e in camera:
+        if (e.source, e.summary) not in seen:
+            seen.add((e.source, e.summary))
+            found.append(f"{e.summary} — {weak_sign_note(e)}")
+    # Metadata that was read and says nothing about origin (a neutral manifest or XMP source).
+    found.extend(e.summary for e in neutral)
     if verdict in ("uncertain", "no-verdict"):
         # Nothing decided: what the file says about itself is the more telling line (the first
         # reason is the one a table shows), and the score is in p_fake anyway.
         reasons[:0] = found
     else:
         reasons.extend(found)
-    if not evidence or all(e.signal == "none" for e in evidence):
+    if not evidence:
         reasons.append("No provenance metadata found; its absence proves nothing." if unreadable is None else
                        "No provenance metadata found in what could be read; the file could not be fully analysed.")
+    elif neutral and len(neutral) == len(evidence):
+        reasons.append("The metadata found declares neither AI nor a camera capture; that proves nothing.")
     return Fused(verdict, detector_p, reasons)
+
+
+def is_unreadable(item: EvidenceItem) -> bool:
+    """True for a `none` item that reports metadata present but unreadable (a C2PA store that
+    cannot be read, malformed EXIF, an unparsable XMP packet): readers mark it in `details`."""
+    return item.signal == "none" and bool(item.details.get("unreadable") or item.details.get("malformed"))
+
+
+def _sentence(text: str) -> str:
+    return text.rstrip().rstrip(".")
 
 
 def _pixel_verdict(p: float, thresholds: Thresholds) -> tuple[str, str]:

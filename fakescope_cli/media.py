@@ -34,7 +34,8 @@ IMAGE_EXTENSIONS = frozenset(
     "jpg jpeg jpe jfif png apng webp tif tiff gif bmp dib heic heif hif avif".split()
 )
 
-# The formats each image extension promises, for the extension-mismatch warning.
+# The formats each extension promises (none, for a known non-image one), for the extension-mismatch
+# warning.
 EXTENSION_FORMATS: dict[str, frozenset[str]] = {
     **dict.fromkeys(("jpg", "jpeg", "jpe", "jfif"), frozenset({"JPEG"})),
     **dict.fromkeys(("png", "apng"), frozenset({"PNG"})),
@@ -45,6 +46,13 @@ EXTENSION_FORMATS: dict[str, frozenset[str]] = {
     # Phones and converters use .heic/.heif for AVIF-coded HEIF too: both are one container.
     **dict.fromkeys(("heic", "heif", "hif"), frozenset({"HEIF", "AVIF"})),
     "avif": frozenset({"AVIF"}),
+    # Non-image extensions promise no image format at all: a picture named like a document or a
+    # data blob is what an investigator wants pointed out.
+    **dict.fromkeys(
+        ("txt", "text", "log", "csv", "json", "xml", "html", "htm", "rtf", "pdf", "doc", "docx", "odt",
+         "xls", "xlsx", "ppt", "pptx", "dat", "bin", "tmp", "db", "zip", "rar", "7z", "exe", "dll",
+         "mp3", "wav", "mp4", "mov", "avi"),
+        frozenset()),
 }
 # Formats whose files may hold several frames or pages, of which only the first is analysed.
 # (JPEG/MPO previews and HEIF bursts are left out: their first image is the picture itself.)
@@ -106,6 +114,130 @@ def png_crc_mismatches(data: bytes, limit: int = 10_000) -> list[str]:
             break
         pos = end
     return bad
+
+
+_PNG_TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
+# Inflating costs CPU even when the output is thrown away: once this much text has been inflated
+# while measuring, later compressed chunks are dropped unmeasured (a file of many bombs stays cheap).
+_TEXT_MEASURE_BUDGET = 4 * MAX_TEXT_MEMORY
+_INFLATE_STEP = 1 << 20  # measure in pieces: never more than this is held at once
+_MAX_PNG_CHUNKS = 200_000
+
+
+@dataclass(frozen=True)
+class SkippedTextChunk:
+    """A PNG text chunk left out of the header parse because it inflates past our limits."""
+
+    chunk_type: str  # tEXt, zTXt or iTXt
+    keyword: str
+    size: int | None  # bytes of text counted (at most limit + 1); None when not measured
+    reason: str  # "chunk": over MAX_TEXT_CHUNK; "memory": over MAX_TEXT_MEMORY with the rest;
+    # "budget": not measured (measuring budget spent); "all": dropped in the last-resort parse
+
+    def describe(self) -> str:
+        name = f"{self.chunk_type} '{self.keyword}'" if self.keyword else self.chunk_type
+        if self.reason == "chunk":
+            return f"{name} (over {MAX_TEXT_CHUNK >> 20} MiB inflated)"
+        if self.reason == "memory":
+            return f"{name} (over the {MAX_TEXT_MEMORY >> 20} MiB of all text chunks together)"
+        return f"{name} (not inflated)"
+
+
+def _is_text_limit_error(exc: BaseException) -> bool:
+    """Pillow refused a PNG because a text chunk crossed MAX_TEXT_CHUNK / MAX_TEXT_MEMORY."""
+    text = str(exc)
+    return isinstance(exc, ValueError) and ("MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text)
+
+
+def _inflated_size(blob: bytes, cap: int) -> int:
+    """Bytes `blob` inflates to, counting no further than cap + 1; output is discarded piecewise.
+
+    A zlib error counts as empty text, as Pillow treats it (it drops such a chunk's value)."""
+    import zlib
+
+    inflater = zlib.decompressobj()
+    total, tail = 0, blob
+    try:
+        while total <= cap and not inflater.eof:
+            out = inflater.decompress(tail, min(_INFLATE_STEP, cap + 1 - total))
+            tail = inflater.unconsumed_tail
+            if not out and not tail:
+                break  # input used up (a truncated stream: Pillow keeps what inflated)
+            total += len(out)
+    except zlib.error:
+        return 0 if total <= cap else total
+    return total
+
+
+def _png_text_keyword(body: bytes) -> str:
+    keyword = body.partition(b"\0")[0][:79].decode("latin-1")  # PNG keywords are 1-79 Latin-1
+    return "".join(c if c.isprintable() else "?" for c in keyword)
+
+
+def _png_text_size(ctype: bytes, body: bytes, cap: int) -> tuple[str, int]:
+    """(keyword, text bytes) of one text chunk as Pillow would count them; the count stops at cap + 1."""
+    name, rest = _png_text_keyword(body), body.partition(b"\0")[2]
+    if ctype == b"tEXt":
+        return name, len(rest)
+    if ctype == b"zTXt":
+        return name, _inflated_size(rest[1:], cap) if rest[:1] == b"\0" else 0
+    # iTXt: compression flag, method, language\0, translated keyword\0, text
+    if len(rest) < 2:
+        return name, 0
+    flag, method, parts = rest[0], rest[1], rest[2:].split(b"\0", 2)
+    if len(parts) < 3:
+        return name, 0
+    if flag == 0:
+        return name, len(parts[2])  # UTF-8 bytes: at least Pillow's character count
+    return name, _inflated_size(parts[2], cap) if method == 0 else 0
+
+
+def png_without_big_text(data: bytes, drop_all: bool = False) -> tuple[bytes, list[SkippedTextChunk]]:
+    """A copy of a PNG without the text chunks that Pillow's text limits would refuse.
+
+    Chunks are walked in file order, as Pillow counts them: one over MAX_TEXT_CHUNK, or one that
+    would take the running total past MAX_TEXT_MEMORY, is removed; with `drop_all` every text chunk
+    is. Kept chunks are copied byte for byte (CRCs included). Nothing is inflated past the limits.
+    """
+    view = memoryview(data)
+    parts: list[memoryview] = [view[:8]]
+    skipped: list[SkippedTextChunk] = []
+    pos, kept_from, memory, measured = 8, 8, 0, 0
+    for _ in range(_MAX_PNG_CHUNKS):
+        if pos + 12 > len(data):
+            break
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            break  # damaged or truncated: leave the rest as it is, for Pillow to judge
+        ctype = data[pos + 4:pos + 8]
+        if ctype in _PNG_TEXT_TYPES:
+            body = data[pos + 8:end - 4]
+            reason: str | None = "all" if drop_all else None
+            if reason is None and ctype != b"tEXt" and measured > _TEXT_MEASURE_BUDGET:
+                reason = "budget"
+            if reason is None:
+                # Past the room left in the total it is dropped anyway: measure no further.
+                cap = min(MAX_TEXT_CHUNK, MAX_TEXT_MEMORY - memory)
+                keyword, size = _png_text_size(ctype, body, cap)
+                measured += size
+                if size > MAX_TEXT_CHUNK:
+                    reason = "chunk"
+                elif memory + size > MAX_TEXT_MEMORY:
+                    reason = "memory"
+                else:
+                    memory += size
+            else:
+                keyword, size = _png_text_keyword(body), None
+            if reason is not None:
+                parts.append(view[kept_from:pos])
+                kept_from = end
+                skipped.append(SkippedTextChunk(ctype.decode("latin-1"), keyword, size, reason))
+        pos = end
+        if ctype == b"IEND":
+            break
+    parts.append(view[kept_from:])
+    return b"".join(parts), skipped
 
 
 def has_image_extension(path: str | os.PathLike[str]) -> bool:
@@ -212,6 +344,7 @@ class Media:
     max_pixels: int = DEFAULT_MAX_PIXELS
     allow_pixels: bool = True
     _header_error: InputError | None = field(default=None, repr=False)
+    _skipped_text: list[SkippedTextChunk] = field(default_factory=list, repr=False)
 
     @classmethod
     def open(
@@ -275,25 +408,79 @@ class Media:
 
     def _open_header(self) -> Any:
         _prepare_pillow()
-        from PIL import Image, UnidentifiedImageError
-
         if self.format is None:
             raise InputError("not a recognised image format", "unsupported-format")
+        try:
+            return self._pillow_open(self.data)
+        except _OPEN_ERRORS as exc:
+            if not self._text_limit_hit(exc):
+                raise _decode_error(exc) from None
+        # One text chunk too big to inflate must not cost the pixels, EXIF and the rest.
+        return self._open_without_big_text()
+
+    def _pillow_open(self, data: bytes) -> Any:
+        """Image.open on `data`; Pillow's own exceptions pass through, UnidentifiedImageError
+        becomes InputError."""
+        from PIL import Image, UnidentifiedImageError
+
         try:
             with warnings.catch_warnings():
                 # Broken EXIF makes Pillow warn on stderr; the EXIF reader reports it instead.
                 warnings.simplefilter("ignore")
-                img = Image.open(io.BytesIO(self.data))
+                return Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise InputError(
                 f"{self.format} signature found but the data cannot be parsed", "corrupt-image"
             ) from None
-        # Found by fuzzing: RuntimeError from Pillow's AVIF plugin and pillow-heif on corrupt
-        # containers; OverflowError from out-of-range palette or tag values.
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                RuntimeError, OverflowError) as exc:
-            raise _decode_error(exc) from None
-        return img
+
+    def _text_limit_hit(self, exc: BaseException) -> bool:
+        """Worth retrying without big text: a PNG, refused for its text, not retried already."""
+        return self.format == "PNG" and not self._skipped_text and _is_text_limit_error(exc)
+
+    def _open_without_big_text(self) -> Any:
+        """Open a copy of the PNG without the text chunks over our limits, remembering which.
+
+        Only the over-limit chunks go first, so the other text stays in `info`; should Pillow still
+        refuse (its count and ours disagree), every text chunk goes. The raw bytes in `data` are
+        untouched: the evidence readers read text chunks from them (bounded) themselves."""
+        for drop_all in (False, True):
+            stripped, skipped = png_without_big_text(self.data, drop_all=drop_all)
+            if not skipped:
+                continue  # nothing found to leave out (our count and Pillow's differ): try all
+            try:
+                img = self._pillow_open(stripped)
+            except _OPEN_ERRORS as exc:
+                if _is_text_limit_error(exc):
+                    continue
+                raise _decode_error(exc) from None  # damaged besides the text: the real reason
+            self._skipped_text = skipped
+            return img
+        raise InputError(_text_limit_message("leaving text chunks out did not help"), "corrupt-image")
+
+    @property
+    def skipped_text_chunks(self) -> list[SkippedTextChunk]:
+        """PNG text chunks left out of `info` because they inflate past our limits ([] if none).
+
+        Those before the image data are known once the header is parsed, those after it once the
+        pixels are decoded (Pillow reads them then)."""
+        try:
+            _ = self.header
+        except InputError:
+            pass
+        return list(self._skipped_text)
+
+    @property
+    def skipped_text_warnings(self) -> list[dict[str, str]]:
+        """The record warning for `skipped_text_chunks`: [] or one `text-chunk-skipped`."""
+        skipped = self.skipped_text_chunks
+        if not skipped:
+            return []
+        # The image was read as usual; only these chunks' text is missing from the metadata.
+        return [{"code": "text-chunk-skipped", "message": (
+            f"PNG text chunk{'s' if len(skipped) > 1 else ''} over fakescope's limit "
+            f"({MAX_TEXT_CHUNK >> 20} MiB per chunk, {MAX_TEXT_MEMORY >> 20} MiB in all; a zip-bomb "
+            f"guard) not inflated and left out of the metadata: "
+            f"{'; '.join(chunk.describe() for chunk in skipped)}; the rest of the file was read as usual")}]
 
     @property
     def width(self) -> int | None:
@@ -343,10 +530,11 @@ class Media:
 
     @property
     def extension_mismatch(self) -> str | None:
-        """'.jpg' when the name promises a format the bytes are not; None when they agree, the
-        extension is not an image one, or the format is unknown."""
-        suffix = os.path.splitext(self.name)[1].lower()
-        expected = EXTENSION_FORMATS.get(suffix.lstrip("."))
+        """'.jpg' (as written: '.JPG' stays '.JPG') when the name promises a format the bytes are
+        not, or names a known non-image type ('.txt', '.pdf' …) while the bytes are an image; None
+        when they agree, the extension is unknown or absent, or the format is unknown."""
+        suffix = os.path.splitext(self.name)[1]
+        expected = EXTENSION_FORMATS.get(suffix.lstrip(".").lower())
         if expected is None or self.format is None or self.format in expected:
             return None
         return suffix
@@ -365,13 +553,17 @@ class Media:
         self.check_pixel_limit()
         img = self.header
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                img.load()
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                MemoryError, ZeroDivisionError, RuntimeError, OverflowError) as exc:
+            return _load(img)
+        except _DECODE_ERRORS as exc:
+            if not self._text_limit_hit(exc):
+                raise _decode_error(exc) from None
+        # Pillow reads the text chunks after the image data only now: same remedy as for the header.
+        img = self._open_without_big_text()
+        self.__dict__["header"] = img  # the cached header is the image readers and `info` use
+        try:
+            return _load(img)
+        except _DECODE_ERRORS as exc:
             raise _decode_error(exc) from None
-        return img
 
     def pixels(self) -> Any:
         """The decoded Pillow image (first frame), mode as stored. Raises InputError."""
@@ -392,6 +584,26 @@ class Media:
         return to_rgb8(self.pixels())
 
 
+# Found by fuzzing: RuntimeError from Pillow's AVIF plugin and pillow-heif on corrupt containers;
+# OverflowError from out-of-range palette or tag values.
+_OPEN_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                RuntimeError, OverflowError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                  MemoryError, ZeroDivisionError, RuntimeError, OverflowError)
+
+
+def _load(img: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img.load()
+    return img
+
+
+def _text_limit_message(text: str) -> str:
+    return (f"PNG text chunks inflate past fakescope's limit ({MAX_TEXT_CHUNK >> 20} MiB per chunk, "
+            f"{MAX_TEXT_MEMORY >> 20} MiB in all; a zip-bomb guard): {text}")
+
+
 def _decode_error(exc: BaseException) -> InputError:
     text = str(exc) or type(exc).__name__
     lowered = text.lower()
@@ -401,7 +613,5 @@ def _decode_error(exc: BaseException) -> InputError:
         return InputError("not enough memory to decode the image", "pixel-limit")
     if "MAX_TEXT_CHUNK" in text or "MAX_TEXT_MEMORY" in text:
         # Pillow names its own variables; say which of our bounds the file crossed, and why it exists.
-        return InputError(
-            f"PNG text chunks inflate past fakescope's limit ({MAX_TEXT_CHUNK >> 20} MiB per chunk, "
-            f"{MAX_TEXT_MEMORY >> 20} MiB in all; a zip-bomb guard): {text}", "corrupt-image")
+        return InputError(_text_limit_message(text), "corrupt-image")
     return InputError(f"cannot decode image: {text}", "corrupt-image")

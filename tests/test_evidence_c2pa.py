@@ -372,3 +372,59 @@ def test_camera_hint_note_names_content_credentials() -> None:
     assert item.signal == "camera"
     note = weak_sign_note(item)
     assert "Content Credentials" in note and "EXIF" not in note
+
+
+# --- the summary's lead, and unreadable data through fusion -----------------------------------------
+
+def _why_cut(summary: str) -> str:
+    """What a shortened display shows (the table's "why" keeps about 140 characters)."""
+    return summary[:140]
+
+
+@pytest.mark.parametrize("name", ["openai/chatgpt_gpt4o_c2pa.png", "c2pa/C.jpg"])
+def test_an_ai_claim_with_failing_validation_leads_with_the_claim_then_the_failure(
+        name: str, tmp_path: Path) -> None:
+    data = (PROV / name).read_bytes()
+    if name.endswith("C.jpg"):
+        data = data[: len(data) * 2 // 3]  # cut: the hard binding no longer matches
+    path = tmp_path / Path(name).name
+    path.write_bytes(data)
+    item = _one(path)
+    assert item.signal == "ai" and not item.details["valid"]
+    assert item.summary.startswith("Content Credentials declare the image AI-generated")
+    shown = _why_cut(item.summary)
+    first_code = next(f["code"] for f in item.details["validation_failures"] if f["code"] != reader.UNTRUSTED)
+    assert "FAILS validation" in shown and first_code in shown, shown
+    assert "declare" not in item.summary.split("FAILS validation", 1)[1].split(";", 1)[0]
+
+
+def test_a_non_ai_manifest_with_failing_validation_still_leads_with_the_failure() -> None:
+    item = _one(PROV / "c2pa/XCA.jpg")
+    assert item.signal == "editor" and item.summary.startswith("Content Credentials FAIL validation")
+
+
+def _without_exif(jpeg: bytes) -> bytes:
+    """The JPEG with its APP1 Exif segment(s) dropped, every other segment kept."""
+    out, pos = bytearray(jpeg[:2]), 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF and jpeg[pos + 1] != 0xDA:
+        end = pos + 2 + int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
+        if not (jpeg[pos + 1] == 0xE1 and jpeg[pos + 4 : pos + 10] == b"Exif\0\0"):
+            out += jpeg[pos:end]
+        pos = end
+    return bytes(out + jpeg[pos:])
+
+
+def test_unreadable_content_credentials_are_stated_not_called_absent(tmp_path: Path) -> None:
+    from fakescope_cli.evidence import collect
+    from fakescope_cli.fusion import Thresholds, fuse
+
+    source = (PROV / "c2pa/no_alg.jpg").read_bytes()
+    path = tmp_path / "no_alg_noexif.jpg"
+    path.write_bytes(_without_exif(source))
+    assert b"Exif\0\0" in source and b"Exif\0\0" not in path.read_bytes()
+    items, _warnings = collect(Media.open(path, allow_pixels=False))
+    assert [(i.source, i.signal) for i in items] == [("c2pa", "none")]
+    assert items[0].details["unreadable"] is True
+    said = fuse(items, None, Thresholds(), not_asked="metadata only").reasons
+    assert not any("No provenance metadata found" in r for r in said), said
+    assert said[0].startswith("C2PA data present but cannot be read") and "unknown" in said[0], said

@@ -495,3 +495,46 @@ def test_text_before_idat_is_read_from_the_bytes_when_the_header_cannot_be_parse
     assert item.signal == "ai" and item.details["seed"] == 42
     # A parseable file keeps reading only the late chunks itself: Pillow already gave the early ones.
     assert generators._png_late_texts(data) == {}
+
+
+def _big_comfy_workflow(*, with_links: bool = True, note_chars: int = 10_000_000) -> str:
+    """A ComfyUI UI graph as ComfyUI writes it: nodes first (here a Note far past MAX_JSON, as
+    pasted images or long notes make them), links last."""
+    nodes = [
+        {"id": 9, "type": "Note", "widgets_values": ["n" * note_chars]},
+        {"id": 4, "type": "CheckpointLoaderSimple", "widgets_values": ["sd_xl_base_1.0.safetensors"]},
+        {"id": 3, "type": "KSampler", "widgets_values": [1, "fixed", 20, 8, "euler", "normal", 1]},
+    ]
+    graph: dict[str, Any] = {"last_node_id": 9, "nodes": nodes}
+    if with_links:
+        graph["links"] = [[1, 4, 0, 3, 0, "MODEL"]]
+    graph["version"] = 0.4
+    return json.dumps(graph)
+
+
+def _png_with_ztxt(key: str, text: str) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text(key, text, zip=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("with_links", [True, False])
+def test_a_comfyui_workflow_too_large_to_parse_is_still_reported(with_links: bool) -> None:
+    workflow = _big_comfy_workflow(with_links=with_links)
+    assert len(workflow) > generators.MAX_JSON
+    assert workflow.index('"links"' if with_links else '"KSampler"') > 200_000  # past any head-only look
+    data = _png_with_ztxt("workflow", workflow)
+    started = time.perf_counter()
+    item = only_item(generators.read(media_of(data)))
+    assert time.perf_counter() - started < 5
+    assert (item.details["tool"], item.details["format"], item.details["parsed"]) == \
+        ("ComfyUI", "comfyui-workflow", False)
+    assert item.signal == "ai" and item.strong
+    assert item.details["model"] == "sd_xl_base_1.0.safetensors"  # found by pattern, unparsed
+
+
+def test_a_large_json_without_comfyui_markers_is_not_called_comfyui() -> None:
+    other = json.dumps({"nodes": [{"id": 1, "kind": "note", "text": "n" * 3_000_000}], "edges": []})
+    assert generators.read(media_of(_png_with_ztxt("workflow", other))) == []

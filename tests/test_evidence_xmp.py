@@ -70,7 +70,9 @@ def _save(tmp_path: Path, fmt: str, packet: str) -> Path:
     ],
 )
 def test_editor_creator_tools(rel: str, tool: str) -> None:
-    (item,) = _file(EXIF / rel)
+    item, *camera = _file(EXIF / rel)
+    # A camera named in tiff:Make/Model beside the editor is a separate weak hint.
+    assert all(c.signal == "camera" and "tiff:Make/Model" in c.summary for c in camera)
     assert item.signal == "editor" and item.strong is False
     assert item.details["creator_tool"] == [tool]
     assert tool in item.summary
@@ -87,12 +89,17 @@ def test_camera_firmware_creator_tool_with_lightroom_history() -> None:
 @pytest.mark.parametrize(
     "rel",
     ["jpg/hdr/canon_hdr_YES.jpg", "jpg/hdr/canon_hdr_NO.jpg", "jpg/gps/DSCN0010.jpg",
-     "tiff/Arbitro.tiff", "jpg/mobile/jolla.jpg"],
+     "tiff/Arbitro.tiff"],
 )
 def test_xmp_without_provenance_fields_gives_nothing(rel: str) -> None:
     media = Media.open(EXIF / rel)
-    assert media.info.get("xmp")  # there is a packet (rating, TIFF compression, make/model) …
+    assert media.info.get("xmp")  # there is a packet (rating, TIFF compression …) …
     assert _items(media) == []  # … but nothing about who made the image
+
+
+def test_xmp_that_only_names_the_camera_gives_a_camera_hint() -> None:
+    (item,) = _file(EXIF / "jpg/mobile/jolla.jpg")  # tiff:Make/Model "Jolla", nothing else
+    assert (item.signal, item.strong) == ("camera", False) and "Jolla" in item.summary
 
 
 def test_iphone_heic_version_string_is_not_taken_for_a_camera() -> None:
@@ -271,3 +278,34 @@ def test_camera_firmware_creator_tool_note_names_xmp() -> None:
     assert item.signal == "camera"
     note = weak_sign_note(item)
     assert "XMP is unsigned text" in note and "IPTC" not in note and "EXIF" not in note
+
+
+# --- camera named by tiff:Make / tiff:Model ----------------------------------------------------------
+
+TIFF_NS = 'xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
+
+
+def test_xmp_camera_make_and_model_are_a_weak_camera_hint(tmp_path: Path) -> None:
+    from fakescope_cli.evidence.base import weak_sign_note
+
+    packet = _packet(f'{TIFF_NS} tiff:Make="Canon" tiff:Model="Canon EOS R5"')
+    (item,) = _file(_save(tmp_path, "JPEG", packet))
+    assert (item.signal, item.strong) == ("camera", False)
+    assert "Canon EOS R5" in item.summary and "Canon Canon" not in item.summary
+    assert "XMP is unsigned text" in weak_sign_note(item)
+
+
+def test_xmp_camera_beside_a_capture_claim_is_one_item_beside_an_ai_claim_its_own(tmp_path: Path) -> None:
+    capture = _packet(f'{TIFF_NS} tiff:Make="NIKON CORPORATION" tiff:Model="NIKON D850" '
+                      f'Iptc4xmpExt:DigitalSourceType="{DST}digitalCapture"')
+    (item,) = _file(_save(tmp_path, "JPEG", capture))
+    assert item.signal == "camera" and "digitalCapture" in item.summary and "NIKON D850" in item.summary
+    ai = _packet(f'{TIFF_NS} tiff:Model="Pixel 8" Iptc4xmpExt:DigitalSourceType="{DST}trainedAlgorithmicMedia"')
+    first, second = _file(_save(tmp_path, "PNG", ai))
+    assert (first.signal, first.strong) == ("ai", True)
+    assert (second.signal, second.strong) == ("camera", False) and "Pixel 8" in second.summary
+
+
+def test_a_generator_name_in_tiff_make_is_not_a_camera(tmp_path: Path) -> None:
+    packet = _packet(f'{TIFF_NS} tiff:Make="Midjourney"')
+    assert not [i for i in _file(_save(tmp_path, "JPEG", packet)) if i.signal == "camera"]

@@ -113,3 +113,43 @@ def test_an_unreadable_file_does_not_claim_its_metadata_was_all_read():
     said = fuse([], None, T, "corrupt-image: x").reasons
     assert not any(r.startswith("No provenance metadata found;") for r in said)
     assert any("could not be fully analysed" in r for r in said)
+
+
+UNREADABLE = EvidenceItem("c2pa", "none", "C2PA data present but cannot be read: Other: unknown algorithm",
+                          {"error": "Other: unknown algorithm", "error_type": "_C2paOther", "unreadable": True})
+
+
+def test_metadata_present_but_unreadable_is_stated_never_called_absent():
+    for detection, verdict in ((None, "no-verdict"), (DetectorResult(p_fake=0.5), "uncertain")):
+        f = fuse([UNREADABLE], detection, T)
+        assert f.verdict == verdict
+        # Nothing decided: the unreadable manifest leads, before the pixel sentence.
+        assert f.reasons[0].startswith(UNREADABLE.summary) and "unknown" in f.reasons[0], f.reasons
+        assert not any("No provenance metadata found" in r for r in f.reasons), f.reasons
+    decided = fuse([UNREADABLE], DetectorResult(p_fake=0.1), T)
+    assert decided.verdict == "likely-real" and decided.reasons[0].startswith("The pixel detector")
+    assert any(r.startswith(UNREADABLE.summary) for r in decided.reasons[1:])
+    malformed_exif = EvidenceItem("exif", "none", "EXIF data is present but malformed; nothing usable could be read",
+                                  {"malformed": True, "error": "TypeError"})
+    assert not any("No provenance metadata found" in r for r in fuse([malformed_exif], None, T).reasons)
+
+
+def test_no_provenance_found_only_when_no_reader_found_anything():
+    assert fuse([], None, T).reasons[-1] == "No provenance metadata found; its absence proves nothing."
+    neutral = EvidenceItem("c2pa", "none", "Content Credentials present, declaring neither AI nor a camera capture")
+    said = fuse([neutral], DetectorResult(p_fake=0.5), T).reasons
+    assert neutral.summary in said and not any("No provenance metadata found" in r for r in said)
+    assert any("declares neither AI nor a camera" in r and "proves nothing" in r for r in said)
+
+
+def test_every_distinct_camera_claim_is_reported_with_its_own_caveat():
+    xmp_dst = EvidenceItem("xmp", "camera", "XMP points to a camera capture: DigitalSourceType digitalCapture",
+                           {"digital_source_type": ["http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"]})
+    xmp_make = EvidenceItem("xmp", "camera", "XMP names the camera Canon EOS R5 (tiff:Make/Model)")
+    f = fuse([xmp_dst, xmp_make, CAMERA, CAMERA], DetectorResult(p_fake=0.5), T)
+    lines = [r for r in f.reasons if "a weak sign" in r]
+    assert len(lines) == 3, f.reasons  # the duplicate EXIF claim once
+    assert lines[0].startswith(xmp_dst.summary) and "IPTC DigitalSourceType" in lines[0]
+    assert lines[1].startswith(xmp_make.summary) and "XMP is unsigned text" in lines[1]
+    assert lines[2].startswith(CAMERA.summary) and "EXIF is easy to forge" in lines[2]
+    assert f.verdict == "uncertain" and f.p_fake == pytest.approx(0.5)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import struct
 import zlib
@@ -206,20 +207,134 @@ def test_text_chunk_limits_stay_bounded():
     assert 8 << 20 <= media.MAX_TEXT_CHUNK <= media.MAX_TEXT_MEMORY <= 128 << 20
 
 
-def test_text_bomb_error_names_our_limit_and_is_parsed_once(tmp_path):
+def test_text_bomb_is_left_out_and_parsed_once(tmp_path):
     base = _save(Image.new("RGB", (4, 4)), "PNG")
     params = b"parameters\0a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 4x4, Model: sd15"
     bomb = _png_chunk(b"zTXt", b"junk\0\0" + zlib.compress(b"A" * (80 << 20), 9))
     p = tmp_path / "bomb_text.png"
     p.write_bytes(base[:33] + _png_chunk(b"tEXt", params) + bomb + base[33:])
     m = Media.open(p)
-    err = m.header_error
-    assert err is not None and err.code == "corrupt-image" and "zip-bomb guard" in err.message
-    assert m.header_error is err  # remembered: readers asking for `info` do not inflate it again
+    assert m.header_error is None and m.header is m.header  # cached: the bomb is not met again
+    assert [(c.chunk_type, c.keyword, c.reason) for c in m.skipped_text_chunks] == [("zTXt", "junk", "chunk")]
+    assert m.info["parameters"].startswith("a cat")  # the text under the limits is still read
     record = _scan(p)
-    # The raw text chunks are still read, and the record says the metadata search was partial.
-    assert record["verdict"] == "ai-generated"
-    assert "metadata-partial" in [w["code"] for w in record["warnings"]]
+    assert record["errors"] == [] and record["verdict"] == "ai-generated"
+    assert "metadata-partial" not in [w["code"] for w in record["warnings"]]
+
+
+def _workflow_bomb_png(tmp_path, *, after_idat: bool = False, name: str = "workflow_bomb.png"):
+    """A sound 24x16 PNG with EXIF and a zTXt `workflow` of ~60 KB that inflates to 63 MB:
+    over fakescope's 32 MiB per-chunk limit, under its 64 MiB total."""
+    base = _save(Image.new("RGB", (24, 16), (30, 60, 90)), "PNG", exif=_exif_with_software())
+    comp = zlib.compressobj(9)
+    blob = b"".join(comp.compress(b'{"class_type": "KSampler"} ' * 37_000) for _ in range(63)) + comp.flush()
+    bomb = _png_chunk(b"zTXt", b"workflow\0\0" + blob)
+    at = base.index(b"IEND") - 4 if after_idat else 33  # after IHDR, or just before IEND
+    p = tmp_path / name
+    p.write_bytes(base[:at] + bomb + base[at:])
+    return p
+
+
+def _exif_with_software() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0131] = "fakescope-test"  # Software
+    return exif
+
+
+def test_oversized_text_chunk_does_not_make_a_sound_png_an_error(tmp_path):
+    import tracemalloc
+
+    from fakescope_cli.media import MAX_TEXT_CHUNK, png_without_big_text
+
+    p = _workflow_bomb_png(tmp_path)
+    assert p.stat().st_size < 300_000
+    m = Media.open(p)
+    assert m.header_error is None and (m.width, m.height) == (24, 16)
+    assert "workflow" not in m.info and m.header.getexif()[0x0131] == "fakescope-test"
+    assert np.asarray(m.rgb())[0, 0].tolist() == [30, 60, 90]
+    (chunk,) = m.skipped_text_chunks
+    assert (chunk.chunk_type, chunk.keyword, chunk.reason) == ("zTXt", "workflow", "chunk")
+    assert chunk.size == MAX_TEXT_CHUNK + 1  # measured up to the limit, no further
+    (warning,) = m.skipped_text_warnings
+    assert warning["code"] == "text-chunk-skipped"
+    assert "zTXt 'workflow'" in warning["message"] and "32 MiB" in warning["message"]
+    # Measuring the chunk inflates piecewise: 63 MB of text is never held.
+    tracemalloc.start()
+    try:
+        stripped, skipped = png_without_big_text(p.read_bytes())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20 and len(skipped) == 1 and b"zTXt" not in stripped
+    assert Image.open(io.BytesIO(stripped)).size == (24, 16)  # kept chunks' CRCs still hold
+
+
+def test_oversized_text_chunk_record_is_not_an_error(tmp_path):
+    from tests.conftest import run_cli
+
+    p = _workflow_bomb_png(tmp_path)
+    proc = run_cli("scan", "--backend", "none", "-f", "jsonl", str(p), timeout=120)
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert record["errors"] == [] and record["verdict"] != "error"
+    assert (record["width"], record["height"]) == (24, 16)
+    codes = [w["code"] for w in record["warnings"]]
+    assert "metadata-partial" not in codes and "png-crc" not in codes
+    assert not any("corrupt" in r for r in record["reasons"])
+
+
+def test_oversized_text_chunk_record_carries_the_warning(tmp_path):
+    record = _scan(_workflow_bomb_png(tmp_path))
+    (warning,) = [w for w in record["warnings"] if w["code"] == "text-chunk-skipped"]
+    assert "'workflow'" in warning["message"]
+
+
+def test_oversized_text_chunk_after_the_image_data(tmp_path):
+    # Pillow reads text after IDAT only when decoding: the same remedy applies there.
+    m = Media.open(_workflow_bomb_png(tmp_path, after_idat=True))
+    assert m.header_error is None and m.skipped_text_chunks == []
+    assert m.pixels().size == (24, 16)
+    assert [c.keyword for c in m.skipped_text_chunks] == ["workflow"]
+    assert m.header.size == (24, 16) and m.skipped_text_warnings
+
+
+def test_text_chunks_over_the_total_are_left_out_in_file_order():
+    from fakescope_cli.media import MAX_TEXT_MEMORY, png_without_big_text
+
+    base = _save(Image.new("RGB", (4, 4)), "PNG")
+    third = MAX_TEXT_MEMORY // 3 + 1
+    each = zlib.compress(b"B" * third, 9)  # under the per-chunk limit; three are over the total
+    texts = b"".join(_png_chunk(b"zTXt", k + b"\0\0" + each) for k in (b"one", b"two", b"three"))
+    small = _png_chunk(b"tEXt", b"note\0kept")
+    data = base[:33] + texts + small + base[33:]
+    stripped, skipped = png_without_big_text(data)
+    assert [(c.keyword, c.reason) for c in skipped] == [("three", "memory")]
+    m = Media(path="t.png", data=data, size=len(data), mtime_ns=0)
+    assert m.header_error is None and m.info["note"] == "kept" and len(m.info["two"]) == third
+    assert stripped == base[:33] + texts[: texts.index(b"three") - 8] + small + base[33:]
+
+
+def test_normal_png_has_no_skipped_text(tmp_path):
+    p = _comfy_png(tmp_path, 1000, zip_text=True)
+    m = Media.open(p)
+    assert m.skipped_text_chunks == [] and m.skipped_text_warnings == []
+    assert "text-chunk-skipped" not in [w["code"] for w in _scan(p)["warnings"]]
+
+
+def test_corrupt_png_with_a_text_bomb_is_still_an_error(tmp_path):
+    base = _save(Image.new("RGB", (4, 4)), "PNG")
+    bomb = _png_chunk(b"zTXt", b"junk\0\0" + zlib.compress(b"A" * (40 << 20), 9))
+    # Damaged besides the text: a broken IHDR checksum, or image data cut off after the bomb.
+    broken = bytearray(base[:33] + bomb + base[33:])
+    broken[29] ^= 0xFF
+    for name, data in (("badihdr.png", bytes(broken)), ("cut.png", base[:33] + bomb + base[33:45])):
+        p = tmp_path / name
+        p.write_bytes(data)
+        record = _scan(p)
+        assert record["verdict"] == "error", name
+        assert record["errors"][0]["code"] in ("corrupt-image", "truncated"), record["errors"]
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    assert _scan(garbage)["errors"][0]["code"] == "corrupt-image"
 
 
 @pytest.mark.parametrize(
@@ -255,7 +370,7 @@ def test_still_images_and_metadata_only_scans_get_no_frame_warning(tmp_path):
 @pytest.mark.parametrize(
     ("name", "fmt", "mismatch"),
     [("photo.jpg", "PNG", ".jpg"), ("photo.JPEG", "JPEG", None), ("shot.png", "WEBP", ".png"),
-     ("scan.tif", "TIFF", None), ("no_extension", "PNG", None), ("notes.txt", "PNG", None)],
+     ("scan.tif", "TIFF", None), ("no_extension", "PNG", None), ("notes.txt", "PNG", ".txt")],
 )
 def test_extension_mismatch(tmp_path, name, fmt, mismatch):
     p = tmp_path / name

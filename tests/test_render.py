@@ -455,3 +455,37 @@ def test_table_scan_piped_into_head_exits_141() -> None:
     assert first.startswith(b"verdict")
     assert proc.returncode == 141, err.decode()[-2000:]
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def _footer(text: str) -> str:
+    return " ".join(text.rstrip("\n").split("\n\n")[-1].split())
+
+
+def test_table_marks_rows_with_errors_or_warnings_and_its_footer_adds_up() -> None:
+    """A file can carry an error yet get a verdict (provenance decided, pixels truncated): the
+    footer's verdicts must add up to the file count, errors and warnings counted apart."""
+    decided = ai_generated_record("c2pa_trunc.jpg")
+    decided["errors"] = [{"code": "truncated", "message": "truncated image data"}]
+    animated = likely_ai_record("anim.gif")
+    animated["warnings"] = [{"code": "first-frame-only", "message": "animated GIF with 3 frames"},
+                            {"code": "extension-mismatch", "message": "named .gif but the bytes are PNG"}]
+    broken = error_record("broken.jpg")
+    out = io.StringIO()
+    header = _header()
+    renderer = make_renderer("table", out, color=False, width=80)
+    counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": 3, "skipped_by_ext": 1}
+    for record in (decided, animated, broken):
+        renderer.add(record)
+        count_records(counts, record)
+        counts["errors"] += bool(record["errors"])
+    header.update(finished_at=utc_now(), interrupted=False, counts=counts)
+    renderer.finish(header)
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    flat = " ".join(text.split())
+    assert "(+error: truncated" in flat, text
+    assert "+warnings: first-frame-only, extension-mismatch" in flat, text
+    assert "+warning: exif-reader" in flat and "+error: truncated; +warning: exif-reader" not in flat
+    footer = _footer(text)
+    assert footer.startswith("3 files · 1 ai-generated · 1 likely-ai · 1 error · 2 with errors · "
+                             "2 with warnings · 3 non-image files skipped · 1 skipped by --ext"), footer

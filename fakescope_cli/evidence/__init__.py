@@ -71,6 +71,7 @@ def file_warnings(media: Media, pixels_readable: bool = True) -> list[dict[str, 
                     "message": "the image header cannot be parsed, so metadata was searched in the raw "
                                "bytes only (C2PA, XMP, PNG text chunks); EXIF and other header fields "
                                "were not read"})
+    out.extend(media.skipped_text_warnings)  # oversized PNG text chunks left out; the rest was read
     if media.allow_pixels and pixels_readable:
         frames = media.frame_count
         if frames is not None and frames > 1:

@@ -67,6 +67,8 @@ CREATED = frozenset({"c2pa.created"})
 NEUTRAL = frozenset({"c2pa.opened", "c2pa.published", "c2pa.converted", "c2pa.transcoded",
                      "c2pa.repackaged", "c2pa.managed", "c2pa.unknown"})
 UNTRUSTED = "signingCredential.untrusted"
+# Characters of a summary that a shortened display (the table's "why", cut at 140) is sure to show.
+SUMMARY_LEAD = 139
 _ACTIONS_LABEL = re.compile(r"^c2pa\.actions(\.v\d+)?$")
 
 
@@ -518,7 +520,7 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     active_label = store.get("active_manifest")
     if not isinstance(active_label, str) or active_label not in st.manifests:
         return EvidenceItem(SOURCE, "none", "C2PA manifest store has no readable active manifest",
-                            {"manifest_count": len(st.manifests)})
+                            {"manifest_count": len(st.manifests), "unreadable": True})
     active = st.manifests[active_label]
     verdict = st.judge(active_label)
     state, failures, informational = _validation(store)
@@ -557,16 +559,29 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     if truncated:
         details["truncated"] = True
 
-    parts = [_LEADS[signal]]
-    if reasons:
-        parts[0] += f" ({'; '.join(reasons[:3])})"
+    claims = "; ".join(reasons[:3])
+    failure = None
+    codes = list(dict.fromkeys(f["code"] for f in hard)) or [state]
     if not valid:
-        # First, so that a shortened summary (the table's "why") still says the manifest is broken
-        codes = list(dict.fromkeys(f["code"] for f in hard)) or [state]
         changed = any(c.lower().endswith("hash.mismatch") for c in codes)
-        parts.insert(0, f"Content Credentials FAIL validation ({', '.join(codes[:3])}"
-                        + (" …" if len(codes) > 3 else "") + ")"
-                        + (": the file's bytes changed after signing" if changed else ""))
+        failure = (f"({', '.join(codes[:3])}" + (" …" if len(codes) > 3 else "") + ")"
+                   + (": the file's bytes changed after signing" if changed else ""))
+    parts: list[str]
+    if failure is not None and signal in ("ai", "ai-edited"):
+        # The claim is what decides the verdict, so it leads; the failure follows at once, kept
+        # (up to its first code) within SUMMARY_LEAD characters: the claim's reasons stay inline
+        # only when they fit, else they come right after the failure.
+        tail = f" — but the manifest FAILS validation {failure}"
+        room = SUMMARY_LEAD - len(_LEADS[signal]) - len(" ()") - len(f" — but the manifest FAILS validation ({codes[0]},")
+        inline = bool(claims) and len(claims) <= room
+        parts = [_LEADS[signal] + (f" ({claims})" if inline else "") + tail]
+        if claims and not inline:
+            parts.append(f"declared: {claims}")
+    else:
+        parts = [_LEADS[signal] + (f" ({claims})" if claims else "")]
+        if failure is not None:
+            # First, so that a shortened summary (the table's "why") still says the manifest is broken
+            parts.insert(0, f"Content Credentials FAIL validation {failure}")
     who = f"made by {details['generator'] or 'an unnamed generator'}"
     if signer.get("issuer"):
         who += f", signed by {signer['issuer']}"
@@ -584,7 +599,9 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
 
 
 def _unreadable(summary: str, exc: BaseException, **extra: Any) -> EvidenceItem:
-    details = {"error": _text(str(exc)) or type(exc).__name__, "error_type": type(exc).__name__}
+    # "unreadable": data is there but what it declares is unknown (fusion says so).
+    details = {"error": _text(str(exc)) or type(exc).__name__, "error_type": type(exc).__name__,
+               "unreadable": True}
     details.update(extra)
     return EvidenceItem(SOURCE, "none", summary[:600], details)
 
@@ -600,7 +617,7 @@ def read(media: Media) -> list[EvidenceItem]:
     if not hasattr(lib, "Context"):  # before ~0.2x there was no per-reader settings: no offline guarantee
         return [EvidenceItem(SOURCE, "none", "C2PA data may be present; c2pa-python is too old to read "
                              "it offline (needs Context settings, 0.38 tested)",
-                             {"c2pa_python": _text(getattr(lib, "__version__", "unknown"))})]
+                             {"c2pa_python": _text(getattr(lib, "__version__", "unknown")), "unreadable": True})]
     try:
         reader = lib.Reader.try_create(mime, io.BytesIO(media.data), None, offline_context(lib))
         if reader is None:
@@ -622,5 +639,5 @@ def read(media: Media) -> list[EvidenceItem]:
     except (TypeError, ValueError) as exc:
         return [_unreadable("C2PA manifest store JSON cannot be parsed", exc)]
     if not isinstance(store, dict):
-        return [EvidenceItem(SOURCE, "none", "C2PA manifest store JSON is not an object", {})]
+        return [EvidenceItem(SOURCE, "none", "C2PA manifest store JSON is not an object", {"unreadable": True})]
     return [assess_store(store)]

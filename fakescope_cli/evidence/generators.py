@@ -532,13 +532,35 @@ def _fill_comfy_workflow(finding: _Finding, workflow: dict[str, Any]) -> bool:
     return True
 
 
+# Node types of ComfyUI's default graphs: in a UI workflow they appear as `"type": "KSampler"`.
+_COMFY_NODE_TYPE = re.compile(
+    r'"type"\s*:\s*"(?:KSampler(?:Advanced)?|CheckpointLoaderSimple|CLIPTextEncode|VAEDecode|VAELoader'
+    r'|EmptyLatentImage|SaveImage|LoraLoader|UNETLoader|DualCLIPLoader|SamplerCustom(?:Advanced)?)"'
+)
+# A loader node's first widget value (its model file), for a graph too large to parse.
+_COMFY_LOADER_MODEL = re.compile(
+    r'"type"\s*:\s*"[A-Za-z]*Loader[A-Za-z]*"[^{}\[\]]{0,400}"widgets_values"\s*:\s*\[\s*"([^"\\]{1,256})"'
+)
+
+
 def _looks_like_comfy(prompt: str | None, workflow: str | None) -> bool:
-    """Without valid JSON, the chunk names alone are not unique to ComfyUI; its markers are."""
-    head = (prompt or "")[:200000]
-    if head.lstrip().startswith("{") and '"class_type"' in head:
+    """Without valid JSON (broken, or over MAX_JSON), the chunk names alone are not unique to
+    ComfyUI; its markers are. Searched with substring scans over the whole text (at most one PNG
+    text chunk, MAX_TEXT_CHUNK), linear and fast: ComfyUI writes "links" after every node, so a
+    large workflow has it only near its end."""
+    if prompt is not None and prompt.lstrip().startswith("{") and '"class_type"' in prompt:
         return True
-    head = (workflow or "")[:200000]
-    return head.lstrip().startswith("{") and '"nodes"' in head and '"links"' in head
+    if workflow is None or not workflow.lstrip().startswith("{") or '"nodes"' not in workflow:
+        return False
+    return '"links"' in workflow or _COMFY_NODE_TYPE.search(workflow) is not None
+
+
+def _comfy_model_hint(workflow: str | None) -> str | None:
+    """The first model file a loader node names, found by pattern in an unparsed workflow."""
+    for match in _COMFY_LOADER_MODEL.finditer(workflow or ""):
+        if _MODEL_FILE.search(match.group(1)):
+            return match.group(1)[:MAX_FIELD]
+    return None
 
 
 def _from_comfy(prompt: str | None, workflow: str | None, location: str) -> _Finding | None:
@@ -553,7 +575,10 @@ def _from_comfy(prompt: str | None, workflow: str | None, location: str) -> _Fin
         if _fill_comfy_workflow(finding, flow):
             return finding
     if _looks_like_comfy(prompt, workflow):
-        return _Finding("ComfyUI", "comfyui-prompt" if prompt else "comfyui-workflow", location, parsed=False)
+        finding = _Finding("ComfyUI", "comfyui-prompt" if prompt else "comfyui-workflow", location, parsed=False)
+        if not isinstance(flow, dict):
+            finding.put("model", _comfy_model_hint(workflow))
+        return finding
     return None
 
 

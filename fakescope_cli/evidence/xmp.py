@@ -446,7 +446,19 @@ def _provenance_note(media: Media, refs: list[str], details: dict[str, Any]) -> 
 
 
 _REPORTED = ("digital_source_type", "creator_tool", "software", "history_agents", "credit",
-             "c2pa_remote_manifest")
+             "c2pa_remote_manifest", "camera_make", "camera_model")
+
+
+def _camera(props: dict[str, list[str]]) -> str | None:
+    """The camera tiff:Make/Model name, or None (also when the "camera" is a generator's name)."""
+    make = next(iter(props.get("camera_make", [])), None)
+    model = next(iter(props.get("camera_model", [])), None)
+    if any(v and match_ai_tool(v) for v in (make, model)):
+        return None  # not a camera; a generator writing its name there is not a capture claim
+    if make and model:
+        # "Canon" + "Canon EOS R5" reads "Canon EOS R5", as the EXIF reader words it.
+        return model if model.lower().startswith(make.split()[0].lower()) else f"{make} {model}"
+    return make or model
 
 
 def read(media: Media) -> list[EvidenceItem]:
@@ -461,10 +473,23 @@ def read(media: Media) -> list[EvidenceItem]:
     if not any(props.get(k) for k in _REPORTED):
         if not problems:
             return []  # XMP with nothing that speaks to provenance (ratings, dates …)
+        # Metadata there but unread: "unreadable" lets fusion say so instead of "nothing found".
         return [EvidenceItem(SOURCE, "none", problems[0],
-                             {"problems": problems, "packets": len(packets), "from": origin})]
+                             {"problems": problems, "packets": len(packets), "from": origin, "unreadable": True})]
 
     signal, strong, reasons, cls = _judge(props)
+    camera = _camera(props)
+    camera_item: EvidenceItem | None = None
+    if camera is not None:
+        said = f"camera {camera} (tiff:Make/Model)"
+        if signal == "camera" or (signal == "none" and not reasons):
+            signal = "camera"  # the packet's own capture claim, or the only thing it says
+            reasons.append(said)
+        else:
+            # A camera named beside another claim is a claim of its own: a separate weak hint.
+            camera_item = EvidenceItem(SOURCE, "camera", f"XMP names the {said}",
+                                       {"camera_make": props.get("camera_make", [])[:1],
+                                        "camera_model": props.get("camera_model", [])[:1], "from": origin})
     details: dict[str, Any] = {k: v for k, v in props.items()}
     details.update(cls)
     details["from"] = origin
@@ -482,14 +507,19 @@ def read(media: Media) -> list[EvidenceItem]:
         "editor": "XMP names an image editor",
         "none": "XMP names a source that says nothing about AI, camera or editor",
     }[signal]
-    summary = f"{lead}: {'; '.join(reasons)}" if reasons else ""
+    if signal == "camera" and reasons == [f"camera {camera} (tiff:Make/Model)"]:
+        summary = f"XMP names the {reasons[0]}"
+    else:
+        summary = f"{lead}: {'; '.join(reasons)}" if reasons else ""
     note = _provenance_note(media, props.get("c2pa_remote_manifest", []), details)
     if note:
         summary = f"{summary}; {note}" if summary else f"XMP {note}"
     if not summary:
         if not problems:
-            return []  # only a reference to a manifest the C2PA reader reports
+            return [camera_item] if camera_item else []  # only a reference the C2PA reader reports
         summary = "XMP present but unusable"
+        details["unreadable"] = True
     if problems:
         summary += f" ({problems[0]})"
-    return [EvidenceItem(SOURCE, signal, summary[:600], details, strong)]
+    item = EvidenceItem(SOURCE, signal, summary[:600], details, strong)
+    return [item, camera_item] if camera_item else [item]

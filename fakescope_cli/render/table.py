@@ -278,10 +278,14 @@ class TableRenderer:
         table.add_column("why", width=why_w, overflow="fold")
         keeps = distinguishing_suffixes(paths)
         for record, path, keep, verdict in zip(self.records, paths, keeps, verdicts, strict=True):
-            why = _clip(display_text(main_reason(record)), _WHY_MAX_CHARS)
+            # Errors and warnings are marked on the row (the reason rarely says them); their room
+            # comes out of the reason's, so a marked row is no longer than another.
+            marks = _problem_marks(record)
+            why = _clip(display_text(main_reason(record)), _WHY_MAX_CHARS - sum(len(m) + 2 for m in marks))
             extra = len(record.get("reasons") or []) - 1
-            if extra > 0:
-                why += f" (+{extra} more)"
+            tags = ([f"+{extra} more"] if extra > 0 else []) + marks
+            if tags:
+                why += f" ({'; '.join(tags)})"
             table.add_row(
                 Text(verdict, style=BADGE_STYLES.get(verdict, "")),
                 percent(record.get("p_fake")),
@@ -338,17 +342,29 @@ class TableRenderer:
         files = counts.get("files", len(self.records))
         text = Text(overflow="fold")
         text.append(f"{files} file{'s' if files != 1 else ''}", style="bold")
+        # Verdicts first, which add up to the file count; then how many files carry errors or
+        # warnings, which overlap the verdicts and so are worded "with …", never as a verdict.
         parts = [
             (f"{counts[v]} {v}", BADGE_STYLES[v])
             for v in VERDICTS
             if v != "error" and counts.get(v)
         ]
-        errors = counts.get("errors", counts.get("error", 0))
-        if errors:
-            parts.append((f"{errors} error{'s' if errors != 1 else ''}", "bold red"))
+        error_verdicts = counts.get("error", 0)
+        if error_verdicts:
+            parts.append((f"{error_verdicts} error{'s' if error_verdicts != 1 else ''}", "bold red"))
+        with_errors = counts.get("errors", sum(1 for r in self.records if r.get("errors")))
+        if with_errors > error_verdicts:
+            # Some files got a verdict despite an error (provenance decided, pixels unreadable).
+            parts.append((f"{with_errors} with errors", "red"))
+        with_warnings = sum(1 for r in self.records if r.get("warnings"))
+        if with_warnings:
+            parts.append((f"{with_warnings} with warnings", "yellow"))
         skipped = counts.get("skipped", 0)
         if skipped:
             parts.append((f"{skipped} non-image file{'s' if skipped != 1 else ''} skipped", "dim"))
+        by_ext = counts.get("skipped_by_ext", 0)
+        if by_ext:
+            parts.append((f"{by_ext} skipped by --ext", "dim"))
         for label, style in parts:
             text.append(" · ")
             text.append(label, style=style)
@@ -357,6 +373,24 @@ class TableRenderer:
             partial = "stopped early: results are partial" if header.get("error") else "interrupted: results are partial"
             text.append(partial, style="bold yellow")
         return text
+
+
+def _codes(entries: Any, limit: int = 3) -> list[str]:
+    codes = list(dict.fromkeys(display_text(str(e.get("code", "?"))) for e in entries if isinstance(e, dict)))
+    return codes[:limit] + (["…"] if len(codes) > limit else [])
+
+
+def _problem_marks(record: dict[str, Any]) -> list[str]:
+    """["+error: truncated", "+warning: first-frame-only"] for a row whose file has errors or
+    warnings. An `error` row already says its error in its why."""
+    marks = []
+    errors = record.get("errors") or []
+    if errors and record.get("verdict") != "error":
+        marks.append(f"+error{'s' if len(errors) > 1 else ''}: {', '.join(_codes(errors))}")
+    warnings = record.get("warnings") or []
+    if warnings:
+        marks.append(f"+warning{'s' if len(warnings) > 1 else ''}: {', '.join(_codes(warnings))}")
+    return marks
 
 
 def _has_detail(record: dict[str, Any]) -> bool:

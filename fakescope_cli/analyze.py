@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,8 +74,15 @@ class Analyzer:
         if self.cache is None or candidate.problem is not None:
             return None
         hit = self.cache.lookup(candidate.path, display_path(candidate.path))
-        if hit is not None and (hit.get("bytes") or 0) > self.config.max_bytes:
+        if hit is None:
+            return None
+        if (hit.get("bytes") or 0) > self.config.max_bytes:
             return None  # over this run's --max-bytes: refused as a fresh scan would refuse it
+        # The stored record may come from a copy under another name: what the name says is redone
+        renamed = evidence_mod.extension_warning(os.path.basename(candidate.path), hit.get("format"))
+        hit["warnings"] = [w for w in hit.get("warnings", []) if w.get("code") != "extension-mismatch"]
+        if renamed is not None:
+            hit["warnings"].insert(0, renamed)
         return hit
 
     def analyze(self, candidate: Candidate) -> dict[str, Any]:

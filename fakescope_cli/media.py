@@ -333,6 +333,16 @@ def read_file_readonly(path: str | os.PathLike[str], max_bytes: int) -> tuple[by
 _EMPTY_FACTS = {"bytes": 0, "sha256": hashlib.sha256(b"").hexdigest()}
 
 
+def extension_mismatch(name: str, fmt: str | None) -> str | None:
+    """The suffix of `name`, as written, when it promises another format than `fmt` (see
+    Media.extension_mismatch); a function too, for a cached record scanned under another name."""
+    suffix = os.path.splitext(name)[1]
+    expected = EXTENSION_FORMATS.get(suffix.lstrip(".").lower())
+    if expected is None or fmt is None or fmt in expected:
+        return None
+    return suffix
+
+
 @dataclass
 class Media:
     """One file under analysis. Readers use `data`, `format`, `info` and `pixels()`."""
@@ -533,11 +543,7 @@ class Media:
         """'.jpg' (as written: '.JPG' stays '.JPG') when the name promises a format the bytes are
         not, or names a known non-image type ('.txt', '.pdf' …) while the bytes are an image; None
         when they agree, the extension is unknown or absent, or the format is unknown."""
-        suffix = os.path.splitext(self.name)[1]
-        expected = EXTENSION_FORMATS.get(suffix.lstrip(".").lower())
-        if expected is None or self.format is None or self.format in expected:
-            return None
-        return suffix
+        return extension_mismatch(self.name, self.format)
 
     def check_pixel_limit(self) -> None:
         w, h = self.header.size

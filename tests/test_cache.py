@@ -160,3 +160,17 @@ def test_the_cache_key_follows_the_detectors_whole_description():
     assert cache_mod.result_key({**info, "protocol": "fakescope-protocol/1+manifest.y"}, {}) != key
     assert cache_mod.result_key({**info, "threshold_high": 0.8}, {}) != key
     assert cache_mod.result_key({**info, "api_key_env": "OTHER"}, {}) == key  # how it is reached, not what
+
+
+def test_a_name_based_warning_is_not_carried_to_a_copy_under_another_name(tmp_path):
+    ev, cache = tmp_path / "ev", tmp_path / "cache"
+    ev.mkdir()
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(ev / "x.png")
+    (ev / "y.jpg").write_bytes((ev / "x.png").read_bytes())  # the same PNG bytes, named as a JPEG
+    args = ["scan", "--backend", "none", "-f", "jsonl", "--cache-dir", str(cache), str(ev)]
+    run_cli(*args)
+    for _ in range(2):
+        recs = {Path(r["path"]).name: r for r in jsonl_records(run_cli(*args).stdout)}
+        assert all(r["custody"].get("from_cache") for r in recs.values())
+        assert [w["code"] for w in recs["x.png"]["warnings"]] == []
+        assert [w["code"] for w in recs["y.jpg"]["warnings"]] == ["extension-mismatch"]

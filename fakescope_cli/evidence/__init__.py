@@ -12,7 +12,7 @@ from types import ModuleType
 
 from fakescope_cli.errors import InputError
 from fakescope_cli.evidence.base import EvidenceItem
-from fakescope_cli.media import Media
+from fakescope_cli.media import Media, extension_mismatch
 
 # Order is the order of the report: strongest, most specific provenance first.
 READER_MODULES: tuple[str, ...] = (
@@ -59,11 +59,9 @@ def collect(media: Media, pixels_readable: bool = True) -> tuple[list[EvidenceIt
 def file_warnings(media: Media, pixels_readable: bool = True) -> list[dict[str, str]]:
     """What an investigator should know about how much of the file was looked at."""
     out: list[dict[str, str]] = []
-    suffix = media.extension_mismatch
-    if suffix is not None:
-        # A renamed file is not proof of anything, but it is a question worth asking.
-        out.append({"code": "extension-mismatch",
-                    "message": f"named {suffix} but the bytes are {media.format}"})
+    renamed = extension_warning(media.name, media.format)
+    if renamed is not None:
+        out.append(renamed)
     if media.header_error is not None:
         # Readers fall back on the raw bytes (C2PA store, XMP packets, PNG text chunks); EXIF and
         # anything else only the parsed header gives were not read, so "nothing found" is partial.
@@ -81,3 +79,13 @@ def file_warnings(media: Media, pixels_readable: bool = True) -> list[dict[str, 
             out.append({"code": "first-frame-only",
                         "message": f"{what} with {frames} {unit}s: only the first {unit} was analysed"})
     return out
+
+
+def extension_warning(name: str, fmt: str | None) -> dict[str, str] | None:
+    """The warning for a file whose name promises another format than its bytes. It depends on the
+    name, not the content, so a result served from the cache gets it anew for the name scanned now."""
+    suffix = extension_mismatch(name, fmt)
+    if suffix is None:
+        return None
+    # A renamed file is not proof of anything, but it is a question worth asking.
+    return {"code": "extension-mismatch", "message": f"named {suffix} but the bytes are {fmt}"}

@@ -12,6 +12,7 @@ import io
 import os
 import stat
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -89,6 +90,23 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+def png_chunks(data: bytes, limit: int) -> Iterator[tuple[int, int, bytes]]:
+    """(start, end, type) of each whole PNG chunk after the signature, in file order, up to IEND, at
+    most `limit` of them; a chunk running past the end of the data stops the walk (damaged or cut)."""
+    pos = 8
+    for _ in range(limit):
+        if pos + 12 > len(data):
+            return
+        end = pos + 12 + int.from_bytes(data[pos:pos + 4], "big")
+        if end > len(data):
+            return
+        kind = data[pos + 4:pos + 8]
+        yield pos, end, kind
+        if kind == b"IEND":
+            return
+        pos = end
+
+
 def png_crc_mismatches(data: bytes, limit: int = 10_000) -> list[str]:
     """Names of PNG chunks whose stored CRC does not match their bytes (Pillow skips IDAT's).
 
@@ -97,23 +115,8 @@ def png_crc_mismatches(data: bytes, limit: int = 10_000) -> list[str]:
     """
     import zlib
 
-    bad: list[str] = []
-    pos = 8
-    for _ in range(limit):
-        if pos + 12 > len(data):
-            break
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        end = pos + 12 + length
-        if end > len(data):
-            break
-        kind = data[pos + 4:pos + 8]
-        stored = int.from_bytes(data[end - 4:end], "big")
-        if zlib.crc32(data[pos + 4:end - 4]) != stored:
-            bad.append(kind.decode("latin-1"))
-        if kind == b"IEND":
-            break
-        pos = end
-    return bad
+    return [kind.decode("latin-1") for pos, end, kind in png_chunks(data, limit)
+            if zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big")]
 
 
 _PNG_TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
@@ -202,15 +205,9 @@ def png_without_big_text(data: bytes, drop_all: bool = False) -> tuple[bytes, li
     view = memoryview(data)
     parts: list[memoryview] = [view[:8]]
     skipped: list[SkippedTextChunk] = []
-    pos, kept_from, memory, measured = 8, 8, 0, 0
-    for _ in range(_MAX_PNG_CHUNKS):
-        if pos + 12 > len(data):
-            break
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        end = pos + 12 + length
-        if end > len(data):
-            break  # damaged or truncated: leave the rest as it is, for Pillow to judge
-        ctype = data[pos + 4:pos + 8]
+    kept_from, memory, measured = 8, 0, 0
+    # A damaged or cut chunk ends the walk: the rest is left as it is, for Pillow to judge.
+    for pos, end, ctype in png_chunks(data, _MAX_PNG_CHUNKS):
         if ctype in _PNG_TEXT_TYPES:
             body = data[pos + 8:end - 4]
             reason: str | None = "all" if drop_all else None
@@ -233,9 +230,6 @@ def png_without_big_text(data: bytes, drop_all: bool = False) -> tuple[bytes, li
                 parts.append(view[kept_from:pos])
                 kept_from = end
                 skipped.append(SkippedTextChunk(ctype.decode("latin-1"), keyword, size, reason))
-        pos = end
-        if ctype == b"IEND":
-            break
     parts.append(view[kept_from:])
     return b"".join(parts), skipped
 

@@ -13,6 +13,14 @@ from tests.conftest import jsonl_records, run_cli
 BRIGHT = "tests.plugins.brightness_detector:BrightnessDetector"
 
 
+def _server_answer() -> dict:
+    """A chat completion that answers "fake" with the label words' log-probabilities."""
+    top = [{"token": "fake", "logprob": -0.2}, {"token": "real", "logprob": -1.8}]
+    return {"object": "chat.completion", "model": "tiny", "choices": [{
+        "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fake"},
+        "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
+
+
 def _labelled(root: Path) -> None:
     for label, levels in (("real", [20, 40, 60, 80, 100, 120, 200]), ("fake", [150, 170, 190, 210, 230])):
         folder = root / label / ("gen_a" if label == "fake" else "")
@@ -116,10 +124,7 @@ def test_sigterm_stops_eval_waiting_on_a_hung_server(tmp_path):
     from tests.server_harness import FaultServer, sigterm_when
 
     _labelled(tmp_path / "set")
-    top = [{"token": "fake", "logprob": -0.2}, {"token": "real", "logprob": -1.8}]
-    answer = {"object": "chat.completion", "model": "tiny", "choices": [{
-        "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fake"},
-        "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
+    answer = _server_answer()
     # The start-up check is answered at once; every image then waits 30 s.
     with FaultServer(answer, script=[(200, {}, None, 0.0)], delay=30.0) as fs:
         code, err, stopped_in = sigterm_when(
@@ -169,10 +174,7 @@ def test_an_interrupted_eval_keeps_the_records_it_made(tmp_path):
     from tests.server_harness import FaultServer, sigterm_when
 
     _labelled(tmp_path / "set")
-    top = [{"token": "fake", "logprob": -0.2}, {"token": "real", "logprob": -1.8}]
-    answer = {"object": "chat.completion", "model": "tiny", "choices": [{
-        "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fake"},
-        "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
+    answer = _server_answer()
     records = tmp_path / "r.jsonl"
     # the start-up check and the first two images are answered at once, the third hangs
     with FaultServer(answer, script=[(200, {}, None, 0.0)] * 3, delay=30.0) as fs:

@@ -421,7 +421,10 @@ def train_cycle_cmd(
     for name in ("taef2_encoder.pth", "taef2_decoder.pth"):
         if not (taesd / name).is_file():
             raise _fail(f"--taesd {taesd}: {name} not found", EXIT_USAGE)
-    digest = export(taesd, target)
+    try:
+        digest = export(taesd, target)
+    except ImportError as exc:  # torch and onnx are imported by the export itself, not by its module
+        raise _fail(f"the export needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
     typer.echo(f"wrote {target} (TAEF2 weights sha256 {digest})")
 
 

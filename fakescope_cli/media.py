@@ -234,6 +234,21 @@ def png_without_big_text(data: bytes, drop_all: bool = False) -> tuple[bytes, li
     return b"".join(parts), skipped
 
 
+def png_without_bad_ancillary(data: bytes, limit: int = 10_000) -> bytes | None:
+    """A copy of a PNG without its ancillary chunks whose CRC is wrong, or None when it has none.
+
+    Ancillary chunks (lower-case first letter: tEXt, tIME, gAMA…) may be dropped by the PNG rules;
+    Pillow refuses the whole file for one bad checksum in them."""
+    import zlib
+
+    parts, kept_from, dropped = [], 0, False
+    for pos, end, kind in png_chunks(data, limit):
+        if kind[0] & 0x20 and zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
+            parts.append(data[kept_from:pos])
+            kept_from, dropped = end, True
+    return b"".join([*parts, data[kept_from:]]) if dropped else None
+
+
 def has_image_extension(path: str | os.PathLike[str]) -> bool:
     suffix = os.path.splitext(os.fsdecode(path))[1].lower().lstrip(".")
     return suffix in IMAGE_EXTENSIONS
@@ -416,11 +431,22 @@ class Media:
             raise InputError("not a recognised image format", "unsupported-format")
         try:
             return self._pillow_open(self.data)
+        except InputError as exc:  # Pillow could not identify it (a bad checksum ends up here too)
+            failure = exc
         except _OPEN_ERRORS as exc:
-            if not self._text_limit_hit(exc):
-                raise _decode_error(exc) from None
-        # One text chunk too big to inflate must not cost the pixels, EXIF and the rest.
-        return self._open_without_big_text()
+            if self._text_limit_hit(exc):
+                # One text chunk too big to inflate must not cost the pixels, EXIF and the rest.
+                return self._open_without_big_text()
+            failure = _decode_error(exc)
+        repaired = png_without_bad_ancillary(self.data) if self.format == "PNG" else None
+        if repaired is None:
+            raise failure
+        # A damaged ancillary chunk (text, time, colour hints) leaves the image itself sound; the
+        # record's png-crc warning names it. A damaged critical chunk (IHDR, IDAT…) stays an error.
+        try:
+            return self._pillow_open(repaired)
+        except (InputError, *_OPEN_ERRORS):
+            raise failure from None
 
     def _pillow_open(self, data: bytes) -> Any:
         """Image.open on `data`; Pillow's own exceptions pass through, UnidentifiedImageError

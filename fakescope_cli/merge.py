@@ -140,8 +140,9 @@ def _records_in(source: _Input) -> Iterator[dict[str, Any]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                # A shard killed mid-write can end with a partial line; everything before it stands.
-                if fh.read().strip():
+                # A shard killed mid-write can end with a partial line (no newline after it); everything
+                # before it stands. A whole line that is not JSON is another matter.
+                if line.endswith("\n") or fh.read().strip():
                     raise UsageError(f"{path}:{lineno}: not a JSON record") from None
                 source.truncated = True
                 return

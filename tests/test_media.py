@@ -160,6 +160,22 @@ def test_bad_png_crc_is_reported_as_a_warning(tmp_path):
     q.write_bytes(bytes(head))
     rec = Analyzer(ScanConfig(backend="none")).analyze(Candidate(str(q), True))
     assert rec["verdict"] == "error" and rec["errors"][0]["code"] == "corrupt-image"
+    # A broken checksum in an ancillary chunk before the image data (a text chunk): Pillow refuses the
+    # file, but the image is sound; the chunk is left out and the warning names it.
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "hello")
+    text = bytearray(_save(Image.new("RGB", (16, 16), (9, 9, 9)), "PNG", pnginfo=info))
+    at = text.index(b"tEXt")
+    end = at + 4 + int.from_bytes(text[at - 4:at], "big")
+    text[end:end + 4] = b"\0\0\0\0"
+    r = tmp_path / "badtext.png"
+    r.write_bytes(bytes(text))
+    rec = Analyzer(ScanConfig(backend="none")).analyze(Candidate(str(r), True))
+    assert rec["errors"] == [] and rec["width"] == 16 and rec["verdict"] == "no-verdict"
+    assert [w["code"] for w in rec["warnings"]] == ["png-crc"] and "tEXt" in rec["warnings"][0]["message"]
+    assert r.read_bytes() == bytes(text)  # the evidence itself is never repaired
 
 
 def _scan(path):

@@ -61,3 +61,11 @@ def test_the_first_command_runs_on_a_core_only_install(tmp_path):
     assert "ai-generated" in out and " files · " in out
     check = subprocess.run([str(tree / ".venv" / "bin" / "python"), "-c", "import torch"], capture_output=True)
     assert check.returncode != 0, "the core install pulled torch"
+    # What needs an extra says so in one line on the core install (never a traceback, never exit 1)
+    fakescope = str(tree / ".venv" / "bin" / "fakescope")
+    taesd = (REPO / ".." / "shared" / "models" / "taesd").resolve()
+    for args in (["train", "cycle", "--taesd", str(taesd), "--out", str(tmp_path / "c.onnx")],
+                 ["train", "builtin", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "b")]):
+        proc = subprocess.run([fakescope, *args], cwd=tree, env=env, capture_output=True, timeout=120)
+        assert proc.returncode == 2 and b"fakescope[train]" in proc.stderr, (args, proc.stderr.decode()[-1500:])
+        assert b"Traceback" not in proc.stderr

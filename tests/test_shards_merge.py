@@ -149,6 +149,10 @@ def test_merge_marks_a_jsonl_shard_cut_mid_record_as_partial(tmp_path):
     doc = json.loads(run_cli("merge", str(tmp_path / "cut.jsonl"), "-f", "json").stdout)
     assert doc["run"]["interrupted"] is True
     assert json.loads(run_cli("merge", str(tmp_path / "ok.jsonl"), "-f", "json").stdout)["run"]["interrupted"] is False
+    # a whole last line that is not JSON (it ends with a newline) was not cut off: it is malformed
+    (tmp_path / "bad.jsonl").write_text(text + "not json\n")
+    proc = run_cli("merge", str(tmp_path / "bad.jsonl"), "-f", "json")
+    assert proc.returncode == 2 and b"bad.jsonl:" in proc.stderr and b"not a JSON record" in proc.stderr
 
 
 def test_merge_adds_up_skipped_counts(tmp_path):

@@ -188,7 +188,7 @@ class Analyzer:
             if bad:
                 warnings.append({"code": "png-crc", "message": (
                     f"PNG chunk checksum mismatch in {', '.join(sorted(set(bad)))}: the file was damaged or "
-                    "altered without updating its checksums")})
+                    "altered without updating its checksums; what those chunks say was still read")})
         record.evidence = [item.to_dict() for item in items]
         record.warnings = warnings
         wants = self.detector is not None and cfg.allow_pixels and not problems

@@ -74,7 +74,7 @@ def _sort_key(name: str) -> bytes:
     return os.fsencode(name)
 
 
-def _looks_like_image_file(path: str) -> bool:
+def looks_like_image_file(path: str) -> bool:
     """True if the name or the leading bytes claim an image. Only called on regular files."""
     if has_image_extension(path):
         return True
@@ -168,7 +168,7 @@ class InputExpander:
                 yield Candidate(path, True)
             elif not self._ext_ok(path):
                 self.stats.skipped_by_ext += 1
-            elif _looks_like_image_file(path):
+            elif looks_like_image_file(path):
                 yield Candidate(path, False)
             else:
                 self.stats.skipped += 1

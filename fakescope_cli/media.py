@@ -90,6 +90,10 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
+# One bound for every walk over a PNG's chunks (8 KiB IDAT chunks: about 1.6 GB of image data)
+_MAX_PNG_CHUNKS = 200_000
+
+
 def png_chunks(data: bytes, limit: int) -> Iterator[tuple[int, int, bytes]]:
     """(start, end, type) of each whole PNG chunk after the signature, in file order, up to IEND, at
     most `limit` of them; a chunk running past the end of the data stops the walk (damaged or cut)."""
@@ -107,15 +111,16 @@ def png_chunks(data: bytes, limit: int) -> Iterator[tuple[int, int, bytes]]:
         pos = end
 
 
-def png_crc_mismatches(data: bytes, limit: int = 10_000) -> list[str]:
+def png_crc_mismatches(data: bytes, limit: int | None = None) -> list[str]:
     """Names of PNG chunks whose stored CRC does not match their bytes (Pillow skips IDAT's).
 
     A mismatch means the file was damaged or edited without updating checksums; the pixels may
-    still decode, so it is a warning, not an error. At most `limit` chunks are walked.
+    still decode, so it is a warning, not an error. At most `limit` chunks are walked (by default as
+    many as every other PNG walk here).
     """
     import zlib
 
-    return [kind.decode("latin-1") for pos, end, kind in png_chunks(data, limit)
+    return [kind.decode("latin-1") for pos, end, kind in png_chunks(data, limit or _MAX_PNG_CHUNKS)
             if zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big")]
 
 
@@ -124,7 +129,6 @@ _PNG_TEXT_TYPES = (b"tEXt", b"zTXt", b"iTXt")
 # while measuring, later compressed chunks are dropped unmeasured (a file of many bombs stays cheap).
 _TEXT_MEASURE_BUDGET = 4 * MAX_TEXT_MEMORY
 _INFLATE_STEP = 1 << 20  # measure in pieces: never more than this is held at once
-_MAX_PNG_CHUNKS = 200_000
 
 
 @dataclass(frozen=True)
@@ -234,19 +238,22 @@ def png_without_big_text(data: bytes, drop_all: bool = False) -> tuple[bytes, li
     return b"".join(parts), skipped
 
 
-def png_without_bad_ancillary(data: bytes, limit: int = 10_000) -> bytes | None:
-    """A copy of a PNG without its ancillary chunks whose CRC is wrong, or None when it has none.
+def png_with_ancillary_crcs_fixed(data: bytes, limit: int = _MAX_PNG_CHUNKS) -> bytes | None:
+    """A copy of a PNG whose ancillary chunks with a wrong CRC carry the right one, or None when none
+    is wrong.
 
-    Ancillary chunks (lower-case first letter: tEXt, tIME, gAMA…) may be dropped by the PNG rules;
-    Pillow refuses the whole file for one bad checksum in them."""
+    Pillow refuses the whole file for one bad checksum in an ancillary chunk (lower-case first letter:
+    tEXt, tIME, gAMA…) before the image data, but reads one after it: fixing the copy's checksums gives
+    both places the same outcome (the content read, the png-crc warning saying it was damaged)."""
     import zlib
 
-    parts, kept_from, dropped = [], 0, False
+    fixed: bytearray | None = None
     for pos, end, kind in png_chunks(data, limit):
-        if kind[0] & 0x20 and zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
-            parts.append(data[kept_from:pos])
-            kept_from, dropped = end, True
-    return b"".join([*parts, data[kept_from:]]) if dropped else None
+        crc = zlib.crc32(data[pos + 4:end - 4])
+        if kind[0] & 0x20 and crc != int.from_bytes(data[end - 4:end], "big"):
+            fixed = fixed if fixed is not None else bytearray(data)
+            fixed[end - 4:end] = crc.to_bytes(4, "big")
+    return bytes(fixed) if fixed is not None else None
 
 
 def has_image_extension(path: str | os.PathLike[str]) -> bool:
@@ -438,11 +445,11 @@ class Media:
                 # One text chunk too big to inflate must not cost the pixels, EXIF and the rest.
                 return self._open_without_big_text()
             failure = _decode_error(exc)
-        repaired = png_without_bad_ancillary(self.data) if self.format == "PNG" else None
+        repaired = png_with_ancillary_crcs_fixed(self.data) if self.format == "PNG" else None
         if repaired is None:
             raise failure
-        # A damaged ancillary chunk (text, time, colour hints) leaves the image itself sound; the
-        # record's png-crc warning names it. A damaged critical chunk (IHDR, IDAT…) stays an error.
+        # A damaged ancillary chunk (text, time, colour hints) leaves the image itself sound: it is
+        # read as it is, and the png-crc warning names it. A damaged critical chunk (IHDR…) stays an error.
         try:
             return self._pillow_open(repaired)
         except (InputError, *_OPEN_ERRORS):

@@ -61,6 +61,22 @@ def refuse_overwriting_inputs(output: str, inputs: Iterable[str], flag: str = "-
                              "writes over its input")
 
 
+def refuse_overwriting_images_in(output: str, folders: Iterable[str], flag: str = "-o") -> None:
+    """An existing image inside a scanned folder is refused as an output even when it is not being
+    scanned (left out by --ext, or in another --shard): it is evidence all the same. A non-image file
+    there (an earlier report) may be replaced."""
+    from fakescope_cli.inputs import looks_like_image_file
+
+    real = os.path.realpath(output)
+    if not os.path.isfile(real):
+        return
+    for folder in folders:
+        root = os.path.join(os.path.realpath(folder), "")
+        if real.startswith(root) and looks_like_image_file(real):
+            raise UsageError(f"{flag} {output}: is an image inside the scanned folder {folder}; fakescope never "
+                             "writes over evidence")
+
+
 def refuse_same_outputs(outputs: Iterable[tuple[str, str | None]]) -> None:
     """Two outputs of one command naming the same file would leave only the last one written."""
     seen: dict[str, str] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,7 @@ from fakescope_cli.errors import (
     UsageError,
 )
 from fakescope_cli.inputs import Candidate, InputExpander
-from fakescope_cli.output import check_output_target, output_stream
+from fakescope_cli.output import check_output_target, output_stream, refuse_overwriting_images_in
 from fakescope_cli.record import count_records, run_header, utc_now
 from fakescope_cli.workers import WorkerPool
 
@@ -235,12 +236,16 @@ def run_scan(opts: RunOptions) -> RunResult:
 
     expander = InputExpander(recursive=opts.recursive, follow_symlinks=opts.follow_symlinks, exts=opts.exts)
     candidates: list[Candidate] = list(expander.expand(opts.paths))
+    # Checked against every file found, before --shard picks its part: another shard's image is
+    # evidence too, and so is an image in a scanned folder that --ext left out.
+    check_output_target(opts.output, (c.path for c in candidates))
+    if opts.output is not None:
+        refuse_overwriting_images_in(opts.output, [p for p in opts.paths if os.path.isdir(p)])
     if opts.shard is not None:
         from fakescope_cli.merge import shard_of
 
         k, n = opts.shard
         candidates = [c for c in candidates if shard_of(c.path, n) == k]
-    check_output_target(opts.output, (c.path for c in candidates))
     started = utc_now()
     counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": expander.stats.skipped
                               + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}

@@ -176,6 +176,20 @@ def test_bad_png_crc_is_reported_as_a_warning(tmp_path):
     assert rec["errors"] == [] and rec["width"] == 16 and rec["verdict"] == "no-verdict"
     assert [w["code"] for w in rec["warnings"]] == ["png-crc"] and "tEXt" in rec["warnings"][0]["message"]
     assert r.read_bytes() == bytes(text)  # the evidence itself is never repaired
+    # The same damaged generator chunk before or after the image data: the same verdict, both flagged
+    params = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 16x16, Model: sd_xl_base_1.0"
+    outcomes = []
+    for where in ("before", "after"):
+        png = bytearray(_save(Image.new("RGB", (16, 16), (9, 9, 9)), "PNG"))
+        body = b"parameters\0" + params.encode()
+        chunk = len(body).to_bytes(4, "big") + b"tEXt" + body + b"\0\0\0\0"  # wrong CRC
+        at = png.index(b"IDAT") - 4 if where == "before" else png.index(b"IEND") - 4
+        png[at:at] = chunk
+        f = tmp_path / f"gen_{where}.png"
+        f.write_bytes(bytes(png))
+        rec = Analyzer(ScanConfig(backend="none")).analyze(Candidate(str(f), True))
+        outcomes.append((rec["verdict"], [w["code"] for w in rec["warnings"]]))
+    assert outcomes[0] == outcomes[1] == ("ai-generated", ["png-crc"]), outcomes
 
 
 def _scan(path):
@@ -302,6 +316,9 @@ def test_oversized_text_chunk_record_carries_the_warning(tmp_path):
     record = _scan(_workflow_bomb_png(tmp_path))
     (warning,) = [w for w in record["warnings"] if w["code"] == "text-chunk-skipped"]
     assert "'workflow'" in warning["message"]
+    # the chunk left out may hold a generator's workflow: not "no provenance found"
+    assert not any(r.startswith("No provenance metadata found") for r in record["reasons"])
+    assert any("'workflow' too large to read" in r and "unknown" in r for r in record["reasons"])
 
 
 def test_oversized_text_chunk_after_the_image_data(tmp_path):

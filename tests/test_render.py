@@ -489,3 +489,22 @@ def test_table_marks_rows_with_errors_or_warnings_and_its_footer_adds_up() -> No
     footer = _footer(text)
     assert footer.startswith("3 files · 1 ai-generated · 1 likely-ai · 1 error · 2 with errors · "
                              "2 with warnings · 3 non-image files skipped · 1 skipped by --ext"), footer
+
+
+def test_table_row_with_many_long_marks_still_shortens_its_reason() -> None:
+    """Marks take their room from the reason, but the reason keeps a floor and the marks a ceiling:
+    crafted or merged records with long codes must not let a 300-character reason through whole."""
+    record = likely_ai_record("many.png")
+    reason = " ".join(f"w{i:03d}" for i in range(60))  # 299 characters, each word distinct
+    record["reasons"] = [reason]
+    record["warnings"] = [{"code": f"very-long-warning-code-number-{i}", "message": "x"} for i in range(5)]
+    record["errors"] = [{"code": f"very-long-error-code-number-{i}", "message": "x"} for i in range(5)]
+    out = io.StringIO()
+    renderer = make_renderer("table", out, color=False, width=200)
+    renderer.add(record)
+    header = _header()
+    header.update(finished_at=utc_now(), interrupted=False, counts={"files": 1, "errors": 1})
+    renderer.finish(header)
+    flat = " ".join(out.getvalue().split())
+    assert "w000" in flat and "w011" in flat  # the floor: about 60 characters of the reason
+    assert "w030" not in flat and "w059" not in flat

@@ -308,3 +308,22 @@ def test_a_fifo_reader_that_leaves_early_is_one_line_not_a_traceback(tmp_path):
                           timeout=120, check=False)
     reader.wait(timeout=30)
     assert proc.returncode == 2 and b"reader went away" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_an_image_left_out_by_shard_or_ext_is_still_never_overwritten(tmp_path):
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    for i in range(6):
+        Image.new("RGB", (8, 8), (i * 30, 0, 0)).save(ev / f"img{i}.png")
+    Image.new("RGB", (8, 8)).save(ev / "photo.jpg")
+    before = {p.name: p.read_bytes() for p in ev.iterdir()}
+    from fakescope_cli.merge import shard_of
+
+    other = next(p for p in sorted(ev.glob("*.png")) if shard_of(str(p), 2) == 2)  # scanned by shard 2/2 only
+    for args in (["--shard", "1/2", "-o", str(other)], ["--ext", "png", "-o", str(ev / "photo.jpg")]):
+        proc = run_cli("scan", "--backend", "none", "-q", "-f", "jsonl", *args, str(ev))
+        assert proc.returncode == 2 and b"never writes over" in proc.stderr, (args, proc.stderr)
+    assert {p.name: p.read_bytes() for p in ev.iterdir()} == before
+    report = ev / "report.json"  # an earlier report in the folder (not an image) may be replaced
+    for _ in range(2):
+        assert run_cli("scan", "--backend", "none", "-q", "-f", "json", "-o", str(report), str(ev)).returncode == 0

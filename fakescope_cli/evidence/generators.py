@@ -1122,4 +1122,19 @@ def read(media: Media) -> list[EvidenceItem]:
     if found is not None:
         return [found.item()]
     hint = _hint(texts)
-    return [hint] if hint is not None else []
+    return [item for item in (hint, _text_left_out(media)) if item is not None]
+
+
+MAX_LIST_SKIPPED = 20  # chunk keywords kept in the details
+
+
+def _text_left_out(media: Media) -> EvidenceItem | None:
+    """Text chunks too large to inflate (left out of the parse, see Media.skipped_text_chunks) may
+    hold a generator's workflow: metadata present but unread, not 'no metadata'."""
+    skipped = media.skipped_text_chunks if media.format == "PNG" else []
+    if not skipped:
+        return None
+    names = ", ".join(f"{c.chunk_type} '{c.keyword}'" for c in skipped[:3]) + (" …" if len(skipped) > 3 else "")
+    return EvidenceItem(SOURCE, "none", f"PNG text chunk {names} too large to read (memory guard)",
+                        {"unreadable": True, "chunks": [c.keyword for c in skipped[:MAX_LIST_SKIPPED]]})
+

@@ -33,6 +33,8 @@ BADGE_STYLES: dict[str, str] = {
 }
 _P_WIDTH = 6  # "100.0%"
 _WHY_MAX_CHARS = 140  # about four lines at 80 columns; the full reasons are in --format json
+_WHY_MIN_CHARS = 60  # the reason keeps at least this much beside the marks
+_MARK_MAX_CHARS = 70  # one "+warnings: …" mark; the codes are all in the record
 _MIN_FILE = 8
 _MIN_WHY = 10
 # A path longer than this many lines of the file column loses its start (unless that start is what
@@ -280,8 +282,9 @@ class TableRenderer:
         for record, path, keep, verdict in zip(self.records, paths, keeps, verdicts, strict=True):
             # Errors and warnings are marked on the row (the reason rarely says them); their room
             # comes out of the reason's, so a marked row is no longer than another.
-            marks = _problem_marks(record)
-            why = _clip(display_text(main_reason(record)), _WHY_MAX_CHARS - sum(len(m) + 2 for m in marks))
+            marks = [_clip(m, _MARK_MAX_CHARS) for m in _problem_marks(record)]
+            room = max(_WHY_MIN_CHARS, _WHY_MAX_CHARS - sum(len(m) + 2 for m in marks))
+            why = _clip(display_text(main_reason(record)), room)
             extra = len(record.get("reasons") or []) - 1
             tags = ([f"+{extra} more"] if extra > 0 else []) + marks
             if tags:

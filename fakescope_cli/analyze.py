@@ -102,7 +102,7 @@ class Analyzer:
         except DetectorUnavailable:
             raise
         except Exception as exc:  # a bug must cost one file, not the run
-            return _refused(record, "internal-error", f"{type(exc).__name__}: {exc}")
+            return refused(record, "internal-error", f"{type(exc).__name__}: {exc}")
 
     def remember(self, candidate: Candidate, result: dict[str, Any]) -> None:
         """Store a computed record (error records are not cached: the cache skips them)."""
@@ -120,7 +120,7 @@ class Analyzer:
             except DetectorUnavailable:
                 raise
             except Exception as exc:  # a bug must cost one file, not the run
-                staged.append(_refused(record, "internal-error", f"{type(exc).__name__}: {exc}"))
+                staged.append(refused(record, "internal-error", f"{type(exc).__name__}: {exc}"))
         ready = [st for st in staged if isinstance(st, _Staged) and st.wants_detector]
         if ready:
             batch = getattr(self.detector, "analyze_batch", None)
@@ -151,25 +151,21 @@ class Analyzer:
     def _prepare(self, candidate: Candidate, record: ScanRecord) -> _Staged | dict[str, Any]:
         """media → evidence; a finished record dict when the file cannot go further."""
         if candidate.problem is not None:
-            return _refused(record, *candidate.problem)
+            return refused(record, *candidate.problem)
         cfg = self.config
         try:
             media = Media.open(
                 candidate.path, max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels, allow_pixels=cfg.allow_pixels
             )
         except InputError as exc:
-            record.sha256 = exc.facts.get("sha256")
-            record.bytes = exc.facts.get("bytes")
-            if exc.facts.get("mtime_ns") is not None:
-                record.mtime = file_time(exc.facts["mtime_ns"])
-            return _refused(record, exc.code, exc.message)
+            return refused(record, exc.code, exc.message, exc.facts)
         record.sha256 = media.sha256
         record.bytes = media.size
         record.format = media.format
         record.mtime = file_time(media.mtime_ns)
         if media.format is None:
             what = "named as an image" if not candidate.explicit else "named on the command line"
-            return _refused(record, "unsupported-format", f"not a recognised image format ({what})")
+            return refused(record, "unsupported-format", f"not a recognised image format ({what})")
 
         problems: list[InputError] = []
         try:
@@ -219,9 +215,14 @@ class Analyzer:
         return record.to_dict()
 
 
-def _refused(record: ScanRecord, code: str, message: str) -> dict[str, Any]:
-    """The record of a file that went no further than `code`: the error, and fusion's words for it
-    (the same first reason as a file whose pixels failed later)."""
+def refused(record: ScanRecord, code: str, message: str, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of a file that went no further than `code`: the custody that could be known
+    (`facts`: sha256, bytes, mtime_ns), the error, and fusion's words for it (the same first reason
+    as a file whose pixels failed later). Also the parent's record for a file whose worker died."""
+    if facts:
+        record.sha256, record.bytes = facts.get("sha256"), facts.get("bytes")
+        if facts.get("mtime_ns") is not None:
+            record.mtime = file_time(facts["mtime_ns"])
     record.add_error(code, message)
     record.reasons = fuse([], None, Thresholds(), f"{code}: {message}").reasons[:1]
     return record.to_dict()

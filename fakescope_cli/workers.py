@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from fakescope_cli.analyze import refused
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
-from fakescope_cli.fusion import Thresholds, fuse
 from fakescope_cli.inputs import Candidate
-from fakescope_cli.media import display_path, read_file_readonly
-from fakescope_cli.record import ScanRecord, file_time
+from fakescope_cli.media import Media, display_path
+from fakescope_cli.record import ScanRecord
 
 
 def error_record(candidate: Candidate, code: str, message: str, info: dict[str, Any] | None,
@@ -34,19 +34,14 @@ def error_record(candidate: Candidate, code: str, message: str, info: dict[str, 
     if info:
         rec.detector_id, rec.detector_version, rec.weights_sha256 = (
             info.get("id"), info.get("version"), info.get("weights_sha256"))
+    facts: dict[str, Any] = {}
     if max_bytes is not None:
-        import hashlib
-
         try:
-            data, st = read_file_readonly(candidate.path, max_bytes)
+            media = Media.open(candidate.path, max_bytes=max_bytes, allow_pixels=False)
+            facts = {"sha256": media.sha256, "bytes": media.size, "mtime_ns": media.mtime_ns}
         except InputError as exc:
-            data, st = None, None
-            rec.bytes, rec.sha256 = exc.facts.get("bytes"), exc.facts.get("sha256")
-        if data is not None and st is not None:
-            rec.sha256, rec.bytes, rec.mtime = hashlib.sha256(data).hexdigest(), len(data), file_time(st.st_mtime_ns)
-    rec.add_error(code, message)
-    rec.reasons = fuse([], None, Thresholds(), f"{code}: {message}").reasons[:1]
-    return rec.to_dict()
+            facts = exc.facts
+    return refused(rec, code, message, facts)
 
 
 def _worker_main(conn: Connection, config: Any) -> None:

@@ -15,14 +15,12 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from fakescope_cli import __version__
+from fakescope_cli import __version__, interrupts
 from fakescope_cli.errors import (
-    EXIT_DETECTOR,
-    EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_CLOSED,
-    EXIT_USAGE,
-    DetectorUnavailable,
+    FakescopeError,
+    Interrupted,
     UsageError,
 )
 
@@ -36,15 +34,21 @@ EXIT_CODES_HELP = (
 
 
 class _Commands(TyperGroup):
-    """Every command, with one rule for a closed stdout.
+    """Every command, with the one place where an error that ends a command becomes an exit code.
 
-    Click turns any EPIPE into a silent exit 1, which reads as a tripped gate. Here a closed stdout
-    ends the command quietly with 141; a broken pipe anywhere else is a bug and says so.
+    A FakescopeError carries its own (`exit_code`: usage 2, detector 4, ...) and is printed as one
+    line; Ctrl-C and SIGTERM give 130. Click turns any EPIPE into a silent exit 1, which reads as a
+    tripped gate: here a closed stdout ends the command quietly with 141; a broken pipe anywhere else
+    is a bug and says so. Outcomes of a command that ran to its end are errors.outcome_exit_code's.
     """
 
     def invoke(self, ctx: typer.Context) -> object:  # typer 0.28 vendors click: no `import click`
         try:
             return super().invoke(ctx)
+        except FakescopeError as exc:
+            raise _fail(exc.message, exc.exit_code) from None
+        except KeyboardInterrupt:  # before a scan's first record (start-up, model loading): nothing to save
+            raise _fail("interrupted", EXIT_INTERRUPTED) from None
         except BrokenPipeError as exc:
             if not stdout_reader_gone():
                 raise RuntimeError(f"broken pipe inside fakescope: {exc}") from exc
@@ -133,12 +137,17 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
     """Tell whether an image was made by a generative model, how sure, and why."""
+    # A signal held since start-up stops every command now, except scan: it stops at its first
+    # record, so that its output is a finished document (interrupts.py).
+    if ctx.invoked_subcommand != "scan":
+        interrupts.stop_holding()
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -162,6 +171,21 @@ def _server_options(url: str | None, api_key_env: str | None, request_timeout: f
     """Options of the server backend (None: not given, the backend's default)."""
     return {"url": url, "api_key_env": api_key_env, "request_timeout": request_timeout, "retries": retries,
             "top_logprobs": top_logprobs, "manifest": None if manifest is None else str(manifest)}
+
+
+def _refuse_missing_paths(paths: list[str]) -> None:
+    """A path typed on the command line that does not exist is a typo: exit 2 before any work.
+    (A file that vanishes during the scan, or a name read from stdin, stays a per-file record.)"""
+    import glob
+
+    for p in paths:
+        if p == "-" or os.path.lexists(p):
+            continue
+        if any(c in p for c in "*?["):  # a pattern, expanded by the scan as the shell would have
+            if not glob.glob(p, recursive=True):
+                raise UsageError(f"{p}: no file matches this pattern")
+            continue
+        raise UsageError(f"{p}: no such file or folder")
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -208,10 +232,14 @@ def scan(
     from fakescope_cli.inputs import normalise_exts, read_stdin_paths
     from fakescope_cli.scan import RunOptions, run_scan
 
+    _refuse_missing_paths(paths)
     expanded: list[str] = []
     for p in paths:
         if p == "-":
-            expanded.extend(read_stdin_paths(null_separated=null))
+            listed = read_stdin_paths(null_separated=null)
+            if not null and any("\0" in name for name in listed):
+                raise UsageError("the paths on stdin are NUL-separated: add -0 (--null), as for `find -print0`")
+            expanded.extend(listed)
         else:
             expanded.append(p)
     calib = None
@@ -225,7 +253,7 @@ def scan(
 
                 refuse_overwriting_inputs(output, [str(calibration)])  # the threshold file is an input too
         except (OSError, ValueError, UsageError) as exc:
-            raise _fail(f"cannot use --calibration: {exc}", EXIT_USAGE) from None
+            raise UsageError(f"cannot use --calibration: {exc}") from None
     options = _backend_options(
         model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
         device=device.value if device else None, batch_size=batch_size, attributes=attributes,
@@ -240,25 +268,14 @@ def scan(
     )
     from fakescope_cli.merge import parse_shard
 
-    try:
-        shard_spec = parse_shard(shard) if shard is not None else None
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
     run = RunOptions(
-        shard=shard_spec,
+        shard=parse_shard(shard) if shard is not None else None,
         paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
         recursive=recursive, follow_symlinks=follow_symlinks, exts=normalise_exts(ext),
         fail_above=fail_above, quiet=quiet, color=_use_color() and fmt == OutputFormat.table and output is None,
         arguments=sys.argv[1:],
     )
-    try:
-        result = run_scan(run)
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
-    except DetectorUnavailable as exc:
-        raise _fail(str(exc), EXIT_DETECTOR) from None
-    except KeyboardInterrupt:  # before the first record (start-up, model loading): nothing to save
-        raise _fail("interrupted", EXIT_INTERRUPTED) from None
+    result = run_scan(run)
     if result.interrupted and not quiet:
         typer.echo("fakescope: interrupted; results so far were written.", err=True)
     raise typer.Exit(result.exit_code)
@@ -294,11 +311,10 @@ def ask(
 
     from fakescope_cli.ask import ask_image
     from fakescope_cli.errors import InputError
-    from fakescope_cli.scan import sigterm_as_interrupt
     from fakescope_cli.text import terminal_text
 
     if advise == (question is not None):
-        raise _fail("give a QUESTION or --advise (not both)", EXIT_USAGE)
+        raise UsageError("give a QUESTION or --advise (not both)")
     options = _backend_options(model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
                                device=device.value if device else None, max_tokens=max_tokens,
                                trust_pickle=trust_pickle or None, trust_remote_code=trust_remote_code or None,
@@ -311,17 +327,11 @@ def ask(
         sys.stdout.flush()
 
     try:
-        with sigterm_as_interrupt():  # a hung server or a long generation ends with 130, as promised
+        with interrupts.interruptible():  # a hung server or a long generation ends with 130, as promised
             result = ask_image(image, backend, options, question=question, advise=advise,
                                stream=None if json_out else stream, max_pixels=max_pixels, max_bytes=max_bytes)
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
-    except DetectorUnavailable as exc:
-        raise _fail(str(exc), EXIT_DETECTOR) from None
-    except InputError as exc:
-        raise _fail(f"{image}: {exc.message} [{exc.code}]", EXIT_INCOMPLETE) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted", EXIT_INTERRUPTED) from None
+    except InputError as exc:  # the one file is the whole input: exit 3, the file named
+        raise InputError(f"{image}: {exc.message} [{exc.code}]", exc.code) from None
     if json_out:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -353,12 +363,9 @@ def models_inspect(
 
     from fakescope_cli.models_inspect import inspect_model
 
-    try:
-        info = inspect_model(path, mmproj=mmproj, trust_pickle=trust_pickle, hash_weights=not no_hash)
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
-    except DetectorUnavailable as exc:
-        raise _fail(str(exc), EXIT_DETECTOR) from None
+    if not os.path.exists(path):  # a typo, not a broken checkpoint (which is exit 4)
+        raise UsageError(f"{path}: no such folder or file")
+    info = inspect_model(path, mmproj=mmproj, trust_pickle=trust_pickle, hash_weights=not no_hash)
     typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
 
 
@@ -394,9 +401,9 @@ def train_builtin_cmd(
     try:
         from fakescope_train.builtin import train_builtin
     except ImportError as exc:
-        raise _fail(f"training needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
+        raise UsageError(f"training needs the train extra: pip install 'fakescope[train]' ({exc})") from None
     if mode not in ("distill", "pool", "aligned", "mix"):
-        raise _fail(f"unknown --mode {mode!r}: distill, pool, aligned or mix", EXIT_USAGE)
+        raise UsageError(f"unknown --mode {mode!r}: distill, pool, aligned or mix")
     train_builtin(data, out, seed=seed, epochs=epochs, mode=mode, steps_per_epoch=steps_per_epoch, batch=batch,
                   cv_folds=cv_folds, taesd=taesd, recon_cache=recon_cache, threads=threads, norm_q=jpeg_quality,
                   width=width, tile=tile, grid=grid, consistency=consistency, lossless_q=lossless_quality,
@@ -414,17 +421,17 @@ def train_cycle_cmd(
     try:
         from fakescope_train.cycle import export
     except ImportError as exc:
-        raise _fail(f"the export needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
+        raise UsageError(f"the export needs the train extra: pip install 'fakescope[train]' ({exc})") from None
     from fakescope_cli.detectors.cycle import default_model_path
 
     target = out or default_model_path()
     for name in ("taef2_encoder.pth", "taef2_decoder.pth"):
         if not (taesd / name).is_file():
-            raise _fail(f"--taesd {taesd}: {name} not found", EXIT_USAGE)
+            raise UsageError(f"--taesd {taesd}: {name} not found")
     try:
         digest = export(taesd, target)
     except ImportError as exc:  # torch and onnx are imported by the export itself, not by its module
-        raise _fail(f"the export needs the train extra: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
+        raise UsageError(f"the export needs the train extra: pip install 'fakescope[train]' ({exc})") from None
     typer.echo(f"wrote {target} (TAEF2 weights sha256 {digest})")
 
 
@@ -463,7 +470,7 @@ def train_lmm_cmd(
     try:
         from fakescope_train.lmm import make_config, train_lmm
     except ImportError as exc:
-        raise _fail(f"training needs the train and hf extras: pip install 'fakescope[train,hf]' ({exc})", EXIT_USAGE) from None
+        raise UsageError(f"training needs the train and hf extras: pip install 'fakescope[train,hf]' ({exc})") from None
 
     try:
         cfg = make_config(
@@ -475,12 +482,10 @@ def train_lmm_cmd(
             num_workers=num_workers, threads=threads, log_every=log_every, progress=False if no_progress else None,
         )
         train_lmm(cfg)
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
     except ImportError as exc:
-        raise _fail(f"training needs the train and hf extras: pip install 'fakescope[train,hf]' ({exc})", EXIT_USAGE) from None
+        raise UsageError(f"training needs the train and hf extras: pip install 'fakescope[train,hf]' ({exc})") from None
     except KeyboardInterrupt:
-        raise _fail("interrupted (resume with --resume)", EXIT_INTERRUPTED) from None
+        raise Interrupted("interrupted (resume with --resume)") from None
 
 
 data_app = typer.Typer(help="Build training data from labelled images.", no_args_is_help=True)
@@ -511,23 +516,20 @@ def data_build_cmd(
     try:
         from fakescope_train.instruct import TaskMix, build_instruct
     except ImportError as exc:
-        raise _fail(f"data build needs the train package: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
-    try:
-        mix = {"detect": detect, "attributes": attributes, "explain": int(explain)}
-        if recipe:
-            from fakescope_train.common import load_recipe
+        raise UsageError(f"data build needs the train package: pip install 'fakescope[train]' ({exc})") from None
+    mix = {"detect": detect, "attributes": attributes, "explain": int(explain)}
+    if recipe:
+        from fakescope_train.common import load_recipe
 
-            table = load_recipe(recipe, "data")
-            given = {k for k in mix if _option_given(ctx, k)}
-            mix.update({k: _recipe_count(k, v) for k, v in table.items() if k in mix and k not in given})
-        stats = build_instruct(
-            path, output, seed=seed, absolute_paths=absolute_paths, manifest=manifest, shuffle=shuffle,
-            mix=TaskMix(detect=mix["detect"], attributes=mix["attributes"], explain=mix["explain"],
-                        annotated_only=annotated_only, evidence=evidence, notes=notes),
-            log=lambda m: typer.echo(f"data build: {m}", err=True),
-        )
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+        table = load_recipe(recipe, "data")
+        given = {k for k in mix if _option_given(ctx, k)}
+        mix.update({k: _recipe_count(k, v) for k, v in table.items() if k in mix and k not in given})
+    stats = build_instruct(
+        path, output, seed=seed, absolute_paths=absolute_paths, manifest=manifest, shuffle=shuffle,
+        mix=TaskMix(detect=mix["detect"], attributes=mix["attributes"], explain=mix["explain"],
+                    annotated_only=annotated_only, evidence=evidence, notes=notes),
+        log=lambda m: typer.echo(f"data build: {m}", err=True),
+    )
     typer.echo(json.dumps(stats, ensure_ascii=False))
 
 
@@ -564,30 +566,24 @@ def merge(
     fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
 ) -> None:
     """Merge shard outputs into one report with one run header (sorted by path, duplicates dropped)."""
-    from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK
+    from fakescope_cli.errors import outcome_exit_code
     from fakescope_cli.merge import merge_files
     from fakescope_cli.output import check_output_target, output_stream
     from fakescope_cli.render import make_renderer
 
-    try:
-        merged = merge_files(inputs, sys.argv[1:])
-        check_output_target(output, inputs)
-    except (UsageError, OSError, ValueError) as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+    merged = merge_files(inputs, sys.argv[1:])
+    check_output_target(output, inputs)
     if merged.duplicates:
         typer.echo(f"fakescope: {len(merged.duplicates)} duplicate record(s) dropped "
                    f"(first: {merged.duplicates[0]})", err=True)
-    try:
-        with output_stream(output, fmt.value) as stream:
-            renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
-            renderer.start(merged.header)
-            for rec in merged.records:
-                renderer.add(rec)
-            renderer.finish(merged.header)
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+    with output_stream(output, fmt.value) as stream:
+        renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
+        renderer.start(merged.header)
+        for rec in merged.records:
+            renderer.add(rec)
+        renderer.finish(merged.header)
     gate = fail_above is not None and any(r["p_fake"] is not None and r["p_fake"] > fail_above for r in merged.records)
-    raise typer.Exit(EXIT_GATE if gate else EXIT_INCOMPLETE if merged.header["counts"]["errors"] else EXIT_OK)
+    raise typer.Exit(outcome_exit_code(gate_tripped=gate, unanalysed=merged.header["counts"]["errors"]))
 
 
 @app.command("eval", epilog=EXIT_CODES_HELP)
@@ -618,8 +614,8 @@ def eval_cmd(
     import json
 
     from fakescope_cli.analyze import ScanConfig
+    from fakescope_cli.errors import outcome_exit_code
     from fakescope_cli.eval_run import EvalOptions, run_eval
-    from fakescope_cli.scan import sigterm_as_interrupt
 
     config = ScanConfig(backend=backend, backend_options=_backend_options(
         model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
@@ -627,16 +623,12 @@ def eval_cmd(
         trust_remote_code=trust_remote_code or None,
         **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest)))
     try:
-        with sigterm_as_interrupt():  # as scan: SIGTERM (a CI timeout, `kill`) ends with 130
+        with interrupts.interruptible():  # as scan: SIGTERM (a CI timeout, `kill`) ends with 130
             report, text, calibration = run_eval(EvalOptions(
                 path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,
                 target_fpr=target_fpr, records_out=records_out, json_out=json_out))
-    except DetectorUnavailable as exc:
-        raise _fail(str(exc), EXIT_DETECTOR) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted", EXIT_INTERRUPTED) from None
-    except (UsageError, OSError) as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
+    except OSError as exc:  # the labels file or an output: one line, exit 2
+        raise UsageError(str(exc)) from None
     doc = json.dumps(report, indent=2, ensure_ascii=False)
     if json_out == "-":
         typer.echo(doc)
@@ -645,18 +637,15 @@ def eval_cmd(
         if json_out:
             from fakescope_cli.output import output_stream
 
-            try:
-                with output_stream(json_out, "json", "--json") as fh:
-                    fh.write(doc + "\n")
-            except UsageError as exc:
-                raise _fail(str(exc), EXIT_USAGE) from None
+            with output_stream(json_out, "json", "--json") as fh:
+                fh.write(doc + "\n")
     if calibration is not None:
         typer.echo(f"fakescope: wrote {calibrate}: threshold {calibration['threshold']:.4f} "
                    f"(measured FPR {calibration['measured_fpr']:.3f})", err=True)
         for warning in calibration.get("warnings", []):
             typer.echo(f"fakescope: warning: {warning}", err=True)
-    if report.get("n_unscored"):  # measured on fewer images than asked: say so in the exit code too
-        raise typer.Exit(EXIT_INCOMPLETE)
+    # Measured on fewer images than asked: say so in the exit code too.
+    raise typer.Exit(outcome_exit_code(unanalysed=report.get("n_unscored", 0)))
 
 
 def _default_cache_dir() -> Path:

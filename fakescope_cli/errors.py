@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+# Process exit codes (DESIGN.md). Each error class below carries its own as `exit_code`; the command
+# line maps an escaped exception to its code in one place (cli._Commands.invoke).
+EXIT_OK = 0
+EXIT_GATE = 1
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_DETECTOR = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+# The reader of stdout went away (`| head`): what a Unix tool killed by SIGPIPE reports (128 + 13). Not 1,
+# which a CI script reads as a tripped gate.
+EXIT_OUTPUT_CLOSED = 141
+
+
+def outcome_exit_code(*, gate_tripped: bool = False, unanalysed: int = 0, interrupted: bool = False) -> int:
+    """The exit code of a command that ran to its end (scan, merge, eval): the one rule for all three.
+
+    Interrupted wins (the output is partial); a tripped gate (1) wins over unanalysed input (3), so a
+    CI script that checks for 1 is never told "all clear" because one file was also unreadable.
+    Usage (2), detector (4) and closed-output (141) failures are exceptions, mapped at the top.
+    """
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if gate_tripped:
+        return EXIT_GATE
+    if unanalysed:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
 
 class FakescopeError(Exception):
     """Base class; `code` is stable and appears in records and docs."""
 
     code = "error"
+    exit_code = EXIT_USAGE  # the process exit code when this error ends a command
 
     def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
@@ -26,6 +55,7 @@ class InputError(FakescopeError):
     """
 
     code = "input-error"
+    exit_code = EXIT_INCOMPLETE  # ends a command only where one file is the whole input (`ask`)
 
     def __init__(self, message: str, code: str | None = None, facts: dict | None = None):
         super().__init__(message, code)
@@ -36,12 +66,22 @@ class DetectorUnavailable(FakescopeError):
     """A detector could not be loaded or reached (exit code 4)."""
 
     code = "detector-unavailable"
+    exit_code = EXIT_DETECTOR
 
 
 class UsageError(FakescopeError):
-    """Bad arguments (exit code 2)."""
+    """Bad arguments, or an input or output the command cannot use (exit code 2)."""
 
     code = "usage"
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(FakescopeError):
+    """Ctrl-C or SIGTERM, with a word on what to do next (e.g. "resume with --resume"); exit code 130.
+    A bare KeyboardInterrupt maps to the same code."""
+
+    code = "interrupted"
+    exit_code = EXIT_INTERRUPTED
 
 
 # Stable per-file error codes. Documented in README ("Error codes"); never renamed.
@@ -62,14 +102,3 @@ ERROR_CODES: dict[str, str] = {
     "detector-error": "the detector failed on this file",
     "internal-error": "a bug in fakescope; please report it",
 }
-
-# Process exit codes (DESIGN.md). 1 wins over 3 when both apply.
-EXIT_OK = 0
-EXIT_GATE = 1
-EXIT_USAGE = 2
-EXIT_INCOMPLETE = 3
-EXIT_DETECTOR = 4
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
-# The reader of stdout went away (`| head`): what a Unix tool killed by SIGPIPE reports (128 + 13). Not 1,
-# which a CI script reads as a tripped gate.
-EXIT_OUTPUT_CLOSED = 141

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakescope_cli.analyze import ScanConfig
+from fakescope_cli.engine import analysis_engine
 from fakescope_cli.evaluate import calibration_from_eval, evaluate, load_labelled, render_eval_text
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.output import check_output_target, output_stream, refuse_same_outputs
-from fakescope_cli.scan import analysis_engine
 
 
 @dataclass

@@ -155,6 +155,10 @@ def _checked_utf8(source: _Input) -> Iterator[dict[str, Any]]:
     except UnicodeDecodeError:
         # fakescope writes UTF-8; anything else is another tool's file (exit 2, not a traceback).
         raise UsageError(f"{source.path}: not UTF-8 text: is this fakescope output?") from None
+    except FileNotFoundError:
+        raise UsageError(f"{source.path}: no such file") from None
+    except OSError as exc:  # a folder, no permission, a read error: one line, not a bare [Errno N]
+        raise UsageError(f"{source.path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _order_key(record: dict[str, Any]) -> tuple[bytes, ...]:

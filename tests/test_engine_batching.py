@@ -5,8 +5,8 @@ from __future__ import annotations
 from PIL import Image
 
 from fakescope_cli.analyze import ScanConfig
+from fakescope_cli.engine import IN_PROCESS_BACKENDS, analysis_engine
 from fakescope_cli.inputs import InputExpander
-from fakescope_cli.scan import IN_PROCESS_BACKENDS, analysis_engine
 
 
 def _tree(tmp_path, n=7):
@@ -19,7 +19,7 @@ def _tree(tmp_path, n=7):
 def test_batches_fill_and_keep_order(tmp_path, monkeypatch):
     cands = _tree(tmp_path)
     backend = "tests.plugins.batch_detector:BatchDetector"
-    monkeypatch.setattr("fakescope_cli.scan.IN_PROCESS_BACKENDS", IN_PROCESS_BACKENDS | {backend})
+    monkeypatch.setattr("fakescope_cli.engine.IN_PROCESS_BACKENDS", IN_PROCESS_BACKENDS | {backend})
     config = ScanConfig(backend=backend, backend_options={"batch_size": 3})
     with analysis_engine(config, len(cands)) as (_info, analyse_all):
         records = list(analyse_all(cands))
@@ -32,7 +32,7 @@ def test_batches_fill_and_keep_order(tmp_path, monkeypatch):
 
 def test_batch_sizes_seen_by_the_detector(tmp_path):
     from fakescope_cli.analyze import Analyzer
-    from fakescope_cli.scan import _batched_in_order
+    from fakescope_cli.engine import _batched_in_order
 
     cands = _tree(tmp_path)
     analyzer = Analyzer(ScanConfig(backend="tests.plugins.batch_detector:BatchDetector",

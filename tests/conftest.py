@@ -29,6 +29,27 @@ def run_cli(*args: str, stdin: bytes | None = None, timeout: float = 300, env: d
     )
 
 
+def invoke_cli(*args: str, stdin: bytes | None = None, env: dict | None = None):
+    """Run the `fakescope` command in this process (typer's CliRunner): the same CompletedProcess
+    shape as run_cli (returncode, stdout, stderr as bytes) without the interpreter start-up. For
+    what a subprocess adds nothing to; signals, pipes and start-up imports need run_cli."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from fakescope_cli.cli import app
+
+    argv = sys.argv
+    sys.argv = ["fakescope", *args]  # the run header records the command line from here
+    try:
+        result = CliRunner().invoke(app, list(args), input=stdin, env=cli_env(env), catch_exceptions=False)
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["fakescope", *args], result.exit_code, result.stdout_bytes,
+                                       result.stderr_bytes)
+
+
 def cli_env(extra: dict | None = None) -> dict:
     """The environment a CLI subprocess gets in tests: no colour, and a fresh cache unless `extra` names one
     (tests must not see each other's results)."""

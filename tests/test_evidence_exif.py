@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import struct
-import time
 
 import pytest
 from PIL import Image
@@ -123,18 +122,15 @@ def test_every_sample_without_exception(capfd: pytest.CaptureFixture[str]) -> No
     try:
         files = sorted(p for p in SAMPLES.rglob("*") if p.is_file())
         assert len(files) > 90
-        cameras = 0
-        start = time.perf_counter()
+        cameras = 0  # what reading them costs per file is bench/bench_readers.py's figure
         for path in files:
             items = exif.read(Media.open(path))
             json.dumps([i.to_dict() for i in items], allow_nan=False)
             assert all(i.signal in SIGNALS for i in items)
             cameras += any(i.signal == "camera" for i in items)
-        elapsed = time.perf_counter() - start
     finally:
         root.removeHandler(spy)
     assert cameras >= 55  # 58 of the samples name a camera
-    assert elapsed / len(files) < 0.02, f"{elapsed / len(files) * 1000:.1f} ms per file"
     assert capfd.readouterr().err == ""
     assert not [r for r in reached_root if r.name.startswith("exifread")]
 
@@ -178,11 +174,9 @@ def test_unreadable_exif_block_is_reported_as_malformed() -> None:
 def test_pathological_ifd_is_cut_off_by_the_budget(capfd: pytest.CaptureFixture[str]) -> None:
     # An IFD claiming 65535 entries: each is read (and rejected) one by one unless capped.
     payload = b"Exif\0\0" + b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", 0xFFFF) + b"\0" * 600
-    start = time.perf_counter()
     items = exif.read(media_of(jpeg_with_app1(payload)))
-    assert time.perf_counter() - start < 1.0
     item = by_signal(items, "none")
-    assert "budget" in item.details["error"]
+    assert "budget" in item.details["error"]  # the entries read are bounded, not timed
     assert capfd.readouterr().err == ""
 
 

@@ -422,7 +422,7 @@ def test_timing_per_megapixel(tmp_path, capsys):
         print(f"\nwatermark decode, 1 MP, all payloads and variants: {decode_ms:.1f} ms "
               f"(median {sorted(times)[3] * 1000:.1f} ms); read() incl. PNG decode {full * 1000:.1f} ms")
     assert [i.details["payload"] for i in items] == ["SDXL"]
-    assert decode_ms < 100  # ~15 ms measured on one core; loose for shared CI machines
+    # The decode time is printed, not asserted (a loaded machine is no test): bench/ holds the target.
 
 
 def test_import_pulls_no_heavy_module():

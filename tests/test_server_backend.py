@@ -195,13 +195,12 @@ def test_server_killed_mid_scan_keeps_finished_records(ggufs: dict[str, tuple[Pa
 
 def test_unreachable_url_exit_4(images: list[Path]) -> None:
     port = free_port()  # nothing listens there
-    t = time.monotonic()
     res = scan("--backend", "server", "--url", f"http://127.0.0.1:{port}", str(images[0]))
     assert res.returncode == 4
     err = res.stderr.decode()
     assert f"cannot reach the server at http://127.0.0.1:{port}/v1" in err and "Traceback" not in err
     assert res.stdout == b""
-    assert time.monotonic() - t < 30  # refused at start-up: no retry loop
+    assert "attempts" not in err  # refused at start-up after one try: no retry loop
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,14 +256,11 @@ def test_jobs_bound_requests_in_flight_and_keep_order(recorded: dict[str, Any], 
     for i in range(8):
         shutil.copy(images[i % 4], folder / f"{7 - i}.png")  # names sort differently from copy order
     with FaultServer(recorded, delay=0.15) as fs:
-        t = time.monotonic()
         res = scan("--backend", "server", "--url", fs.url, "--top-logprobs", FULL, "--jobs", "3", str(folder))
-        elapsed = time.monotonic() - t
     assert res.returncode == 0, res.stderr.decode()
     recs = jsonl_records(res.stdout)
     assert [Path(r["path"]).name for r in recs] == [f"{i}.png" for i in range(8)]
-    assert fs.max_in_flight == 3  # bounded by --jobs, and reached
-    assert elapsed < 8 * 0.15 + 5  # overlapped (start-up included)
+    assert fs.max_in_flight == 3  # bounded by --jobs, and reached: the requests overlapped
 
 
 def test_server_gone_mid_scan_json_document_is_complete_and_marked(recorded: dict[str, Any], images: list[Path],
@@ -395,15 +391,14 @@ def test_sigterm_stops_a_scan_waiting_on_slow_answers(recorded: dict[str, Any], 
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert wait_for(lambda: fs.in_flight == 3, timeout=60)
-            t = time.monotonic()
             proc.terminate()
             proc.communicate(timeout=20)
-            stopped_in = time.monotonic() - t
+            unanswered = fs.in_flight  # the server still holds all three: none was waited for (30 s each)
         finally:
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 130
-    assert stopped_in < 5  # the in-flight requests were cancelled, not waited for (30 s each)
+    assert unanswered == 3
 
 
 # ---------------------------------------------------------------------------------------------

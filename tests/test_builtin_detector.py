@@ -102,6 +102,7 @@ def test_modes_through_media_rgb(det: BuiltinDetector, tmp_path: Path, mode: str
     assert res.p_fake is not None and 0.0 <= res.p_fake <= 1.0
 
 
+@pytest.mark.slow
 def test_no_torch_imported_at_inference(tmp_path: Path) -> None:
     path = _photo(tmp_path)
     code = (

@@ -22,6 +22,7 @@ def _make(folder: Path, n: int) -> None:
         Image.new("RGB", (32, 32), (i % 256, 10, 20)).save(folder / f"{i:03d}.png")
 
 
+@pytest.mark.slow
 def test_rescan_hits_and_changes_miss(tmp_path):
     ev, cache = tmp_path / "ev", tmp_path / "cache"
     _make(ev, 6)
@@ -46,6 +47,7 @@ def test_rescan_hits_and_changes_miss(tmp_path):
     assert not any(r["custody"].get("from_cache") for r in fresh)
 
 
+@pytest.mark.slow
 def test_error_records_are_not_cached(tmp_path):
     ev, cache = tmp_path / "ev", tmp_path / "cache"
     ev.mkdir()
@@ -56,6 +58,7 @@ def test_error_records_are_not_cached(tmp_path):
     assert again[0]["errors"] and not again[0]["custody"].get("from_cache")
 
 
+@pytest.mark.slow
 def test_interrupted_scan_resumes_from_cache(tmp_path):
     ev, cache, out = tmp_path / "ev", tmp_path / "cache", tmp_path / "part.jsonl"
     _make(ev, 300)
@@ -90,6 +93,7 @@ def test_a_new_tool_version_or_detector_weights_miss_the_cache(monkeypatch):
     assert cache_mod.result_key(info, {}) != key
 
 
+@pytest.mark.slow
 def test_a_cached_result_carries_this_files_own_date_and_obeys_max_bytes(tmp_path):
     """Results are shared by content; the date and the --max-bytes refusal belong to the file scanned now."""
     ev, cache = tmp_path / "ev", tmp_path / "cache"
@@ -113,6 +117,7 @@ def test_a_cached_result_carries_this_files_own_date_and_obeys_max_bytes(tmp_pat
         assert r["custody"]["file_mtime"] in ("2020-01-01T00:00:00Z", "2024-06-01T00:00:00Z")
 
 
+@pytest.mark.slow
 def test_an_unusable_cache_is_a_usage_error_that_names_the_way_out(tmp_path):
     photo = tmp_path / "a.png"
     Image.new("RGB", (32, 32)).save(photo)
@@ -136,6 +141,7 @@ def test_an_unusable_cache_is_a_usage_error_that_names_the_way_out(tmp_path):
     assert (broken / "results-v1.sqlite").read_bytes() == b"not a database at all" * 10
 
 
+@pytest.mark.slow
 def test_an_edited_checkpoint_manifest_misses_the_cache(tmp_path):
     """The manifest (prompts, label words, calibration) changes results without changing the weights."""
     photo = tmp_path / "grey.png"
@@ -162,6 +168,7 @@ def test_the_cache_key_follows_the_detectors_whole_description():
     assert cache_mod.result_key({**info, "api_key_env": "OTHER"}, {}) == key  # how it is reached, not what
 
 
+@pytest.mark.slow
 def test_a_name_based_warning_is_not_carried_to_a_copy_under_another_name(tmp_path):
     ev, cache = tmp_path / "ev", tmp_path / "cache"
     ev.mkdir()

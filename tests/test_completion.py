@@ -38,6 +38,7 @@ def _needs_console_script() -> None:
         pytest.fail("the `fakescope` console script is not installed (pip install -e .)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", sorted(MARKERS))
 def test_completion_script_for_each_shell(shell: str) -> None:
     # What `fakescope --show-completion` prints when run from that shell (Typer detects the parent).
@@ -47,6 +48,7 @@ def test_completion_script_for_each_shell(shell: str) -> None:
     assert MARKERS[shell] in proc.stdout.decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", sorted(MARKERS))
 def test_show_completion_detects_the_calling_shell(shell: str) -> None:
     binary = _shell(shell)
@@ -57,6 +59,7 @@ def test_show_completion_detects_the_calling_shell(shell: str) -> None:
     assert MARKERS[shell] in proc.stdout.decode()
 
 
+@pytest.mark.slow
 def test_bash_completes_commands_options_and_choices() -> None:
     bash = _shell("bash")
     script = (
@@ -75,6 +78,7 @@ def test_bash_completes_commands_options_and_choices() -> None:
     assert set(lines[2].split()) == {"table", "json", "jsonl", "csv", "sarif", "html"}
 
 
+@pytest.mark.slow
 def test_fish_completes_commands_and_choices() -> None:
     fish = _shell("fish")
     script = ('_FAKESCOPE_COMPLETE=source_fish fakescope | source; complete -C "fakescope sc"; '

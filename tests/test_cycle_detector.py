@@ -36,6 +36,7 @@ def cycle_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_graph_matches_the_torch_reference_and_the_shipped_calibration(cycle_model: Path) -> None:
     import onnxruntime as ort
     import torch
@@ -57,6 +58,7 @@ def test_graph_matches_the_torch_reference_and_the_shipped_calibration(cycle_mod
     np.testing.assert_allclose(got, want, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_autoencoder_output_scores_higher_than_the_photo(cycle_model: Path, tmp_path: Path) -> None:
     """The premise the detector started from, at native scale (downscale 1), on camera JPEGs and pool photos:
     the same crop decoded by TAEF2 gets a higher p_fake than the photo itself."""
@@ -84,6 +86,7 @@ def test_autoencoder_output_scores_higher_than_the_photo(cycle_model: Path, tmp_
     assert sum(u > 0 for u in ups) >= 7, ups
 
 
+@pytest.mark.slow
 def test_matched_pairs_within_a_source_rank_as_recorded(cycle_model: Path) -> None:
     """ml72_playground: 50 generated and 50 real images, all 512 x 512 JPEG, so neither size nor format can
     separate them. The shipped settings rank them as the card says (and well above chance)."""
@@ -102,6 +105,7 @@ def test_matched_pairs_within_a_source_rank_as_recorded(cycle_model: Path) -> No
     assert abs(measured - recorded) <= 0.02 and measured > 0.7, (measured, recorded)
 
 
+@pytest.mark.slow
 def test_too_small_an_image_is_skipped_not_scored(cycle_model: Path, tmp_path: Path) -> None:
     side = int(8 * CONFIG.get("downscale", 1.0)) - 1
     Image.new("RGB", (side, 40), (120, 80, 40)).save(tmp_path / "thin.png")
@@ -109,6 +113,7 @@ def test_too_small_an_image_is_skipped_not_scored(cycle_model: Path, tmp_path: P
     assert res.p_fake is None and "smaller than" in res.raw["skipped"]
 
 
+@pytest.mark.slow
 def test_scan_record_names_the_model_and_maps_the_tiles(cycle_model: Path) -> None:
     photo = FIXTURES / "exif-samples" / "jpg" / "Reconyx_HC500_Hyperfire.jpg"
     before = hashlib.sha256(photo.read_bytes()).hexdigest()
@@ -129,6 +134,7 @@ def test_scan_record_names_the_model_and_maps_the_tiles(cycle_model: Path) -> No
     assert det["p_fake"] == pytest.approx(1 / (1 + np.exp(-(a * det["raw"]["cycle_score"] + b))), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_missing_model_is_a_detector_error_with_the_fix(tmp_path: Path) -> None:
     photo = FIXTURES / "exif-samples" / "jpg" / "Canon_PowerShot_S40.jpg"
     proc = run_cli("scan", str(photo), "--backend", "cycle", "--model", str(tmp_path / "absent.onnx"), "-q")
@@ -141,6 +147,7 @@ def test_missing_model_is_a_detector_error_with_the_fix(tmp_path: Path) -> None:
     assert proc.returncode == 4 and not report.exists()
 
 
+@pytest.mark.slow
 def test_unloadable_model_stops_the_scan_and_says_so(tmp_path: Path) -> None:
     photo = FIXTURES / "exif-samples" / "jpg" / "Canon_PowerShot_S40.jpg"
     broken = tmp_path / "broken.onnx"
@@ -159,6 +166,7 @@ def test_unloadable_model_stops_the_scan_and_says_so(tmp_path: Path) -> None:
     assert any(t.startswith("The scan stopped early, its detector lost (cannot load") for t in texts), texts
 
 
+@pytest.mark.slow
 def test_model_from_other_weights_is_refused(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     if not (TAESD / "taef2_decoder.pth").is_file():
@@ -180,6 +188,7 @@ def test_model_from_other_weights_is_refused(tmp_path: Path) -> None:
     assert "not exported from the TAEF2 weights" in proc.stderr.decode()
 
 
+@pytest.mark.slow
 def test_no_torch_imported_at_inference(cycle_model: Path) -> None:
     photo = FIXTURES / "exif-samples" / "jpg" / "Canon_PowerShot_S40.jpg"
     code = (
@@ -194,6 +203,7 @@ def test_no_torch_imported_at_inference(cycle_model: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
 
 
+@pytest.mark.slow
 def test_validate_writes_a_config_the_detector_reads(cycle_model: Path, tmp_path: Path) -> None:
     """`python -m train.cycle validate` on a few images per source: figures, calibration and a config file
     that the detector then uses (the shipped cycle.json is this command's output on the whole pool)."""
@@ -228,6 +238,7 @@ def test_shipped_config_matches_its_validation_run() -> None:
     assert f"{v['format_flip_delta']:+.3f}".replace("-", "−") in card
 
 
+@pytest.mark.slow
 def test_model_found_through_the_environment_and_listed(cycle_model: Path, tmp_path: Path) -> None:
     absent = run_cli("models", "list", env={"FAKESCOPE_CYCLE_MODEL": str(tmp_path / "absent.onnx")})
     line = next(ln for ln in absent.stdout.decode().splitlines() if ln.startswith("cycle"))

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.conftest import jsonl_records, run_cli
@@ -29,6 +30,7 @@ def _labelled(root: Path) -> None:
             Image.new("RGB", (16, 16), (v, v, v)).save(folder / f"{label}_{v}.png")
 
 
+@pytest.mark.slow
 def test_eval_reports_metrics_and_calibration_changes_scan(tmp_path):
     _labelled(tmp_path / "set")
     cal = tmp_path / "cal.json"
@@ -50,6 +52,7 @@ def test_eval_reports_metrics_and_calibration_changes_scan(tmp_path):
     assert plain["verdict"] == "likely-ai" and calibrated["verdict"] != "likely-ai"
 
 
+@pytest.mark.slow
 def test_bad_calibration_file_is_a_usage_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"threshold": "high"}')
@@ -58,6 +61,7 @@ def test_bad_calibration_file_is_a_usage_error(tmp_path):
     assert proc.returncode == 2 and b"calibration" in proc.stderr
 
 
+@pytest.mark.slow
 def test_eval_says_when_the_detectors_band_never_flags(tmp_path):
     """The shipped builtin band is closed: its 'accuracy' at threshold 1 would mislead without a note."""
     _labelled(tmp_path / "set")
@@ -69,6 +73,7 @@ def test_eval_says_when_the_detectors_band_never_flags(tmp_path):
     assert not any("band is closed" in note for note in chosen["notes"]), chosen["notes"]
 
 
+@pytest.mark.slow
 def test_a_calibration_for_another_detector_is_refused_one_for_other_weights_warned(tmp_path):
     _labelled(tmp_path / "set")
     cal = tmp_path / "cal.json"
@@ -88,6 +93,7 @@ def test_a_calibration_for_another_detector_is_refused_one_for_other_weights_war
     assert proc.returncode == 0 and b"warning" in proc.stderr and b"other weights" in proc.stderr
 
 
+@pytest.mark.slow
 def test_eval_exits_3_when_some_images_could_not_be_scored_and_checks_outputs_first(tmp_path):
     _labelled(tmp_path / "set")
     (tmp_path / "set" / "real" / "empty.png").write_bytes(b"")
@@ -103,6 +109,7 @@ def test_eval_exits_3_when_some_images_could_not_be_scored_and_checks_outputs_fi
     assert image.read_bytes() == kept
 
 
+@pytest.mark.slow
 def test_eval_and_data_build_never_write_over_their_labels_file(tmp_path):
     _labelled(tmp_path / "set")
     rows = ["path,label"] + [f"{p},{'fake' if 'fake' in p.parts else 'real'}" for p in sorted((tmp_path / "set").rglob("*.png"))]
@@ -120,6 +127,7 @@ def test_eval_and_data_build_never_write_over_their_labels_file(tmp_path):
     assert labels.read_bytes() == kept and image.read_bytes() == image_bytes
 
 
+@pytest.mark.slow
 def test_sigterm_stops_eval_waiting_on_a_hung_server(tmp_path):
     from tests.server_harness import FaultServer, sigterm_when
 
@@ -135,6 +143,7 @@ def test_sigterm_stops_eval_waiting_on_a_hung_server(tmp_path):
     assert unanswered == 2
 
 
+@pytest.mark.slow
 def test_data_build_recipe_value_of_the_wrong_type_is_a_usage_error(tmp_path):
     import pytest
 
@@ -153,6 +162,7 @@ def test_data_build_recipe_value_of_the_wrong_type_is_a_usage_error(tmp_path):
     assert proc.returncode == 0 and json.loads(proc.stdout)["tasks"]["detect"] == 24, proc.stderr
 
 
+@pytest.mark.slow
 def test_eval_outputs_go_through_the_same_writer_as_scan(tmp_path):
     _labelled(tmp_path / "set")
     args = ["eval", str(tmp_path / "set"), "--backend", BRIGHT]
@@ -171,6 +181,7 @@ def test_eval_outputs_go_through_the_same_writer_as_scan(tmp_path):
     assert proc.returncode == 2 and cal.read_bytes() == kept
 
 
+@pytest.mark.slow
 def test_an_interrupted_eval_keeps_the_records_it_made(tmp_path):
     from tests.server_harness import FaultServer, sigterm_when
 
@@ -187,6 +198,7 @@ def test_an_interrupted_eval_keeps_the_records_it_made(tmp_path):
     assert len(kept) == 2 and all(r["p_fake"] is not None for r in kept)
 
 
+@pytest.mark.slow
 def test_data_build_writes_through_links_and_into_devices(tmp_path):
     import pytest
 

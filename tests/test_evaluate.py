@@ -479,6 +479,7 @@ def test_render_eval_text(tree: Path) -> None:
     assert any(line.strip().startswith("a?[31mvery-long") and line.rstrip().endswith("n/a") for line in lines)
 
 
+@pytest.mark.slow
 def test_metrics_and_evaluate_import_without_scikit_learn() -> None:
     # run time must not need scikit-learn: block it and compute a report in a fresh interpreter
     code = (

@@ -425,6 +425,7 @@ def test_timing_per_megapixel(tmp_path, capsys):
     # The decode time is printed, not asserted (a loaded machine is no test): bench/ holds the target.
 
 
+@pytest.mark.slow
 def test_import_pulls_no_heavy_module():
     probe = (
         "import json, sys\n"

@@ -48,6 +48,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", HARNESSES)
 def test_harness_runs_clean(runs: dict[str, subprocess.CompletedProcess[str]], name: str) -> None:
     proc = runs[name]

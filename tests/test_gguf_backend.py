@@ -212,6 +212,7 @@ def test_cli_options_that_do_not_apply(built: dict[str, tuple[Path, Path, Path]]
 # ------------------------------------------------------------------------- user-study regressions
 
 
+@pytest.mark.slow
 def test_foreign_options_exit_2_on_every_backend(built: dict[str, tuple[Path, Path, Path]], tmp_path: Path) -> None:
     hf_dir, model, mmproj = built["llava"]
     image = make_square_image(tmp_path / "sq.png", 32)
@@ -228,6 +229,7 @@ def test_foreign_options_exit_2_on_every_backend(built: dict[str, tuple[Path, Pa
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (what, err)
 
 
+@pytest.mark.slow
 def test_inspect_hashes_the_projector_scan_picks_up(built: dict[str, tuple[Path, Path, Path]],
                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FAKESCOPE_CACHE_DIR", str(tmp_path / "cache"))

@@ -354,6 +354,7 @@ def _one_line_error(res: Any, code: int, needle: str) -> None:
     assert len(err.strip().splitlines()) == 1, err  # one line, naming the problem
 
 
+@pytest.mark.slow
 def test_malformed_config_json_is_one_line_exit_4(models: dict[str, Path], images: list[Path], tmp_path: Path) -> None:
     bad = tmp_path / "badcfg"
     shutil.copytree(models["llava"], bad)
@@ -376,6 +377,7 @@ def test_malformed_config_json_is_one_line_exit_4(models: dict[str, Path], image
         HFDetector(bad, device="cpu")
 
 
+@pytest.mark.slow
 def test_foreign_option_with_hf_is_a_usage_error(models: dict[str, Path], images: list[Path], tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--mmproj is for --backend gguf"):
         HFDetector(models["llava"], mmproj=tmp_path / "mmproj.gguf")
@@ -387,6 +389,7 @@ def test_foreign_option_with_hf_is_a_usage_error(models: dict[str, Path], images
     _one_line_error(res, 2, "--mmproj is for --backend gguf")
 
 
+@pytest.mark.slow
 def test_inspect_checks_the_weights_pin_as_scan_does(models: dict[str, Path], images: list[Path],
                                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FAKESCOPE_CACHE_DIR", str(tmp_path / "cache"))
@@ -423,6 +426,7 @@ def _nan_head_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_nan_logits_are_a_per_file_detector_error(models: dict[str, Path], medias: list[Media], images: list[Path],
                                                   tmp_path: Path) -> None:
     ckpt = _nan_head_copy(models["llava"], tmp_path / "nanhead")

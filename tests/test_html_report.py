@@ -99,6 +99,7 @@ def sample_report(tmp_path_factory: pytest.TempPathFactory, samples: list[dict[s
     return out
 
 
+@pytest.mark.slow
 def test_cli_writes_a_self_contained_report(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     env = {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -129,6 +130,7 @@ def test_cli_writes_a_self_contained_report(tmp_path: Path) -> None:
         assert record["sha256"] in text  # chain-of-custody table
 
 
+@pytest.mark.slow
 def test_merge_writes_the_same_report_from_shards(tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": str(tmp_path / "cache")}
 

@@ -80,12 +80,14 @@ def test_page_is_ascii_and_deterministic(page: str) -> None:
     assert render() == page
 
 
+@pytest.mark.slow
 def test_groff_renders_without_warnings() -> None:
     proc = subprocess.run([_groff(), "-man", "-ww", "-Tutf8", "-z", str(PAGE)], capture_output=True,
                           timeout=60, check=False)
     assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_rendered_page_reads_as_typed() -> None:
     proc = subprocess.run([_groff(), "-man", "-Tutf8", "-P-cbou", str(PAGE)], capture_output=True,
                           timeout=60, check=True)

@@ -299,6 +299,7 @@ def test_oversized_text_chunk_does_not_make_a_sound_png_an_error(tmp_path):
     assert Image.open(io.BytesIO(stripped)).size == (24, 16)  # kept chunks' CRCs still hold
 
 
+@pytest.mark.slow
 def test_oversized_text_chunk_record_is_not_an_error(tmp_path):
     from tests.conftest import run_cli
 

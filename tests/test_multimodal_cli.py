@@ -23,6 +23,7 @@ def pictures(tmp_path_factory) -> list[Path]:
     return make_images(tmp_path_factory.mktemp("mm-cli"), n=3)
 
 
+@pytest.mark.slow
 def test_scan_hf_with_attributes_keeps_detector_p_fake(llava, pictures):
     proc = run_cli("scan", "--backend", "hf", "--model", str(llava), "--device", "cpu", "--attributes",
                    "-f", "jsonl", *map(str, pictures))
@@ -37,6 +38,7 @@ def test_scan_hf_with_attributes_keeps_detector_p_fake(llava, pictures):
         assert rec["custody"]["weights_sha256"] == det["weights_sha256"]
 
 
+@pytest.mark.slow
 def test_scan_gguf_matches_hf(llava, pictures, tmp_path_factory):
     pytest.importorskip("llama_cpp")
     model, mmproj = cached_gguf(session_models_dir(tmp_path_factory), "llava")
@@ -51,6 +53,7 @@ def test_scan_gguf_matches_hf(llava, pictures, tmp_path_factory):
         assert abs(a["detector"]["p_fake"] - b["detector"]["p_fake"]) <= 0.02
 
 
+@pytest.mark.slow
 def test_ask_streams_text_and_json(llava, pictures):
     proc = run_cli("ask", str(pictures[0]), "What is odd here?", "--backend", "hf", "--model", str(llava),
                    "--device", "cpu", "--max-tokens", "8")
@@ -63,12 +66,14 @@ def test_ask_streams_text_and_json(llava, pictures):
     assert run_cli("ask", str(pictures[0]), "--backend", "hf", "--model", str(llava)).returncode == 2
 
 
+@pytest.mark.slow
 def test_ask_refuses_backends_without_language(pictures):
     for backend in ("none", "builtin", "cycle", "tests.plugins.brightness_detector:BrightnessDetector"):
         proc = run_cli("ask", str(pictures[0]), "hi", "--backend", backend)
         assert proc.returncode == 2 and b"cannot answer questions" in proc.stderr, (backend, proc.stderr)
 
 
+@pytest.mark.slow
 def test_models_inspect_and_list(llava):
     proc = run_cli("models", "inspect", str(llava))
     assert proc.returncode == 0, proc.stderr.decode()
@@ -79,6 +84,7 @@ def test_models_inspect_and_list(llava):
     assert run_cli("models", "inspect", "/nonexistent/model").returncode == 4
 
 
+@pytest.mark.slow
 def test_manifest_weights_pin_is_verified(llava, pictures, tmp_path):
     import shutil
 
@@ -111,6 +117,7 @@ def _server_answer(content: str) -> dict:
         "logprobs": {"content": [{"token": "fake", "logprob": -0.2, "top_logprobs": top}]}}]}
 
 
+@pytest.mark.slow
 def test_ask_escapes_control_characters_of_server_text_and_errors(pictures):
     from tests.server_harness import FaultServer
 
@@ -132,6 +139,7 @@ def test_ask_escapes_control_characters_of_server_text_and_errors(pictures):
     assert b"HTTP 401: bad \\x1b]0;T\\x07" in proc.stderr and b"\x1b" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_ask_empty_question_is_a_usage_error_before_anything_loads(pictures):
     from tests.server_harness import FaultServer
 
@@ -144,6 +152,7 @@ def test_ask_empty_question_is_a_usage_error_before_anything_loads(pictures):
     assert proc.returncode == 2 and b"the question is empty" in proc.stderr
 
 
+@pytest.mark.slow
 def test_ask_takes_max_pixels_and_max_bytes(pictures):
     """The pixel-limit message says "raise with --max-pixels": ask must have it (and --max-bytes)."""
     no_model = ("--backend", "hf", "--model", "/nonexistent/model")
@@ -156,11 +165,13 @@ def test_ask_takes_max_pixels_and_max_bytes(pictures):
     assert proc.returncode == 4, proc.stderr
 
 
+@pytest.mark.slow
 def test_ask_help_does_not_promise_streaming_for_every_backend():
     text = " ".join(run_cli("ask", "--help").stdout.decode().split())
     assert "(answer streamed)" not in text and "whole" in text and "server" in text
 
 
+@pytest.mark.slow
 def test_sigterm_stops_ask_waiting_on_a_hung_server(pictures):
     from tests.server_harness import FaultServer, sigterm_when
 
@@ -190,6 +201,7 @@ def _pickled_llava(llava: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_ask_and_eval_take_the_loader_options_scan_has(llava, pictures, tmp_path):
     """The hf loader's refusal says "pass --trust-pickle": ask and eval must accept it (and eval the
     --device/--quantize/--batch-size of scan)."""

@@ -7,9 +7,12 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from tests.conftest import FIXTURES, REPO
 
 
+@pytest.mark.slow
 def test_wheel_contents(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
@@ -65,6 +68,7 @@ def _core_closure() -> set[str]:
     return seen
 
 
+@pytest.mark.slow
 def test_core_commands_import_only_what_the_core_install_brings(tmp_path):
     """The README's first command installs the core alone. A module that only an extra (or a test
     dependency) happens to bring works here and fails there: typer 0.28 vendors click, so an

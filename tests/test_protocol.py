@@ -228,6 +228,7 @@ def test_longest_common_prefix() -> None:
     assert longest_common_prefix([]) == 0
 
 
+@pytest.mark.slow
 def test_protocol_module_does_not_import_torch() -> None:
     code = ("import sys, fakescope_cli.protocol, fakescope_cli.models_inspect, fakescope_cli.detectors.hf, "
             "fakescope_cli.detectors.gguf; "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -33,6 +35,7 @@ def test_scan_sample_folder_exists():
     assert (REPO / target).resolve().is_dir()
 
 
+@pytest.mark.slow
 def test_the_first_command_runs_on_a_core_only_install(tmp_path):
     """The first command verbatim, in a copy of this tree beside `shared`, with its own fresh venv:
     the core install alone must scan. (Every other test runs with all extras installed, which once

@@ -88,6 +88,7 @@ def test_unknown_format_is_a_usage_error() -> None:
         make_renderer("xml", io.StringIO(), color=False)
 
 
+@pytest.mark.slow
 def test_importing_render_package_does_not_import_rich_or_format_modules() -> None:
     code = ("import sys, fakescope_cli.render as r; "
             "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('fakescope_cli.render.')))")
@@ -442,6 +443,7 @@ def test_table_lets_a_closed_pipe_surface_as_broken_pipe(monkeypatch: pytest.Mon
         render("table", records, stream=ClosedPipe())
 
 
+@pytest.mark.slow
 def test_table_scan_piped_into_head_exits_141() -> None:
     """`fakescope scan DIR | head -1` under pipefail: 141 like the other formats, not 1, no traceback."""
     from tests.conftest import DATA, cli_env

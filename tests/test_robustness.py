@@ -32,6 +32,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
     return out
 
 
+@pytest.mark.slow
 def test_every_shared_fixture_in_one_run_without_failing():
     before = snapshot(FIXTURES)
     proc = run_cli("scan", "--backend", "none", "-f", "jsonl", "-q", str(FIXTURES), timeout=600)
@@ -48,6 +49,7 @@ def test_every_shared_fixture_in_one_run_without_failing():
     assert snapshot(FIXTURES) == before
 
 
+@pytest.mark.slow
 def test_hostile_folder(tmp_path):
     ev = tmp_path / "evidence"
     ev.mkdir()
@@ -99,6 +101,7 @@ def test_hostile_folder(tmp_path):
     assert sorted(os.listdir(ev)) == listing_before  # nothing written next to the evidence
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_valid_jsonl(tmp_path):
     ev = tmp_path / "many"
     ev.mkdir()
@@ -159,6 +162,7 @@ def test_sigterm_finishes_json_document(tmp_path):
     assert doc["results"] == [] and doc["run"]["counts"]["files"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_file_timeout_kills_only_the_stuck_file(tmp_path, jobs):
     """With one worker, the file queued behind the stuck (or crashing) one goes to its replacement."""

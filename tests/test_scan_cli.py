@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.conftest import FIXTURES, jsonl_records, run_cli
@@ -17,6 +18,7 @@ def by_name(records):
     return {Path(r["path"]).name: r for r in records}
 
 
+@pytest.mark.slow
 def test_provenance_verdicts_through_the_cli():
     proc = run_cli("scan", "--backend", "none", "-f", "jsonl", str(PROV))
     assert proc.returncode == 0, proc.stderr.decode()
@@ -35,12 +37,14 @@ def test_provenance_verdicts_through_the_cli():
         assert rec["custody"]["scanned_at"].endswith("Z")
 
 
+@pytest.mark.slow
 def test_output_is_deterministic_in_order():
     a = run_cli("scan", "--backend", "none", "-f", "jsonl", "-j", "2", str(PROV))
     b = run_cli("scan", "--backend", "none", "-f", "jsonl", "-j", "1", str(PROV))
     assert [r["path"] for r in jsonl_records(a.stdout)] == [r["path"] for r in jsonl_records(b.stdout)]
 
 
+@pytest.mark.slow
 def test_stdin_path_list_and_nul_separated(tmp_path):
     files = sorted(str(p) for p in (PROV / "c2pa").glob("*.jpg"))[:3]
     proc = run_cli("scan", "-", "--backend", "none", "-f", "jsonl", stdin="\n".join(files).encode())
@@ -49,6 +53,7 @@ def test_stdin_path_list_and_nul_separated(tmp_path):
     assert [r["path"] for r in jsonl_records(proc0.stdout)] == files
 
 
+@pytest.mark.slow
 def test_gate_and_error_exit_codes(tmp_path):
     gpt = str(PROV / "openai" / "chatgpt_gpt4o_c2pa.png")
     plain = str(PROV / "c2pa" / "no_manifest.jpg")
@@ -62,6 +67,7 @@ def test_gate_and_error_exit_codes(tmp_path):
     assert run_cli("scan", "--backend", "none", "-q", "-f", "json", "--fail-above", "0.5", gpt, str(bad)).returncode == 1
 
 
+@pytest.mark.slow
 def test_usage_and_detector_exit_codes():
     proc = run_cli("scan", "--format", "nope", str(PROV))
     assert proc.returncode == 2
@@ -69,6 +75,7 @@ def test_usage_and_detector_exit_codes():
     assert proc.returncode == 4 and b"unknown backend" in proc.stderr
 
 
+@pytest.mark.slow
 def test_json_document_has_run_header_and_results(tmp_path):
     out = tmp_path / "r.json"
     proc = run_cli("scan", "--backend", "none", "-f", "json", "-o", str(out), str(PROV / "c2pa"))
@@ -80,12 +87,17 @@ def test_json_document_has_run_header_and_results(tmp_path):
     assert "--backend" in run["arguments"]
 
 
+@pytest.mark.slow
 def test_stdout_carries_machine_output_only(tmp_path):
     proc = run_cli("scan", "--backend", "none", "-f", "jsonl", str(PROV / "c2pa"))
-    for line in proc.stdout.decode().splitlines():
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == len(list((PROV / "c2pa").glob("*.jpg"))) > 0  # one record per image, nothing else
+    for line in lines:
         json.loads(line)
 
 
+@pytest.mark.slow
 def test_table_fits_80_columns_without_color():
     proc = run_cli("scan", "--backend", "none", str(PROV / "c2pa"), env={"COLUMNS": "80"})
     text = proc.stdout.decode()
@@ -94,6 +106,7 @@ def test_table_fits_80_columns_without_color():
     assert "ai-edited" in text
 
 
+@pytest.mark.slow
 def test_non_image_named_explicitly_is_an_error_record(tmp_path):
     txt = tmp_path / "notes.txt"
     txt.write_text("not an image")
@@ -106,6 +119,7 @@ def test_non_image_named_explicitly_is_an_error_record(tmp_path):
     assert os.path.exists(txt)
 
 
+@pytest.mark.slow
 def test_a_reader_that_goes_away_stops_the_scan_with_141_not_the_gate_code():
     """`fakescope scan … | head -1` under `set -o pipefail`: not 1 (a tripped gate), no traceback."""
     import subprocess
@@ -130,6 +144,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_report_is_never_written_over_an_input(tmp_path):
     """`-o photo.jpg photo.jpg` (arguments swapped) must not destroy the evidence it describes."""
     evidence = tmp_path / "ev"
@@ -152,6 +167,7 @@ def test_a_report_is_never_written_over_an_input(tmp_path):
     assert proc.returncode == 2 and shard.read_bytes() == kept
 
 
+@pytest.mark.slow
 def test_an_unusable_output_path_is_a_usage_error_before_any_work(tmp_path):
     photo = str(PROV / "c2pa" / "C.jpg")
     cases = {
@@ -167,6 +183,7 @@ def test_an_unusable_output_path_is_a_usage_error_before_any_work(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_progress_bar_is_gone_before_the_table_prints(tmp_path):
     """On a terminal the bar (stderr) and the table (stdout) share the screen: the bar must be erased
     first, or the table's header is glued to a stale 'scanning … 4/38'."""
@@ -200,6 +217,7 @@ def test_the_progress_bar_is_gone_before_the_table_prints(tmp_path):
     assert "scanning" not in text[header:]  # ... and never drawn again once the table started
 
 
+@pytest.mark.slow
 def test_a_report_goes_through_a_link_or_into_a_pipe_never_replacing_them(tmp_path):
     photo = str(PROV / "c2pa" / "C.jpg")
     target = tmp_path / "target.json"
@@ -227,6 +245,7 @@ def test_a_report_goes_through_a_link_or_into_a_pipe_never_replacing_them(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe.json", "target.json"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_one_line_usage_error_not_the_gate_code():
     if not os.path.exists("/dev/full"):
         import pytest
@@ -241,6 +260,7 @@ def test_a_full_disk_is_a_one_line_usage_error_not_the_gate_code():
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 
+@pytest.mark.slow
 def test_missing_or_foreign_backend_options_are_usage_errors():
     photo = str(PROV / "c2pa" / "C.jpg")
     for args in (["--backend", "hf"], ["--backend", "gguf"], ["--backend", "server"], ["--model", "x"],
@@ -252,6 +272,7 @@ def test_missing_or_foreign_backend_options_are_usage_errors():
     assert proc.returncode == 2 and b"--model" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_score_that_is_not_a_probability_fails_that_file(tmp_path):
     """NaN or out-of-range p_fake from a backend must not pass as an 'uncertain' no gate trips on."""
     photo = tmp_path / "grey.png"
@@ -265,6 +286,7 @@ def test_a_score_that_is_not_a_probability_fails_that_file(tmp_path):
     assert rec["verdict"] == "error" and rec["p_fake"] is None and proc.returncode == 3
 
 
+@pytest.mark.slow
 def test_output_spellings_that_once_slipped_through(tmp_path):
     """`-o photo.jpg/` read as photo.jpg; `-o /dev/stdout` reopened (truncating a >> log) or renamed over."""
     import subprocess
@@ -294,6 +316,7 @@ def test_output_spellings_that_once_slipped_through(tmp_path):
     assert (report.stat().st_mode & 0o777) == 0o600 and json.loads(report.read_text())["results"]
 
 
+@pytest.mark.slow
 def test_a_fifo_reader_that_leaves_early_is_one_line_not_a_traceback(tmp_path):
     import subprocess
     import sys
@@ -310,6 +333,7 @@ def test_a_fifo_reader_that_leaves_early_is_one_line_not_a_traceback(tmp_path):
     assert proc.returncode == 2 and b"reader went away" in proc.stderr and b"Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_an_image_left_out_by_shard_or_ext_is_still_never_overwritten(tmp_path):
     ev = tmp_path / "ev"
     ev.mkdir()

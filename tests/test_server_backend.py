@@ -90,6 +90,7 @@ def by_path(records: list[dict[str, Any]]) -> dict[str, float]:
 # Against the real server
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["llava", "qwen2vl"])
 def test_same_p_fake_as_gguf_also_with_concurrency(kind: str, servers: dict[str, LlamaServer],
                                                    ggufs: dict[str, tuple[Path, Path]], images: list[Path]) -> None:
@@ -117,6 +118,7 @@ def test_same_p_fake_as_gguf_also_with_concurrency(kind: str, servers: dict[str,
     assert len({round(v, 6) for v in by_path(ref).values()}) == len(paths)
 
 
+@pytest.mark.slow
 def test_attributes_match_gguf(servers: dict[str, LlamaServer], ggufs: dict[str, tuple[Path, Path]],
                                images: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from fakescope_cli.detectors.gguf import GGUFDetector
@@ -134,6 +136,7 @@ def test_attributes_match_gguf(servers: dict[str, LlamaServer], ggufs: dict[str,
     assert API_KEY not in json.dumps({**srv.describe(), **a.to_dict()})
 
 
+@pytest.mark.slow
 def test_label_words_outside_top_k_are_a_per_file_error(servers: dict[str, LlamaServer], images: list[Path]) -> None:
     res = scan("--backend", "server", "--url", servers["llava"].url, "--top-logprobs", "2", str(images[0]))
     assert res.returncode == 3, res.stderr.decode()
@@ -143,6 +146,7 @@ def test_label_words_outside_top_k_are_a_per_file_error(servers: dict[str, Llama
     assert "label words not in top_logprobs" in rec["errors"][0]["message"]
 
 
+@pytest.mark.slow
 def test_explain_and_ask_by_completion(servers: dict[str, LlamaServer], images: list[Path]) -> None:
     url = servers["llava"].url
     res = scan("--backend", "server", "--url", url, "--top-logprobs", FULL, "--explain", "--max-tokens", "5",
@@ -158,6 +162,7 @@ def test_explain_and_ask_by_completion(servers: dict[str, LlamaServer], images: 
     assert isinstance(json.loads(asked.stdout)["answer"], str)
 
 
+@pytest.mark.slow
 def test_api_key_refused_without_it(servers: dict[str, LlamaServer], images: list[Path]) -> None:
     res = scan("--backend", "server", "--url", servers["qwen2vl"].url, str(images[0]), env={"FAKESCOPE_API_KEY": ""})
     assert res.returncode == 4
@@ -165,6 +170,7 @@ def test_api_key_refused_without_it(servers: dict[str, LlamaServer], images: lis
     assert "HTTP 401" in err and "--api-key-env" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_server_killed_mid_scan_keeps_finished_records(ggufs: dict[str, tuple[Path, Path]], images: list[Path],
                                                        tmp_path: Path) -> None:
     folder = tmp_path / "many"
@@ -193,6 +199,7 @@ def test_server_killed_mid_scan_keeps_finished_records(ggufs: dict[str, tuple[Pa
     assert "stopped after" in text and server.url.split("//")[1] in text and "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_unreachable_url_exit_4(images: list[Path]) -> None:
     port = free_port()  # nothing listens there
     res = scan("--backend", "server", "--url", f"http://127.0.0.1:{port}", str(images[0]))
@@ -207,6 +214,7 @@ def test_unreachable_url_exit_4(images: list[Path]) -> None:
 # Fault injection: a local HTTP server replaying the recorded real answer
 
 
+@pytest.mark.slow
 def test_retries_429_then_succeeds(recorded: dict[str, Any], images: list[Path]) -> None:
     script = [(429, {"Retry-After": "1"}, None, 0.0), (503, {}, None, 0.0)]
     with FaultServer(recorded, script=script) as fs:
@@ -220,6 +228,7 @@ def test_retries_429_then_succeeds(recorded: dict[str, Any], images: list[Path])
     assert res.p_fake == pytest.approx(1 / (1 + np.exp(s.z_real - s.z_fake)))
 
 
+@pytest.mark.slow
 def test_persistent_503_is_unavailable_and_500_or_400_cost_one_file(recorded: dict[str, Any],
                                                                       images: list[Path]) -> None:
     with FaultServer(recorded, script=[(503, {}, None, 0.0)] * 3) as fs:
@@ -240,6 +249,7 @@ def test_persistent_503_is_unavailable_and_500_or_400_cost_one_file(recorded: di
         assert det.analyze(Media.open(images[0])).p_fake is not None  # and the next file goes on
 
 
+@pytest.mark.slow
 def test_no_logprobs_exit_4(recorded: dict[str, Any], images: list[Path]) -> None:
     bare = json.loads(json.dumps(recorded))
     bare["choices"][0]["logprobs"] = None
@@ -249,6 +259,7 @@ def test_no_logprobs_exit_4(recorded: dict[str, Any], images: list[Path]) -> Non
     assert "returned no logprobs" in res.stderr.decode()
 
 
+@pytest.mark.slow
 def test_jobs_bound_requests_in_flight_and_keep_order(recorded: dict[str, Any], images: list[Path],
                                                       tmp_path: Path) -> None:
     folder = tmp_path / "eight"
@@ -263,6 +274,7 @@ def test_jobs_bound_requests_in_flight_and_keep_order(recorded: dict[str, Any], 
     assert fs.max_in_flight == 3  # bounded by --jobs, and reached: the requests overlapped
 
 
+@pytest.mark.slow
 def test_server_gone_mid_scan_json_document_is_complete_and_marked(recorded: dict[str, Any], images: list[Path],
                                                                    tmp_path: Path) -> None:
     folder = tmp_path / "six"
@@ -285,6 +297,7 @@ def test_server_gone_mid_scan_json_document_is_complete_and_marked(recorded: dic
     assert doc["run"]["counts"]["files"] == 3
 
 
+@pytest.mark.slow
 def test_api_key_sent_as_bearer_and_in_no_output(recorded: dict[str, Any], images: list[Path], tmp_path: Path) -> None:
     secret = "sk-live-DO-NOT-LEAK-8c1d2e"
     out = tmp_path / "r.json"
@@ -305,6 +318,7 @@ def test_api_key_sent_as_bearer_and_in_no_output(recorded: dict[str, Any], image
     assert res2.returncode == 4 and b"UNSET_KEY_VAR_X" in res2.stderr
 
 
+@pytest.mark.slow
 def test_model_picked_or_checked_against_v1_models(recorded: dict[str, Any]) -> None:
     with FaultServer(recorded, models=["only-one"]) as fs:
         assert ServerDetector(None, fs.url).model == "only-one"
@@ -358,6 +372,7 @@ def test_url_forms() -> None:
             split_url(bad_port)
 
 
+@pytest.mark.slow
 def test_concurrent_scan_uses_the_cache_in_order(recorded: dict[str, Any], images: list[Path], tmp_path: Path) -> None:
     folder = tmp_path / "cached"
     folder.mkdir()
@@ -378,6 +393,7 @@ def test_concurrent_scan_uses_the_cache_in_order(recorded: dict[str, Any], image
     assert fresh == 1 + 4  # the start-up check, then only the files not cached
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_scan_waiting_on_slow_answers(recorded: dict[str, Any], images: list[Path],
                                                      tmp_path: Path) -> None:
     folder = tmp_path / "slow"
@@ -405,6 +421,7 @@ def test_sigterm_stops_a_scan_waiting_on_slow_answers(recorded: dict[str, Any], 
 # User-study regressions
 
 
+@pytest.mark.slow
 def test_command_line_mistakes_exit_2_not_4(images: list[Path]) -> None:
     """What is wrong on the command line is a usage error (2), whatever the backend; nothing is sent."""
     port = free_port()  # nothing listens: a check that reached the network would say 4
@@ -448,6 +465,7 @@ def _strict_json(line: bytes) -> dict[str, Any]:
     return json.loads(line, parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_minus_infinity_for_both_labels_is_a_file_error_not_nan(recorded: dict[str, Any], images: list[Path]) -> None:
     inf = float("inf")
     with FaultServer(_with_label_logprobs(recorded, -inf, -inf)) as fs:

@@ -11,6 +11,7 @@ from tests.conftest import FIXTURES, jsonl_records, run_cli
 TREE = FIXTURES / "provenance"
 
 
+@pytest.mark.slow
 def test_shards_partition_and_merge_equals_single_scan(tmp_path):
     whole = jsonl_records(run_cli("scan", "--backend", "none", "-f", "jsonl", str(TREE)).stdout)
     parts = []
@@ -35,6 +36,7 @@ def test_shards_partition_and_merge_equals_single_scan(tmp_path):
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
 
 
+@pytest.mark.slow
 def test_merge_tolerates_a_truncated_last_line_and_drops_duplicates(tmp_path):
     out = tmp_path / "a.jsonl"
     run_cli("scan", "--backend", "none", "-f", "jsonl", "-o", str(out), str(TREE / "c2pa"))
@@ -46,6 +48,7 @@ def test_merge_tolerates_a_truncated_last_line_and_drops_duplicates(tmp_path):
     assert b"duplicate" in proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_shard_spec_is_usage_error():
     assert run_cli("scan", "--shard", "4/3", str(TREE)).returncode == 2
     assert run_cli("scan", "--shard", "x", str(TREE)).returncode == 2
@@ -89,6 +92,7 @@ def _bad_line(kind, good):
     return json.dumps(rec)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "extra"),
     [("number", []), ("null", []), ("custody-null", []), ("p_fake-string", ["--fail-above", "0.5"]),
@@ -108,6 +112,7 @@ def test_merge_rejects_a_malformed_record_with_file_and_line(tmp_path, kind, ext
     assert proc.stdout == b""
 
 
+@pytest.mark.slow
 def test_merge_rejects_a_malformed_json_document(tmp_path):
     doc = _scan_json(tmp_path / "a.json", str(C2PA))
     doc["results"][1] = None
@@ -120,6 +125,7 @@ def test_merge_rejects_a_malformed_json_document(tmp_path):
         assert str(tmp_path / name) in err and where in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_merge_keeps_an_interrupted_shards_state(tmp_path):
     for k in (1, 2):
         _scan_json(tmp_path / f"s{k}.json", "--shard", f"{k}/2", str(TREE))
@@ -142,6 +148,7 @@ def test_merge_keeps_an_interrupted_shards_state(tmp_path):
     assert json.loads(whole.stdout)["run"]["interrupted"] is False and b"partial" not in whole.stderr
 
 
+@pytest.mark.slow
 def test_merge_marks_a_jsonl_shard_cut_mid_record_as_partial(tmp_path):
     text = run_cli("scan", "--backend", "none", "-f", "jsonl", str(C2PA)).stdout.decode()
     (tmp_path / "cut.jsonl").write_text(text + text.splitlines()[0][:40])  # killed mid-write
@@ -155,6 +162,7 @@ def test_merge_marks_a_jsonl_shard_cut_mid_record_as_partial(tmp_path):
     assert proc.returncode == 2 and b"bad.jsonl:" in proc.stderr and b"not a JSON record" in proc.stderr
 
 
+@pytest.mark.slow
 def test_merge_adds_up_skipped_counts(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     _image(a / "one.png")
@@ -172,6 +180,7 @@ def test_merge_adds_up_skipped_counts(tmp_path):
     assert (counts["files"], counts["skipped"], counts["skipped_by_ext"]) == (3, 1, 2)
 
 
+@pytest.mark.slow
 def test_merge_counts_a_sharded_trees_skipped_files_once(tmp_path):
     tree = tmp_path / "tree"
     for i in range(6):
@@ -190,6 +199,7 @@ def test_merge_counts_a_sharded_trees_skipped_files_once(tmp_path):
         whole["files"], whole["skipped"], whole["skipped_by_ext"])
 
 
+@pytest.mark.slow
 def test_merged_order_is_a_folder_scans_order_not_argument_order(tmp_path):
     tree = tmp_path / "tree"
     # '-' < '.' < '/' in bytes, and upper case sorts before lower: a plain string sort of whole

@@ -23,6 +23,7 @@ print("\\nLOADED=" + json.dumps(sorted(m for m in sys.modules if m.split('.')[0]
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"], ["--version"]])
 def test_help_imports_nothing_heavy(argv):
     out = subprocess.run(

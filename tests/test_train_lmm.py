@@ -357,6 +357,7 @@ def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
         w.writerows(rows)
 
 
+@pytest.mark.slow
 def test_data_build_from_csv_states_only_known_facts(tmp_path: Path) -> None:
     from fakescope_train.instruct import read_instruct
 
@@ -419,6 +420,7 @@ def test_data_build_from_csv_states_only_known_facts(tmp_path: Path) -> None:
     assert len(read_instruct(out)) == 12
 
 
+@pytest.mark.slow
 def test_data_build_mix_options_and_errors(tmp_path: Path) -> None:
     root = make_planted(tmp_path / "pool", 3, seed=4)
     out = tmp_path / "d.jsonl"
@@ -468,6 +470,7 @@ def test_read_instruct_rejects_malformed_records(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- CLI and recipes
 
 
+@pytest.mark.slow
 def test_recipes_load_and_usage_errors(llava: Path, tmp_path: Path) -> None:
     from fakescope_train.common import RECIPES_DIR
     from fakescope_train.lmm import make_config
@@ -502,6 +505,7 @@ def test_recipes_load_and_usage_errors(llava: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2 and b"safetensors only" in proc.stderr and b"--trust-pickle" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_train_and_data_help_stay_light() -> None:
     probe = (
         "import sys\nfrom fakescope_cli.cli import app\n"

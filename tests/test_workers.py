@@ -27,6 +27,7 @@ def run_python(code: str, *args: str, timeout: float = 120) -> dict:
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_fork_is_safe_only_without_threads_or_threaded_native_libraries():
     out = run_python("""
         import json, threading
@@ -95,6 +96,7 @@ def _pool_run(photos: Path, with_thread: bool) -> dict:
     return run_python(POOL_SCRIPT, str(photos), "1" if with_thread else "0", timeout=180)
 
 
+@pytest.mark.slow
 def test_workers_fork_from_a_single_threaded_scan_and_give_the_in_process_records(photos):
     out = _pool_run(photos, with_thread=False)
     assert out["methods"] == ["fork", "fork"]
@@ -110,6 +112,7 @@ def test_workers_fork_from_a_single_threaded_scan_and_give_the_in_process_record
     assert out["parent_blocked"] == []
 
 
+@pytest.mark.slow
 def test_a_running_thread_sends_workers_to_the_fork_server(photos):
     out = _pool_run(photos, with_thread=True)
     assert out["methods"] == ["forkserver", "forkserver"]
@@ -128,6 +131,7 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_interactive_scan_with_progress_bar_still_forks_its_workers(photos, tmp_path):
     """The bar's refresh thread starts with the first record, after the workers: no fork server."""
     import os
@@ -190,6 +194,7 @@ IDLE_DEATH_SCRIPT = """
 """
 
 
+@pytest.mark.slow
 def test_a_worker_that_died_between_files_costs_no_file(photos):
     """Sending work to a dead worker fails (EPIPE): the file goes to its replacement, and no file is blamed."""
     out = run_python(IDLE_DEATH_SCRIPT, str(photos))

@@ -117,6 +117,7 @@ def test_no_torch_imported_at_inference(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
 
 
+@pytest.mark.slow
 def test_heldout_sources_give_the_figures_in_the_card(config: dict) -> None:
     """Sources left out of the shipped fit (never seen in training): AUC and format-flip AUC as recorded.
 
@@ -146,6 +147,7 @@ def taef2():
     return TAEF2(taesd)
 
 
+@pytest.mark.slow
 def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config: dict, tmp_path: Path, taef2) -> None:
     """A real photo crop vs. the same crop through the TAEF2 autoencoder: p_fake must go up on average."""
     import torch
@@ -167,6 +169,7 @@ def test_aligned_pair_reconstruction_scores_higher(det: BuiltinDetector, config:
     assert np.mean(ups) > 0 and sum(u > 0 for u in ups) >= len(ups) // 2 + 1, ups
 
 
+@pytest.mark.slow
 def test_decoder_variants_differ_from_taef2_and_are_reproducible(taef2) -> None:
     """The tried decoder-family recipe: four decoders, the first TAEF2's own, each decoding differently."""
     import torch
@@ -186,6 +189,7 @@ def test_decoder_variants_differ_from_taef2_and_are_reproducible(taef2) -> None:
     assert all(torch.equal(a, b) for a, b in zip(outs, again, strict=True))
 
 
+@pytest.mark.slow
 def test_train_builtin_tiny_run_gives_loadable_weights(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     if not (DATA / "manifest.csv").is_file():
@@ -268,6 +272,7 @@ def test_lossless_files_get_one_jpeg_pass_jpeg_files_none(config: dict, tmp_path
     assert abs(png.raw["logit"] - jpg.raw["logit"]) < 0.5 * abs(raw_png.raw["logit"] - jpg.raw["logit"])
 
 
+@pytest.mark.slow
 def test_zero_shot_recon_error_is_lower_for_an_autoencoder_output(taef2) -> None:
     """The premise of `train.explore recon`: TAEF2 reconstructs its own output better than a photo. Measured
     on these eight photos: always for the error of pixel differences, on average for the plain error."""

@@ -83,6 +83,7 @@ def test_student_views_pair_the_students_and_the_teachers_shrink_of_the_same_cut
     assert student_views(_textured(100, 120), random.Random(0), 5, 64, 2.0, 3) == []
 
 
+@pytest.mark.slow
 def test_teacher_bank_scores_are_the_cycle_graph_and_the_cache_follows_its_settings(tmp_path: Path) -> None:
     _need_teacher()
     import onnxruntime as ort
@@ -112,6 +113,7 @@ def test_teacher_bank_scores_are_the_cycle_graph_and_the_cache_follows_its_setti
     assert any("rebuilding" in m for m in logs) and len(other.score) > len(bank.score)
 
 
+@pytest.mark.slow
 def test_train_builtin_distill_tiny_run_gives_a_detector_that_runs_the_student(tmp_path: Path) -> None:
     _need_teacher()
     import torch
@@ -141,6 +143,7 @@ def test_train_builtin_distill_tiny_run_gives_a_detector_that_runs_the_student(t
     assert res.raw["logit"] == pytest.approx(ref, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_shipped_student_follows_its_teacher_on_sources_it_never_saw(tmp_path: Path) -> None:
     """The shipped fit left `holdout_sources` out: on those images the student's score must still rank like
     the teacher's. This is the distillation working, not a quality bar (the card has the figures)."""

@@ -253,6 +253,7 @@ def test_float_decoding_beats_the_package_on_sdxl_outputs(marked, package_errors
     assert ours > package  # measured: 13 against 3 of 18
 
 
+@pytest.mark.slow
 def test_jpeg_reencoding(marked, capsys):
     """JPEG erodes the mark: report what survives, and never let a re-encode name a wrong payload."""
     survived = {95: 0, 100: 0}
@@ -363,6 +364,7 @@ def _real_photos() -> list[Path]:
     return found[::4]
 
 
+@pytest.mark.slow
 def test_no_payload_in_real_photos():
     closest = {p.name: p.bits.size for p in wm.PAYLOADS}
     photos = _real_photos()
@@ -383,6 +385,7 @@ def test_no_payload_in_real_photos():
     assert closest["SDXL"] > 7
 
 
+@pytest.mark.slow
 def test_no_payload_in_camera_files():
     """Every JPEG, TIFF and HEIC/HEIF under fixtures/exif-samples that decodes."""
     exts = {".jpg", ".jpeg", ".tif", ".tiff", ".heic", ".heif"}
@@ -401,6 +404,7 @@ def test_no_payload_in_camera_files():
 # --- cost and import weight -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_timing_per_megapixel(tmp_path, capsys):
     rgb = load_rgb(BIG_PHOTO)[:1024, :1024]
     arr = embed(np.ascontiguousarray(rgb), "SDXL", "float")

@@ -315,6 +315,9 @@ def ask(
 
     if advise == (question is not None):
         raise UsageError("give a QUESTION or --advise (not both)")
+    from fakescope_cli.engine import refuse_unknown_backend
+
+    refuse_unknown_backend(backend)
     options = _backend_options(model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
                                device=device.value if device else None, max_tokens=max_tokens,
                                trust_pickle=trust_pickle or None, trust_remote_code=trust_remote_code or None,

@@ -23,17 +23,25 @@ IN_PROCESS_BACKENDS = frozenset({"hf", "gguf", "server"})
 DEFAULT_FILE_TIMEOUT = 300.0
 
 
+def refuse_unknown_backend(name: str) -> None:
+    """A --backend name that no built-in or plugin has is a typo: a usage error (exit 2), not a
+    detector that failed to load (exit 4). `module:Class` names are checked when loaded."""
+    from fakescope_cli.detectors import backend_names
+
+    if ":" not in name and name not in backend_names():
+        raise UsageError(f"unknown backend {name!r}; choose from: {', '.join(backend_names())}")
+
+
 def load_checked_detector(config: ScanConfig) -> Detector | None:
     """The run's detector. The two --backend mistakes that are the user's, not the detector's, are
     usage errors (exit 2): a name no backend has, and a class that is not a detector. A known backend
     that cannot load (its extra missing, no model, no server) stays DetectorUnavailable (exit 4)."""
-    from fakescope_cli.detectors import backend_names, load_detector
+    from fakescope_cli.detectors import load_detector
 
     if not config.allow_pixels:
         return None
     name = config.backend
-    if ":" not in name and name not in backend_names():
-        raise UsageError(f"unknown backend {name!r}; choose from: {', '.join(backend_names())}")
+    refuse_unknown_backend(name)
     detector = load_detector(name, config.backend_options)
     if detector is not None and not (isinstance(getattr(detector, "id", None), str)
                                      and callable(getattr(detector, "analyze", None))):

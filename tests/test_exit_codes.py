@@ -88,6 +88,12 @@ def test_a_backend_that_is_no_detector_is_a_usage_error(images, backend, words, 
     assert words in one_line(proc.stderr)
 
 
+def test_ask_with_an_unknown_backend_is_a_usage_error(images):
+    proc = invoke_cli("ask", str(images / "a.png"), "what is it?", "--backend", "bogus")
+    assert proc.returncode == EXIT_USAGE
+    assert "unknown backend 'bogus'" in one_line(proc.stderr)
+
+
 def test_a_known_backend_that_cannot_load_is_exit_4(tmp_path, images):
     proc = invoke_cli("scan", "--backend", "hf", "--model", str(tmp_path), str(images))  # no checkpoint there
     assert proc.returncode == EXIT_DETECTOR

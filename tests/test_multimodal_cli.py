@@ -81,7 +81,7 @@ def test_models_inspect_and_list(llava):
     assert info["backend"] == "hf" and len(info["weights_sha256"]) == 64
     listing = run_cli("models", "list").stdout.decode()
     assert "builtin" in listing and "hf" in listing
-    assert run_cli("models", "inspect", "/nonexistent/model").returncode == 4
+    assert run_cli("models", "inspect", "/nonexistent/model").returncode == 2  # a typo: usage, not detector
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from types import FrameType
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _installed = False  # install() ran: this process is the fakescope command, not a library user
+_active = False  # the handler is in place: install() ran, or inside held()
 _raising = False  # a signal raises KeyboardInterrupt now (else it is held)
 _held: int | None = None  # the signal received while holding, not yet delivered
 
@@ -34,25 +35,50 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 
 def install() -> None:
     """Route Ctrl-C and SIGTERM through the handler, holding them until the command can stop in order."""
-    global _installed
+    global _installed, _active
     try:
         for sig in STOP_SIGNALS:
             signal.signal(sig, _handler)
     except ValueError:  # not the main thread: leave the defaults
         return
-    _installed = True
+    _installed = _active = True
 
 
 def stop_holding() -> None:
     """From now on a signal stops the command at once; one held since start-up does so now.
     Every command but `scan` calls this as it starts (scan holds until its output has begun)."""
     global _raising, _held
-    if not _installed:
+    if not _active:
         return
     _raising = True
     if _held is not None:
         _held = None
         raise KeyboardInterrupt
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Within: a signal is held until stop_holding() (a scan calls it once its output has begun).
+
+    Where install() already ran this changes nothing; elsewhere (run_scan called as a library, tests
+    in process) the handler is put in place for the block and the previous handlers come back after.
+    """
+    global _active, _raising, _held
+    if _active:
+        yield
+        return
+    try:
+        previous_handlers = {sig: signal.signal(sig, _handler) for sig in STOP_SIGNALS}
+    except ValueError:  # not the main thread: signals are not ours to take
+        yield
+        return
+    _active, _raising, _held = True, False, None
+    try:
+        yield
+    finally:
+        _active, _raising, _held = False, False, None
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -64,7 +90,7 @@ def interruptible() -> Iterator[None]:
     """
     global _raising, _held
     previous_handlers = {}
-    if not _installed:
+    if not _active:
         try:
             previous_handlers = {sig: signal.signal(sig, _handler) for sig in STOP_SIGNALS}
         except ValueError:  # not the main thread: signals are not ours to take

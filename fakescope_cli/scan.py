@@ -100,9 +100,11 @@ def run_scan(opts: RunOptions) -> RunResult:
     interrupted = False
     lost: DetectorUnavailable | None = None
 
-    # A Ctrl-C or SIGTERM that came during start-up, the walk or the detector's loading is still held:
-    # it stops the scan at its first record, so the output is a finished document (interrupts.py).
-    with analysis_engine(opts.config, len(candidates), opts.jobs, opts.file_timeout) as (detector_info, analyse_all):
+    # A Ctrl-C or SIGTERM during start-up, the walk or the detector's loading is held until the output
+    # has begun: then it stops the scan at once, and the output is a finished document (interrupts.py).
+    with interrupts.held(), analysis_engine(
+        opts.config, len(candidates), opts.jobs, opts.file_timeout
+    ) as (detector_info, analyse_all):
         _check_calibration(opts, detector_info)
         header = run_header(opts.arguments, detector_info, started)
         show_progress = not opts.quiet and sys.stderr.isatty()
@@ -114,19 +116,19 @@ def run_scan(opts: RunOptions) -> RunResult:
                 renderer = make_renderer(opts.fmt, stream, color=opts.color)
                 renderer.start(header)
                 try:
-                    with interrupts.interruptible():
-                        for record in analyse_all(candidates):
-                            renderer.add(record)
-                            count_records(counts, record)
-                            if record["errors"]:
-                                counts["errors"] += 1
-                            p = record["p_fake"]
-                            if opts.fail_above is not None and p is not None and p > opts.fail_above:
-                                gate_tripped = True
-                            if progress is None and show_progress:
-                                progress = _progress(len(candidates), enabled=True)
-                            if progress is not None:
-                                progress.advance(progress.task_ids[0])
+                    interrupts.stop_holding()
+                    for record in analyse_all(candidates):
+                        renderer.add(record)
+                        count_records(counts, record)
+                        if record["errors"]:
+                            counts["errors"] += 1
+                        p = record["p_fake"]
+                        if opts.fail_above is not None and p is not None and p > opts.fail_above:
+                            gate_tripped = True
+                        if progress is None and show_progress:
+                            progress = _progress(len(candidates), enabled=True)
+                        if progress is not None:
+                            progress.advance(progress.task_ids[0])
                 except KeyboardInterrupt:
                     interrupted = True
                 except DetectorUnavailable as exc:

@@ -49,7 +49,7 @@ POOL_SCRIPT = """
     import json, sys, threading
     from fakescope_cli.analyze import Analyzer, ScanConfig
     from fakescope_cli.inputs import InputExpander
-    from fakescope_cli.interrupts import interruptible
+    from fakescope_cli.interrupts import held
     from fakescope_cli.workers import WorkerPool
 
     folder, with_thread = sys.argv[1], sys.argv[2] == "1"
@@ -58,7 +58,7 @@ POOL_SCRIPT = """
         threading.Thread(target=stop.wait, daemon=True).start()
     config = ScanConfig()
     cands = list(InputExpander().expand([folder]))
-    with interruptible(), WorkerPool(config, 2, 60) as pool:  # as in a scan
+    with held(), WorkerPool(config, 2, 60) as pool:  # as in a scan
         methods = [w.start_method for w in pool.workers]
         status = []
         for w in pool.workers:

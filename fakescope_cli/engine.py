@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fakescope_cli.analyze import Analyzer, ScanConfig
-from fakescope_cli.detectors import Detector
+from fakescope_cli.detectors import Detector, backend_names, load_detector
 from fakescope_cli.errors import UsageError
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.workers import WorkerPool
@@ -26,8 +26,6 @@ DEFAULT_FILE_TIMEOUT = 300.0
 def refuse_unknown_backend(name: str) -> None:
     """A --backend name that no built-in or plugin has is a typo: a usage error (exit 2), not a
     detector that failed to load (exit 4). `module:Class` names are checked when loaded."""
-    from fakescope_cli.detectors import backend_names
-
     if ":" not in name and name not in backend_names():
         raise UsageError(f"unknown backend {name!r}; choose from: {', '.join(backend_names())}")
 
@@ -36,8 +34,6 @@ def load_checked_detector(config: ScanConfig) -> Detector | None:
     """The run's detector. The two --backend mistakes that are the user's, not the detector's, are
     usage errors (exit 2): a name no backend has, and a class that is not a detector. A known backend
     that cannot load (its extra missing, no model, no server) stays DetectorUnavailable (exit 4)."""
-    from fakescope_cli.detectors import load_detector
-
     if not config.allow_pixels:
         return None
     name = config.backend

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import FIXTURES, jsonl_records, run_cli
+from tests.conftest import FIXTURES, invoke_cli, jsonl_records, run_cli
 
 PROV = FIXTURES / "provenance"
 
@@ -44,34 +44,31 @@ def test_output_is_deterministic_in_order():
     assert [r["path"] for r in jsonl_records(a.stdout)] == [r["path"] for r in jsonl_records(b.stdout)]
 
 
-@pytest.mark.slow
 def test_stdin_path_list_and_nul_separated(tmp_path):
     files = sorted(str(p) for p in (PROV / "c2pa").glob("*.jpg"))[:3]
-    proc = run_cli("scan", "-", "--backend", "none", "-f", "jsonl", stdin="\n".join(files).encode())
+    proc = invoke_cli("scan", "-", "--backend", "none", "-f", "jsonl", stdin="\n".join(files).encode())
     assert [r["path"] for r in jsonl_records(proc.stdout)] == files
-    proc0 = run_cli("scan", "-", "-0", "--backend", "none", "-f", "jsonl", stdin="\0".join(files).encode())
+    proc0 = invoke_cli("scan", "-", "-0", "--backend", "none", "-f", "jsonl", stdin="\0".join(files).encode())
     assert [r["path"] for r in jsonl_records(proc0.stdout)] == files
 
 
-@pytest.mark.slow
 def test_gate_and_error_exit_codes(tmp_path):
     gpt = str(PROV / "openai" / "chatgpt_gpt4o_c2pa.png")
     plain = str(PROV / "c2pa" / "no_manifest.jpg")
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0garbage")
-    assert run_cli("scan", "--backend", "none", "-q", "-f", "json", plain).returncode == 0
-    assert run_cli("scan", "--backend", "none", "-q", "-f", "json", "--fail-above", "0.5", gpt).returncode == 1
-    assert run_cli("scan", "--backend", "none", "-q", "-f", "json", "--fail-above", "0.5", plain).returncode == 0
-    assert run_cli("scan", "--backend", "none", "-q", "-f", "json", plain, str(bad)).returncode == 3
+    assert invoke_cli("scan", "--backend", "none", "-q", "-f", "json", plain).returncode == 0
+    assert invoke_cli("scan", "--backend", "none", "-q", "-f", "json", "--fail-above", "0.5", gpt).returncode == 1
+    assert invoke_cli("scan", "--backend", "none", "-q", "-f", "json", "--fail-above", "0.5", plain).returncode == 0
+    assert invoke_cli("scan", "--backend", "none", "-q", "-f", "json", plain, str(bad)).returncode == 3
     # 1 wins over 3.
-    assert run_cli("scan", "--backend", "none", "-q", "-f", "json", "--fail-above", "0.5", gpt, str(bad)).returncode == 1
+    assert invoke_cli("scan", "--backend", "none", "-q", "-f", "json", "--fail-above", "0.5", gpt, str(bad)).returncode == 1
 
 
-@pytest.mark.slow
 def test_usage_and_detector_exit_codes():
-    proc = run_cli("scan", "--format", "nope", str(PROV))
+    proc = invoke_cli("scan", "--format", "nope", str(PROV))
     assert proc.returncode == 2
-    proc = run_cli("scan", "--backend", "no-such-backend", str(PROV))
+    proc = invoke_cli("scan", "--backend", "no-such-backend", str(PROV))
     assert proc.returncode == 2 and b"unknown backend" in proc.stderr  # a typo, not a detector problem (4)
 
 

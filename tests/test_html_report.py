@@ -349,6 +349,7 @@ def _visible(browser: Chromium) -> list[dict[str, Any]]:
         "p: c.dataset.p === '' ? null : parseFloat(c.dataset.p), path: c.dataset.path, i: +c.dataset.i}))")
 
 
+@pytest.mark.slow  # drives a real Chromium process
 def test_report_in_chromium(browser: Chromium, sample_report: Path, samples: list[dict[str, Any]]) -> None:
     url = sample_report.as_uri()
     browser.open(url)
@@ -396,6 +397,7 @@ def test_report_in_chromium(browser: Chromium, sample_report: Path, samples: lis
     assert [u for u in browser.requests() if not u.startswith("data:")] == [url]
 
 
+@pytest.mark.slow  # drives a real Chromium process
 def test_report_prints(browser: Chromium, sample_report: Path) -> None:
     browser.open(sample_report.as_uri())
     browser.send("Emulation.setEmulatedMedia", media="print")
@@ -409,6 +411,7 @@ def test_report_prints(browser: Chromium, sample_report: Path) -> None:
     assert browser.problems() == []
 
 
+@pytest.mark.slow  # drives a real Chromium process
 def test_hostile_report_runs_no_injected_script(browser: Chromium, tmp_path: Path) -> None:
     payload = '"><img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><!--'
     record = _record_for(FLUX, path=f"{payload}.png", verdict="likely-ai", p_fake=0.9,

@@ -47,7 +47,7 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except FakescopeError as exc:
             raise _fail(exc.message, exc.exit_code) from None
-        except KeyboardInterrupt:  # before a scan's first record (start-up, model loading): nothing to save
+        except KeyboardInterrupt:  # any command but a scan past its start (which finishes its output first)
             raise _fail("interrupted", EXIT_INTERRUPTED) from None
         except BrokenPipeError as exc:
             if not stdout_reader_gone():

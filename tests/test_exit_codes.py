@@ -154,3 +154,16 @@ def test_merge_and_scan_share_the_gate_rule(images, tmp_path):
     assert scan.returncode == EXIT_GATE  # b.png is bright
     assert invoke_cli("merge", str(shard), "--fail-above", "0.5").returncode == EXIT_GATE
     assert invoke_cli("merge", str(shard), "--fail-above", "0.9").returncode == EXIT_OK
+
+
+def test_a_file_that_vanishes_during_the_scan_stays_a_record(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("a.png", "gone.png"):
+        Image.new("RGB", (16, 16)).save(folder / name)
+    proc = invoke_cli("scan", "--backend", "tests.plugins.vanishing_detector:VanishingDetector", "-j", "1",
+                      "-f", "jsonl", str(folder))
+    assert proc.returncode == EXIT_INCOMPLETE, proc.stderr.decode()
+    recs = jsonl_records(proc.stdout)
+    assert [Path(r["path"]).name for r in recs] == ["a.png", "gone.png"]
+    assert recs[1]["errors"][0]["code"] == "not-found"

@@ -87,14 +87,14 @@ class Calibration:
     b: float = 0.0
 
     def apply(self, margin: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.a * np.asarray(margin, dtype=np.float64) + self.b)
+        return sigmoid(self.a * np.asarray(margin, dtype=np.float64) + self.b)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "a": self.a, "b": self.b}
 
 
 @dataclass(frozen=True)
-class Protocol:
+class PromptProtocol:
     """What is asked of a checkpoint and how its answer is read. Defaults follow DESIGN.md."""
 
     detect_prompt: str = DETECT_PROMPT
@@ -158,7 +158,7 @@ class Protocol:
 # Arithmetic
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     # Split by sign so that exp never overflows.
     x = np.asarray(x, dtype=np.float64)
     out = np.empty_like(x)
@@ -250,7 +250,7 @@ def score_label_logits(
     zf = logsumexp(np.atleast_2d(np.asarray(fake_logits, dtype=np.float64)), axis=-1)
     zr = logsumexp(np.atleast_2d(np.asarray(real_logits, dtype=np.float64)), axis=-1)
     margin = zf - zr
-    raw = _sigmoid(margin)  # exp(zf)/(exp(zf)+exp(zr)) without overflow
+    raw = sigmoid(margin)  # exp(zf)/(exp(zf)+exp(zr)) without overflow
     cal = raw if calibration is None or calibration.method == "none" else calibration.apply(margin)
     return Scores(zf, zr, raw, cal)
 
@@ -270,20 +270,23 @@ class ProbeScores:
     raw: dict[str, Any]
 
 
-def score_probes(z: Sequence[tuple[float, float]], probes: Sequence[tuple[str, str]],
+def score_probes(z: Sequence[tuple[float, float] | None], probes: Sequence[tuple[str, str]],
                  calibration: Calibration | None) -> ProbeScores:
-    """Score per-probe (z_fake, z_real) pairs; probe 0 is detection, the rest are aspects."""
-    zf = np.array([a for a, _ in z])
-    zr = np.array([b for _, b in z])
+    """Score per-probe (z_fake, z_real) pairs; probe 0 is detection, the rest are aspects. An aspect
+    given None (its backend could not score it) is left out of the attributes, not guessed."""
+    scored = [k for k, pair in enumerate(z) if pair is not None]
+    zf = np.array([z[k][0] for k in scored])  # type: ignore[index]
+    zr = np.array([z[k][1] for k in scored])  # type: ignore[index]
     sc = score_label_logits(zf[:, None], zr[:, None], calibration)
-    attributes = {probes[k][0]: float(sc.p_fake[k]) for k in range(1, len(probes))} if len(probes) > 1 else None
+    p_of = {k: float(p) for k, p in zip(scored, sc.p_fake, strict=True)}
+    attributes = {probes[k][0]: p_of[k] for k in range(1, len(probes)) if k in p_of} if len(probes) > 1 else None
     raw = {
-        "p_fake": float(sc.p_fake[0]),
+        "p_fake": p_of[0],
         "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
         "z_fake": float(zf[0]),
         "z_real": float(zr[0]),
     }
-    return ProbeScores(float(sc.p_fake[0]), attributes, raw)
+    return ProbeScores(p_of[0], attributes, raw)
 
 
 def verdict_from_explanation(text: str) -> str | None:
@@ -312,17 +315,17 @@ def find_manifest(model_path: str | Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_protocol(model_path: str | Path | None) -> Protocol:
+def load_protocol(model_path: str | Path | None) -> PromptProtocol:
     """The protocol for a checkpoint: the defaults, overridden by its manifest if it has one."""
     if model_path is None:
-        return Protocol()
+        return PromptProtocol()
     path = find_manifest(model_path)
     if path is None:
-        return Protocol()
+        return PromptProtocol()
     return read_manifest(path)
 
 
-def read_manifest(path: str | Path, label: str | None = None) -> Protocol:
+def read_manifest(path: str | Path, label: str | None = None) -> PromptProtocol:
     """Read, bound and parse one `fakescope.json`; errors name it as `label` (default: its path)."""
     path = Path(path)
     name = label or str(path)
@@ -351,7 +354,7 @@ def _text(source: str, where: str, value: Any, *, max_len: int = 4000) -> str:
     return value
 
 
-def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str | None = None) -> Protocol:
+def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str | None = None) -> PromptProtocol:
     """Validate a parsed manifest and return the protocol it describes. Unknown keys are errors
     (a typo must not silently fall back to a default prompt)."""
     if not isinstance(obj, dict):
@@ -426,7 +429,7 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
         if mp is not None and (not isinstance(mp, int) or isinstance(mp, bool) or not 1024 <= mp <= 1 << 28):
             raise _fail(source, "max_image_pixels", "must be an integer between 1024 and 2^28, or null")
         kw["max_image_pixels"] = mp
-    return Protocol(**kw)
+    return PromptProtocol(**kw)
 
 
 def _parse_attributes(source: str, attrs: Any, template: str) -> tuple[tuple[str, str], ...]:

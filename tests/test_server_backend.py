@@ -131,7 +131,7 @@ def test_attributes_match_gguf(servers: dict[str, LlamaServer], ggufs: dict[str,
         assert a.attributes[k] == pytest.approx(b.attributes[k], abs=0.02)
     assert a.p_fake == pytest.approx(b.p_fake, abs=0.02)
     assert srv.http.requests >= 15  # one request per probe
-    assert API_KEY not in json.dumps({**srv.describe(), **a.to_dict()})
+    assert API_KEY not in json.dumps({**srv.describe().to_dict(), **a.to_dict()})
 
 
 def test_label_words_outside_top_k_are_a_per_file_error(servers: dict[str, LlamaServer], images: list[Path]) -> None:

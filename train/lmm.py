@@ -138,7 +138,7 @@ def make_config(recipe: str | None = None, **overrides: Any) -> LmmConfig:
 
 
 def family_of(model_type: str) -> str:
-    from fakescope_cli.models_inspect import KNOWN_ARCHITECTURES
+    from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES
 
     known = KNOWN_ARCHITECTURES.get(model_type)
     if known is None:
@@ -265,16 +265,12 @@ class Encoder:
         return ids, labels
 
     def prepare_image(self, path: Path) -> Any:
+        """The image as the hf backend will score it (the same sizing: what is trained is what is scanned)."""
+        from fakescope_cli.detectors.multimodal import fit_image, pixel_limit
         from fakescope_cli.media import Media
 
-        img = Media.open(path).rgb()
-        limit = self.protocol.max_image_pixels
-        if limit is None and self.family == "qwen2_vl":
-            limit = 1280 * 28 * 28  # the hf backend's default ceiling for dynamic-resolution models
-        if limit is not None and img.width * img.height > limit:
-            scale = (limit / (img.width * img.height)) ** 0.5
-            img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
-        return img
+        limit = pixel_limit(self.protocol.max_image_pixels, dynamic_resolution=self.family == "qwen2_vl")
+        return fit_image(Media.open(path).rgb(), limit)
 
     def encode(self, conv: Any) -> dict[str, Any]:
         ids, labels = self.text_ids(conv.turns)
@@ -449,7 +445,7 @@ def train_lmm(cfg: LmmConfig, log: LogFn | None = None) -> dict[str, Any]:
     import transformers
     from peft import LoraConfig, get_peft_model
 
-    from fakescope_cli.models_inspect import hf_weight_files
+    from fakescope_cli.checkpoints import hf_weight_files
 
     from .instruct import read_instruct
 

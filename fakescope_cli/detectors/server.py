@@ -29,22 +29,20 @@ import re
 import socket
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fakescope_cli import __version__
-from fakescope_cli.detectors.base import DetectorResult, finite_result
+from fakescope_cli.detectors.base import StreamCallback
+from fakescope_cli.detectors.multimodal import ImageScores, MultimodalDetector, fit_image
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
-from fakescope_cli.media import Media
-from fakescope_cli.protocol import (
-    Protocol,
-    read_manifest,
-    score_label_logits,
-    verdict_from_explanation,
-)
+from fakescope_cli.protocol import PromptProtocol, logsumexp, read_manifest
+
+if TYPE_CHECKING:
+    from fakescope_cli.media import Media
 
 DEFAULT_API_KEY_ENV = "FAKESCOPE_API_KEY"
 DEFAULT_TOP_LOGPROBS = 20  # OpenAI's maximum and vLLM's default --max-logprobs
@@ -56,7 +54,6 @@ DEFAULT_PARALLEL = 8
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RESPONSE_BYTES = 64 << 20
-StreamCallback = Callable[[str], None]
 
 NO_LOGPROBS_HINT = (
     "the server must return logprobs: vLLM `--max-logprobs` >= --top-logprobs, SGLang and llama.cpp's "
@@ -127,20 +124,13 @@ def score_top_logprobs(top: Sequence[tuple[str, float]], label_words: dict[str, 
     z: dict[str, float] = {}
     for label in ("fake", "real"):
         if pools[label]:
-            z[label] = _logsumexp(pools[label])
+            z[label] = float(logsumexp(np.array(pools[label])))
         else:
             bounded = label
             # Tokens that normalise to a variant: at most two per variant (with and without a space).
             n_variants = max(1, len(wanted.get(label, ())) * 2)
             z[label] = (min(finite) if finite else -1e4) + math.log(n_variants)
     return TopLogprobScore(z["fake"], z["real"], matched, bounded)
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    m = max(values)
-    if not math.isfinite(m):
-        return m
-    return m + math.log(sum(math.exp(v - m) for v in values))
 
 
 def first_token_top_logprobs(response: dict[str, Any]) -> list[tuple[str, float]] | None:
@@ -406,28 +396,27 @@ def png_data_url(media: Media, max_pixels: int | None = None) -> str:
     decompression-bomb guards have run here, and no metadata (EXIF GPS, XMP, C2PA) leaves the
     machine. compress_level 1: the PNG is transient and speed matters more than its size.
     """
-    img = media.rgb()
-    if max_pixels is not None and img.width * img.height > max_pixels:
-        scale = (max_pixels / (img.width * img.height)) ** 0.5
-        img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
+    img = fit_image(media.rgb(), max_pixels)
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def load_manifest_file(path: str | os.PathLike[str]) -> Protocol:
+def load_manifest_file(path: str | os.PathLike[str]) -> PromptProtocol:
     """A `fakescope.json` given by path (it need not sit beside local weights)."""
     return read_manifest(path, label=f"--manifest {path}")
 
 
-class ServerDetector:
-    """Detector protocol over an OpenAI-compatible server that returns logprobs."""
+class ServerDetector(MultimodalDetector):
+    """The FakeScope protocol over an OpenAI-compatible server that returns logprobs. The weights
+    live on the server (no weights_sha256 here), which also renders its own chat template."""
 
     id = "server"
-    weights_sha256: str | None = None  # the weights live on the server: not known here
+    extra = None  # the standard library only
     # The scan engine may call analyze() from this many threads at once (the default of --jobs):
     # the time goes into waiting for the server, which batches concurrent requests itself.
     parallel_requests = DEFAULT_PARALLEL
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -469,10 +458,8 @@ class ServerDetector:
         api_key = os.environ.get(api_key_env) or None
         if api_key is None and api_key_env != DEFAULT_API_KEY_ENV:
             raise DetectorUnavailable(f"--api-key-env {api_key_env}: that environment variable is not set")
-        self.protocol: Protocol = load_manifest_file(manifest) if manifest is not None else Protocol()
-        self.attributes = attributes
-        self.explain = explain
-        self.max_tokens = max_tokens
+        self.setup_protocol(load_manifest_file(manifest) if manifest is not None else PromptProtocol(),
+                            attributes=attributes, explain=explain, max_tokens=max_tokens)
         self.top_logprobs = int(top_logprobs)
         self.api_key_env = api_key_env
         self.http = _Http(url, api_key, float(request_timeout), max(0, int(retries)), backoff)
@@ -530,18 +517,12 @@ class ServerDetector:
             body["stream"] = True
         return body
 
-    def image_url(self, media: Media) -> str:
-        return png_data_url(media, self.protocol.max_image_pixels)
+    def prepare_image(self, media: Media) -> str:
+        """The image as the server takes it: a PNG data URL of the decoded, size-limited pixels."""
+        return png_data_url(media, self.image_pixel_limit())
 
     def _messages(self, image_url: str, prompt: str) -> list[dict[str, Any]]:
-        msgs: list[dict[str, Any]] = []
-        if self.protocol.system_prompt:
-            msgs.append({"role": "system", "content": self.protocol.system_prompt})
-        msgs.append({"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": image_url}},
-            {"type": "text", "text": prompt},
-        ]})
-        return msgs
+        return self.chat_messages(prompt, {"type": "image_url", "image_url": {"url": image_url}}, plain_system=True)
 
     def _probe(self, image_url: str, prompt: str) -> tuple[TopLogprobScore, str | None]:
         answer = self.http.call("POST", "/chat/completions", self._body(self._messages(image_url, prompt), logprobs=True))
@@ -555,81 +536,56 @@ class ServerDetector:
             pass
         return score_top_logprobs(top, self.protocol.label_words), first if isinstance(first, str) else None
 
-    # ------------------------------------------------------------------------------ public API
+    def score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[ImageScores]:
+        return [self._score_image(url, probes) for url in images]
 
-    def analyze(self, media: Media) -> DetectorResult:
-        image_url = self.image_url(media)
-        probes = self.protocol.probes(self.attributes)
+    def _score_image(self, image_url: str, probes: list[tuple[str, str]]) -> ImageScores:
+        """One request per probe. An aspect whose answer holds no label word is left unscored (absent,
+        not guessed); the detection probe's failure is the file's."""
         detect, first_token = self._probe(image_url, probes[0][1])
-        cal = self.protocol.calibration
-        with np.errstate(all="ignore"):  # a label at -inf gives p 0 or 1 exactly; no warning on stderr
-            sc = score_label_logits([[detect.z_fake]], [[detect.z_real]], cal)
-        attrs: dict[str, float] | None = None
-        unscored: dict[str, str] = {}
+        out = ImageScores([(detect.z_fake, detect.z_real)])
         bounded: dict[str, str] = {}
-        if len(probes) > 1:
-            attrs = {}
-            for key, prompt in probes[1:]:
-                try:
-                    s, _ = self._probe(image_url, prompt)
-                except InputError as exc:
-                    if exc.code != "detector-error":
-                        raise
-                    unscored[key] = exc.message  # an aspect without a score is absent, not guessed
-                    continue
-                with np.errstate(all="ignore"):
-                    attrs[key] = float(score_label_logits([[s.z_fake]], [[s.z_real]], cal).p_fake[0])
-                if s.bounded:
-                    bounded[key] = s.bounded
-        explanation = self.ask(media, self.protocol.explain_prompt, image_url=image_url) if self.explain else None
-        raw: dict[str, Any] = {
-            "backend": "server",
-            "model": self.model,
-            "protocol": self.protocol.version,
-            "p_fake": float(sc.p_fake[0]),
-            "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
-            "z_fake": detect.z_fake,
-            "z_real": detect.z_real,
-            "top_logprobs": self.top_logprobs,
-            "label_tokens": detect.matched,
-            "first_token": first_token,
-        }
+        for key, prompt in probes[1:]:
+            try:
+                s, _ = self._probe(image_url, prompt)
+            except InputError as exc:
+                if exc.code != "detector-error":
+                    raise
+                out.z.append(None)
+                out.unscored[key] = exc.message
+                continue
+            out.z.append((s.z_fake, s.z_real))
+            if s.bounded:
+                bounded[key] = s.bounded
+        out.raw = {"top_logprobs": self.top_logprobs, "label_tokens": detect.matched, "first_token": first_token}
         if detect.bounded:
-            raw["bounded_label"] = detect.bounded
+            out.raw["bounded_label"] = detect.bounded
         if bounded:
-            raw["attributes_bounded"] = bounded
-        if unscored:
-            raw["attributes_unscored"] = unscored
-        if explanation is not None:
-            raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        p_fake, attrs, raw = finite_result(
-            float(sc.p_fake[0]), attrs, raw,
-            why=f"the server's label-word log-probabilities are not usable (z_fake {detect.z_fake}, "
-                f"z_real {detect.z_real})")
-        return DetectorResult(p_fake=p_fake, attributes=attrs, explanation=explanation, raw=raw)
+            out.raw["attributes_bounded"] = bounded
+        return out
 
-    def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
-            max_tokens: int | None = None, *, image_url: str | None = None) -> str:
-        """A free-form greedy (temperature 0) answer about one image."""
-        if not question or not question.strip():
-            raise InputError("the question is empty", "usage")
-        url = image_url or self.image_url(media)
-        body = self._body(self._messages(url, question), logprobs=False, max_tokens=max_tokens or self.max_tokens)
+    def generate(self, image: str, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
+        """A free-form greedy (temperature 0) answer, handed to `callback` whole when it arrives."""
+        body = self._body(self._messages(image, prompt), logprobs=False, max_tokens=max_tokens)
         text = _message_text(self.http.call("POST", "/chat/completions", body))
-        if stream_callback is not None and text:
-            stream_callback(text)
+        if callback is not None and text:
+            callback(text)
         return text
 
-    def advise(self, media: Media, stream_callback: StreamCallback | None = None, max_tokens: int | None = None) -> str:
-        return self.ask(media, self.protocol.advise_prompt, stream_callback, max_tokens)
+    # ------------------------------------------------------------------------------ results
+
+    def result_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"model": self.model}, {}
+
+    def nonfinite_reason(self, z_fake: float, z_real: float) -> str:
+        return f"the server's label-word log-probabilities are not usable (z_fake {z_fake}, z_real {z_real})"
 
     def cancel(self) -> None:
         """Stop in-flight and future requests (the scan is ending early)."""
         self.http.cancel()
 
-    def describe(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "backend": "server",
             "url": self.url,
             "model": self.model,
             "protocol": self.protocol.version,

@@ -173,7 +173,8 @@ def logsumexp(values: np.ndarray, axis: int = -1) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     m = np.max(v, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(v - m), axis=axis))
+    with np.errstate(divide="ignore"):  # every value -inf: log(0) is the right answer, -inf, not a warning
+        return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(v - m), axis=axis))
 
 
 @dataclass(frozen=True)

@@ -98,3 +98,35 @@ def test_ask_refuses_a_backend_that_declares_no_questions_before_reading_the_ima
     for backend in ("tests.plugins.brightness_detector:BrightnessDetector", "builtin", "none"):
         with pytest.raises(UsageError, match="cannot answer questions"):  # not the missing file's error
             ask_image(str(tmp_path / "absent.png"), backend, {}, question="q", advise=False, stream=None)
+
+
+def test_builtin_backends_register_like_plugins_and_declare_what_they_can_do():
+    from importlib.metadata import entry_points
+
+    from fakescope_cli.detectors import backend_names, detector_class
+
+    own = {ep.name for ep in entry_points(group="fakescope.detectors") if ep.dist and ep.dist.metadata["Name"] == "fakescope"}
+    assert own == {"builtin", "cycle", "hf", "gguf", "server"} and own < set(backend_names())
+    capabilities = {name: (detector_class(name).runs_in_process, detector_class(name).answers_questions)
+                    for name in sorted(own)}
+    assert capabilities == {"builtin": (False, False), "cycle": (False, False), "gguf": (True, True),
+                            "hf": (True, True), "server": (True, True)}
+    assert detector_class("server").parallel_requests > 0 and detector_class("builtin").parallel_requests == 0
+
+
+def test_a_class_that_is_not_a_detector_is_refused_by_name():
+    from fakescope_cli.detectors import load_detector
+    from fakescope_cli.errors import DetectorUnavailable
+
+    with pytest.raises(DetectorUnavailable, match="not a fakescope_cli.detectors.base.Detector subclass"):
+        load_detector("json:JSONDecoder")
+
+
+def test_describe_writes_the_same_custody_fields_as_before():
+    """Records and run headers carry describe()'s dict: the typed DetectorInfo keeps its keys and order."""
+    from fakescope_cli.detectors import describe, load_detector
+
+    info = describe(load_detector("builtin"))
+    assert list(info)[:6] == ["id", "version", "weights_sha256", "threshold_low", "threshold_high", "calibration"]
+    assert info["id"] == "builtin" and 0 <= info["threshold_low"] < info["threshold_high"] <= 1
+    assert len(info["weights_sha256"]) == 64

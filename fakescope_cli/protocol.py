@@ -109,6 +109,12 @@ class PromptProtocol:
     system_prompt: str | None = None
     chat_template: str | None = None  # overrides the checkpoint's own template
     max_image_pixels: int | None = None  # downscale larger images first (dynamic-resolution models)
+    # Text forced into the answer before the label is read, for checkpoints trained to answer in a
+    # sentence ("This is a fake image."): the label word's logits are read after "This is a".
+    answer_prefix: str | None = None
+    # "chat": the chat template; "raw": the image placeholder then the prompt, no template (how some
+    # checkpoints were trained and evaluated, e.g. FakeVLM's `<image>Does the image looks real/fake?`).
+    prompt_format: str = "chat"
     calibration: Calibration = Calibration()
     manifest_path: str | None = None
     manifest_sha256: str | None = None
@@ -150,6 +156,8 @@ class PromptProtocol:
             "system_prompt": self.system_prompt,
             "chat_template_override": self.chat_template is not None,
             "max_image_pixels": self.max_image_pixels,
+            "answer_prefix": self.answer_prefix,
+            "prompt_format": self.prompt_format,
             "calibration": self.calibration.to_dict(),
         }
 
@@ -304,8 +312,9 @@ def verdict_from_explanation(text: str) -> str | None:
 
 _TOP_KEYS = {
     "schema", "prompts", "label_words", "attributes", "calibration", "chat_template", "max_image_pixels",
-    "description", "weights_sha256",
+    "description", "weights_sha256", "answer_prefix", "prompt_format",
 }
+PROMPT_FORMATS = ("chat", "raw")
 _PROMPT_KEYS = {"detect", "attribute", "explain", "advise", "system"}
 
 
@@ -430,6 +439,15 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
         if mp is not None and (not isinstance(mp, int) or isinstance(mp, bool) or not 1024 <= mp <= 1 << 28):
             raise _fail(source, "max_image_pixels", "must be an integer between 1024 and 2^28, or null")
         kw["max_image_pixels"] = mp
+    if "answer_prefix" in obj:
+        kw["answer_prefix"] = None if obj["answer_prefix"] is None else _text(
+            source, "answer_prefix", obj["answer_prefix"], max_len=200)
+    if "prompt_format" in obj:
+        if obj["prompt_format"] not in PROMPT_FORMATS:
+            raise _fail(source, "prompt_format", f"must be one of {', '.join(PROMPT_FORMATS)}")
+        kw["prompt_format"] = obj["prompt_format"]
+        if kw["prompt_format"] == "raw" and kw.get("chat_template"):
+            raise _fail(source, "chat_template", "has no use with prompt_format raw (no template is applied)")
     return PromptProtocol(**kw)
 
 

@@ -176,7 +176,7 @@ class GGUFDetector(MultimodalDetector):
         self._label_index = list(self.labels.all)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._template_source, self._template = self._pick_template()
-        self._rendered: dict[str, str] = {}
+        self._rendered: dict[tuple[str, bool], str] = {}
         self._tails: dict[str, list[int]] = {}
         name = self.model_path.name
         self.version = f"{self.architecture}:{name}"
@@ -219,12 +219,14 @@ class GGUFDetector(MultimodalDetector):
 
     # ------------------------------------------------------------------------------ prompts
 
-    def render(self, prompt: str) -> str:
-        """Chat-template text for one image + prompt with libmtmd's media marker in the image's place
-        (rendered once per prompt: compiling the template costs more than a tiny model's forward pass)."""
-        cached = self._rendered.get(prompt)
+    def render(self, prompt: str, *, probe: bool = False) -> str:
+        """Text for one image + prompt with libmtmd's media marker in the image's place: the chat
+        template (or the raw format), then for a probe the manifest's answer prefix (rendered once per
+        prompt: compiling the template costs more than a tiny model's forward pass)."""
+        cached = self._rendered.get((prompt, probe))
         if cached is None:
-            cached = self._rendered[prompt] = self._render(prompt)
+            text = self.marker + prompt if self.protocol.prompt_format == "raw" else self._render(prompt)
+            cached = self._rendered[(prompt, probe)] = text + self.answer_prefix(probe)
         return cached
 
     def _render(self, prompt: str) -> str:
@@ -320,7 +322,7 @@ class GGUFDetector(MultimodalDetector):
         last = len(kinds) - 1 - kinds[::-1].index("image")
         return last, [t for k, v in parsed[last + 1:] if k == "text" for t in v]
 
-    def _eval_prompt_prefix(self, image: Any, prompts: list[str]) -> list[list[int]]:
+    def _eval_prompt_prefix(self, image: Any, prompts: list[str], *, probe: bool) -> list[list[int]]:
         """Evaluate what the prompts share (template head, image, common text) into sequence 0 of
         the KV cache; return each prompt's remaining tokens.
 
@@ -334,18 +336,19 @@ class GGUFDetector(MultimodalDetector):
         if bitmap is None:
             raise InputError("libmtmd could not take the image", "detector-error")
         all_chunks = []
+        texts = [self.render(p, probe=probe) for p in prompts]
         try:
-            first = self._tokenize(self.render(prompts[0]), bitmap)
+            first = self._tokenize(texts[0], bitmap)
             all_chunks.append(first)
             parsed = self._chunk_list(first)
             last_img, tail0 = self._split(parsed)
-            cached = self._tails.get(prompts[0])
+            cached = self._tails.get(texts[0])
             if cached is not None and cached != tail0:
                 self._tails.clear()  # the text after the image changed with the image: no reuse
-            self._tails[prompts[0]] = tail0
-            for p in prompts[1:]:
+            self._tails[texts[0]] = tail0
+            for p in texts[1:]:
                 if p not in self._tails:
-                    ch = self._tokenize(self.render(p), bitmap)
+                    ch = self._tokenize(p, bitmap)
                     all_chunks.append(ch)
                     other = self._chunk_list(ch)
                     o_last, o_tail = self._split(other)
@@ -354,7 +357,7 @@ class GGUFDetector(MultimodalDetector):
                     if heads_differ:
                         raise DetectorUnavailable("the probe prompts differ before the image; cannot share a prefix")
                     self._tails[p] = o_tail
-            tails = [self._tails[p] for p in prompts]
+            tails = [self._tails[t] for t in texts]
             common = min(longest_common_prefix(tails), min(len(t) for t in tails) - 1)
             if common < 0:
                 raise DetectorUnavailable("the chat template leaves no text after the image to read an answer from")
@@ -420,7 +423,7 @@ class GGUFDetector(MultimodalDetector):
     def _score_image(self, image: Any, probes: list[tuple[str, str]]) -> list[tuple[float, float]]:
         import numpy as np
 
-        suffixes = self._eval_prompt_prefix(image, [p for _, p in probes])
+        suffixes = self._eval_prompt_prefix(image, [p for _, p in probes], probe=True)
         prefix_len = self.llm.n_tokens
         nf = len(self.labels.fake)
         rows = self._probe_pass(suffixes, prefix_len)
@@ -443,7 +446,7 @@ class GGUFDetector(MultimodalDetector):
         """Greedy decoding (argmax of the logits, no sampler): deterministic, like the hf backend."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
-        suffixes = self._eval_prompt_prefix(image, [prompt])
+        suffixes = self._eval_prompt_prefix(image, [prompt], probe=False)
         self._eval_text(suffixes[0])
         for _ in range(max_tokens):
             tok = int(self._last_logits().argmax())

@@ -203,7 +203,7 @@ class HFDetector(MultimodalDetector):
             vocab_size=int(self.model.get_output_embeddings().weight.shape[0]),
         )
         self._label_index = torch.tensor(self.labels.all, dtype=torch.long, device=device)
-        self._template_cache: dict[str, list[int]] = {}
+        self._template_cache: dict[tuple[str, bool], list[int]] = {}
         self._hook_vision()
         name = self.model_dir.resolve().name
         self.version = f"{self.model_type}:{name}" + ("" if quantize == "none" else f":{quantize}")
@@ -249,7 +249,7 @@ class HFDetector(MultimodalDetector):
             jinja = self.model_dir / "chat_template.jinja"
             if jinja.is_file():
                 template = jinja.read_text(encoding="utf-8")
-        if not template:
+        if not template and self.protocol.prompt_format == "chat":
             raise DetectorUnavailable(
                 f"{self.model_dir}: no chat template (tokenizer_config.json / chat_template.jinja); add one, "
                 "or give chat_template in fakescope.json"
@@ -285,28 +285,40 @@ class HFDetector(MultimodalDetector):
 
     # ------------------------------------------------------------------------------ prompts
 
-    def render(self, prompt: str) -> str:
-        """The chat-template text for one image + prompt, generation prompt appended."""
-        return self.tokenizer.apply_chat_template(
-            self.chat_messages(prompt, {"type": "image"}), chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
-        )
+    def render(self, prompt: str, *, probe: bool = False) -> str:
+        """The text for one image + prompt: the chat template with the generation prompt appended, or
+        the raw format; for a probe, the manifest's answer prefix after it."""
+        if self.protocol.prompt_format == "raw":
+            text = self._raw_image_text() + prompt
+        else:
+            text = self.tokenizer.apply_chat_template(
+                self.chat_messages(prompt, {"type": "image"}), chat_template=self.chat_template, tokenize=False,
+                add_generation_prompt=True)
+        return text + self.answer_prefix(probe)
+
+    def _raw_image_text(self) -> str:
+        """The image placeholder as the model's own processor writes it in a prompt without a template."""
+        if self.family == "auto" or self.image_token_id is None:
+            raise DetectorUnavailable(f"prompt_format raw: model type {self.model_type!r} has no known image placeholder")
+        token = self.tokenizer.convert_ids_to_tokens(self.image_token_id)
+        return f"<|vision_start|>{token}<|vision_end|>" if self.family == "qwen2_vl" else token
 
     def _encode_text(self, text: str) -> list[int]:
         bos = self.tokenizer.bos_token
         add_special = not (bos and text.startswith(bos))  # the template already wrote BOS
         return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
 
-    def prompt_ids(self, prompt: str) -> list[int]:
+    def prompt_ids(self, prompt: str, *, probe: bool = False) -> list[int]:
         """Token ids of the rendered prompt with ONE image placeholder (expanded per image later)."""
-        cached = self._template_cache.get(prompt)
+        cached = self._template_cache.get((prompt, probe))
         if cached is None:
-            cached = self._encode_text(self.render(prompt))
+            cached = self._encode_text(self.render(prompt, probe=probe))
             n = cached.count(self.image_token_id) if self.image_token_id is not None else 1
             if n != 1:
                 raise DetectorUnavailable(
                     f"the chat template places {n} image placeholders (token id {self.image_token_id}); expected one"
                 )
-            self._template_cache[prompt] = cached
+            self._template_cache[(prompt, probe)] = cached
         return cached
 
     def _expand(self, ids: Sequence[int], n_image_tokens: int) -> list[int]:
@@ -385,7 +397,7 @@ class HFDetector(MultimodalDetector):
             return self._score_images_auto(images, probes)
         vision, counts = self._vision_inputs(images)
         grid = vision["image_grid_thw"].cpu() if "image_grid_thw" in vision else None
-        templates = [self.prompt_ids(p) for _, p in probes]
+        templates = [self.prompt_ids(p, probe=True) for _, p in probes]
         n_img, K = len(images), len(probes)
         seqs = [[self._expand(t, counts[i]) for t in templates] for i in range(n_img)]
         nf = len(self.labels.fake)
@@ -453,7 +465,7 @@ class HFDetector(MultimodalDetector):
         with torch.inference_mode():
             for c0 in range(0, len(pairs), self.batch_size):
                 chunk = pairs[c0: c0 + self.batch_size]
-                texts = [self.render(probes[k][1]) for _, k in chunk]
+                texts = [self.render(probes[k][1], probe=True) for _, k in chunk]
                 batch = self.processor(images=[images[i] for i, _ in chunk], text=texts, return_tensors="pt", padding=True)
                 batch = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
                          for k, v in batch.items() if hasattr(v, "to")}

@@ -159,6 +159,10 @@ class MultimodalDetector(Detector):
         msgs.append({"role": "user", "content": [image_item, {"type": "text", "text": prompt}]})
         return msgs
 
+    def answer_prefix(self, probe: bool) -> str:
+        """The text forced into the answer before a probe's label is read (none for free generation)."""
+        return (self.protocol.answer_prefix or "") if probe else ""
+
     def _serial(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext() if self.concurrent_calls else self._lock
 

@@ -115,6 +115,10 @@ class PromptProtocol:
     # "chat": the chat template; "raw": the image placeholder then the prompt, no template (how some
     # checkpoints were trained and evaluated, e.g. FakeVLM's `<image>Does the image looks real/fake?`).
     prompt_format: str = "chat"
+    # Marker mode, for checkpoints that reason before they answer: generate greedily (at most
+    # marker_max_tokens) until this text appears, then read the label right after it.
+    answer_marker: str | None = None
+    marker_max_tokens: int = 512
     calibration: Calibration = Calibration()
     manifest_path: str | None = None
     manifest_sha256: str | None = None
@@ -158,6 +162,8 @@ class PromptProtocol:
             "max_image_pixels": self.max_image_pixels,
             "answer_prefix": self.answer_prefix,
             "prompt_format": self.prompt_format,
+            "answer_marker": self.answer_marker,
+            "marker_max_tokens": self.marker_max_tokens,
             "calibration": self.calibration.to_dict(),
         }
 
@@ -312,7 +318,7 @@ def verdict_from_explanation(text: str) -> str | None:
 
 _TOP_KEYS = {
     "schema", "prompts", "label_words", "attributes", "calibration", "chat_template", "max_image_pixels",
-    "description", "weights_sha256", "answer_prefix", "prompt_format",
+    "description", "weights_sha256", "answer_prefix", "prompt_format", "answer_marker", "marker_max_tokens",
 }
 PROMPT_FORMATS = ("chat", "raw")
 _PROMPT_KEYS = {"detect", "attribute", "explain", "advise", "system"}
@@ -448,6 +454,16 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
         kw["prompt_format"] = obj["prompt_format"]
         if kw["prompt_format"] == "raw" and kw.get("chat_template"):
             raise _fail(source, "chat_template", "has no use with prompt_format raw (no template is applied)")
+    if "answer_marker" in obj:
+        kw["answer_marker"] = None if obj["answer_marker"] is None else _text(
+            source, "answer_marker", obj["answer_marker"], max_len=200)
+        if kw["answer_marker"] is not None and kw.get("answer_prefix") is not None:
+            raise _fail(source, "answer_marker", "and answer_prefix exclude each other (the marker ends the answer's start)")
+    if "marker_max_tokens" in obj:
+        n = obj["marker_max_tokens"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8192:
+            raise _fail(source, "marker_max_tokens", "must be an integer between 1 and 8192")
+        kw["marker_max_tokens"] = n
     return PromptProtocol(**kw)
 
 

@@ -17,7 +17,7 @@ pytest.importorskip("llama_cpp")
 
 from fakescope_cli.detectors.gguf import GGUFDetector  # noqa: E402
 from fakescope_cli.detectors.hf import HFDetector  # noqa: E402
-from fakescope_cli.errors import DetectorUnavailable  # noqa: E402
+from fakescope_cli.errors import DetectorUnavailable, InputError  # noqa: E402
 from fakescope_cli.media import Media  # noqa: E402
 from fakescope_cli.protocol import ASPECTS, DETECT_PROMPT, ManifestError, protocol_from_manifest  # noqa: E402
 from tests.tiny_models import (  # noqa: E402
@@ -142,3 +142,33 @@ def test_the_server_backend_refuses_what_it_cannot_honour(tmp_path):
     with FaultServer(answer) as fs:
         with pytest.raises(DetectorUnavailable, match="answer_prefix"):
             ServerDetector("tiny", fs.url, manifest=str(manifest))
+
+
+def _pair(backend: str, llava: tuple[Path, Path, Path], folder: Path, manifest: dict):
+    hf_dir, model, mmproj = _with_manifest(llava, folder, manifest)
+    if backend == "hf":
+        return HFDetector(hf_dir, device="cpu")
+    return GGUFDetector(model, mmproj, n_threads=1)
+
+
+@pytest.mark.parametrize("backend", ["hf", "gguf"])
+def test_marker_mode_reads_the_label_after_the_models_own_reasoning(backend, llava, square, tmp_path):
+    """A reason-first model: the answer is generated until the marker, the label read right after it,
+    and the reasoning kept as the explanation. The tiny random model reasons in noise, so the marker
+    is taken from its own greedy answer; reading after it must equal forcing that text as a prefix."""
+    media = Media.open(square)
+    plain = _pair(backend, llava, tmp_path / "plain", {})
+    text = plain.ask(media, DETECT_PROMPT, max_tokens=8)
+    middle = next(i for i in range(len(text) // 2, len(text)) if text[i:i + 3].strip())
+    marker = text[middle:middle + 3]
+    at = text.find(marker)
+    marked = _pair(backend, llava, tmp_path / "marked", {"answer_marker": marker, "marker_max_tokens": 8})
+    forced = _pair(backend, llava, tmp_path / "forced", {"answer_prefix": text[: at + len(marker)]})
+    res, expected = marked.analyze(media), forced.analyze(media).p_fake
+    assert res.p_fake == pytest.approx(expected, abs=1e-9)
+    assert abs(expected - plain.analyze(media).p_fake) > 1e-6  # where the label is read matters
+    assert res.explanation == text[:at] and "explanation_verdict" in res.raw
+    # A marker the model never writes within the bound: that file has no score, and says why.
+    never = _pair(backend, llava, tmp_path / "never", {"answer_marker": "<CONCLUSION>", "marker_max_tokens": 8})
+    out = never.analyze_batch([media])
+    assert isinstance(out[0], InputError) and out[0].code == "detector-error" and "<CONCLUSION>" in out[0].message

@@ -20,6 +20,7 @@ ACCEPTED = [
     {"attributes": {"hands": "Are the hands right? fake or real?"}, "calibration": {"method": "temperature", "temperature": 2},
      "prompts": {"attribute": "By its {aspect}: fake or real?"}, "chat_template": "{{ messages }}", "answer_prefix": None},
     {"calibration": None, "max_image_pixels": None, "prompt_format": "chat"},
+    {"answer_marker": "<CONCLUSION>This image is", "marker_max_tokens": 300, "answer_prefix": None},
 ]
 REFUSED = [
     {"answer_prefx": "This is a"},  # a typo must not fall back to a default silently
@@ -37,6 +38,10 @@ REFUSED = [
     {"calibration": {"method": "temperature", "temperature": 0}},
     {"max_image_pixels": 10},
     {"weights_sha256": "ABC"},
+    {"answer_marker": "<CONCLUSION>", "answer_prefix": "This is a"},
+    {"answer_marker": " "},
+    {"marker_max_tokens": 0},
+    {"marker_max_tokens": 1.5},
 ]
 
 

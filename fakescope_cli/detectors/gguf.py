@@ -176,7 +176,7 @@ class GGUFDetector(MultimodalDetector):
         self._label_index = list(self.labels.all)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._template_source, self._template = self._pick_template()
-        self._rendered: dict[tuple[str, bool], str] = {}
+        self._rendered: dict[tuple[str, str], str] = {}
         self._tails: dict[str, list[int]] = {}
         name = self.model_path.name
         self.version = f"{self.architecture}:{name}"
@@ -223,10 +223,13 @@ class GGUFDetector(MultimodalDetector):
         """Text for one image + prompt with libmtmd's media marker in the image's place: the chat
         template (or the raw format), then for a probe the manifest's answer prefix (rendered once per
         prompt: compiling the template costs more than a tiny model's forward pass)."""
-        cached = self._rendered.get((prompt, probe))
+        key = (prompt, self.answer_prefix(probe))
+        cached = self._rendered.get(key)
         if cached is None:
             text = self.marker + prompt if self.protocol.prompt_format == "raw" else self._render(prompt)
-            cached = self._rendered[(prompt, probe)] = text + self.answer_prefix(probe)
+            cached = text + key[1]
+            if self._reasoning is None:  # a marker-mode answer is the image's own: not kept
+                self._rendered[key] = cached
         return cached
 
     def _render(self, prompt: str) -> str:
@@ -371,6 +374,9 @@ class GGUFDetector(MultimodalDetector):
             self._eval_text(tails[0][:common])
             return [t[common:] for t in tails]
         finally:
+            if self._reasoning is not None:  # a marker-mode answer is the image's own: not kept
+                for t in texts:
+                    self._tails.pop(t, None)
             for ch in all_chunks:
                 mtmd.mtmd_input_chunks_free(ch)
             mtmd.mtmd_bitmap_free(bitmap)

@@ -203,7 +203,7 @@ class HFDetector(MultimodalDetector):
             vocab_size=int(self.model.get_output_embeddings().weight.shape[0]),
         )
         self._label_index = torch.tensor(self.labels.all, dtype=torch.long, device=device)
-        self._template_cache: dict[tuple[str, bool], list[int]] = {}
+        self._template_cache: dict[tuple[str, str], list[int]] = {}
         self._hook_vision()
         name = self.model_dir.resolve().name
         self.version = f"{self.model_type}:{name}" + ("" if quantize == "none" else f":{quantize}")
@@ -310,7 +310,8 @@ class HFDetector(MultimodalDetector):
 
     def prompt_ids(self, prompt: str, *, probe: bool = False) -> list[int]:
         """Token ids of the rendered prompt with ONE image placeholder (expanded per image later)."""
-        cached = self._template_cache.get((prompt, probe))
+        key = (prompt, self.answer_prefix(probe))
+        cached = self._template_cache.get(key)
         if cached is None:
             cached = self._encode_text(self.render(prompt, probe=probe))
             n = cached.count(self.image_token_id) if self.image_token_id is not None else 1
@@ -318,7 +319,8 @@ class HFDetector(MultimodalDetector):
                 raise DetectorUnavailable(
                     f"the chat template places {n} image placeholders (token id {self.image_token_id}); expected one"
                 )
-            self._template_cache[(prompt, probe)] = cached
+            if self._reasoning is None:  # a marker-mode answer is the image's own: not kept
+                self._template_cache[key] = cached
         return cached
 
     def _expand(self, ids: Sequence[int], n_image_tokens: int) -> list[int]:

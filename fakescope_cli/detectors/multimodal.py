@@ -101,6 +101,7 @@ class MultimodalDetector(Detector):
         self.max_tokens = max_tokens
         self.stats = {"vision_calls": 0, "vision_images": 0, "forward_passes": 0}
         self._lock = threading.Lock()
+        self._reasoning: str | None = None  # marker mode: the answer so far, for the probe being scored
         self._weights_sha256: str | None = None
         # Pinned by the manifest: checked before use. A server's weights cannot be checked from here.
         if self.protocol.weights_sha256 is not None and self.weight_files:
@@ -160,8 +161,11 @@ class MultimodalDetector(Detector):
         return msgs
 
     def answer_prefix(self, probe: bool) -> str:
-        """The text forced into the answer before a probe's label is read (none for free generation)."""
-        return (self.protocol.answer_prefix or "") if probe else ""
+        """The text forced into the answer before a probe's label is read (none for free generation);
+        in marker mode, the image's own reasoning up to the marker."""
+        if not probe:
+            return ""
+        return self._reasoning if self._reasoning is not None else (self.protocol.answer_prefix or "")
 
     def _serial(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext() if self.concurrent_calls else self._lock
@@ -207,6 +211,8 @@ class MultimodalDetector(Detector):
         costs only the file that causes it."""
         try:
             with self._serial():
+                if self.protocol.answer_marker is not None:
+                    return [self._score_after_marker(image, probes) for image in images]
                 return list(self.score_images(images, probes))
         except (InputError, RuntimeError, ValueError) as exc:
             if len(images) > 1:
@@ -214,6 +220,34 @@ class MultimodalDetector(Detector):
             if isinstance(exc, InputError):
                 return [exc]
             return [InputError(f"the {self.id} backend failed on this image: {short_error(exc)}", "detector-error")]
+
+    def _score_after_marker(self, image: Any, probes: list[tuple[str, str]]) -> ImageScores:
+        """Marker mode: each probe's answer is generated greedily until the marker, and its label read
+        right after the marker (the generated text forced back in as the answer's start, so one
+        scoring pass per probe). The detection probe's reasoning becomes the explanation."""
+        marker = self.protocol.answer_marker
+        assert marker is not None
+        out = ImageScores([])
+        for k, (key, prompt) in enumerate(probes):
+            text = self.generate(image, prompt, None, self.protocol.marker_max_tokens)
+            at = text.find(marker)
+            if at < 0:
+                why = (f"the model's answer holds no {marker!r} within {self.protocol.marker_max_tokens} tokens "
+                       f"(it began {text[:80]!r})")
+                if k == 0:
+                    raise InputError(why, "detector-error")
+                out.z.append(None)
+                out.unscored[key] = why
+                continue
+            self._reasoning = text[: at + len(marker)]
+            try:
+                (scored,) = self.score_images([image], [(key, prompt)])
+            finally:
+                self._reasoning = None
+            out.z.append(scored.z[0])
+            if k == 0:
+                out.raw["reasoning"] = text[:at]
+        return out
 
     def _result(self, scores: ImageScores, probes: list[tuple[str, str]], image: Any) -> DetectorResult:
         with np.errstate(all="ignore"):  # -inf / NaN logits: judged by finite_result, not warned about
@@ -226,8 +260,10 @@ class MultimodalDetector(Detector):
         detect = scores.z[0] or (float("nan"), float("nan"))
         p_fake, attributes, raw = finite_result(scored.p_fake, scored.attributes, raw,
                                                 why=self.nonfinite_reason(*detect))
-        explanation = None
-        if self.explain:
+        explanation = scores.raw.pop("reasoning", None)  # marker mode: the reasoning is the explanation
+        if explanation is not None:
+            raw["explanation_verdict"] = verdict_from_explanation(explanation)
+        elif self.explain:
             with self._serial():
                 explanation = self.generate(image, self.protocol.explain_prompt, None, self.max_tokens)
             raw["explanation_verdict"] = verdict_from_explanation(explanation)

@@ -230,10 +230,11 @@ class ServerDetector(MultimodalDetector):
             raise DetectorUnavailable(f"--api-key-env {api_key_env}: that environment variable is not set")
         self.setup_protocol(load_manifest_file(manifest) if manifest is not None else PromptProtocol(),
                             attributes=attributes, explain=explain, max_tokens=max_tokens)
-        if self.protocol.answer_prefix is not None or self.protocol.prompt_format != "chat":
+        if (self.protocol.answer_prefix is not None or self.protocol.prompt_format != "chat"
+                or self.protocol.answer_marker is not None):
             # A chat-completions server renders its own template and starts the answer itself.
             raise DetectorUnavailable(
-                f"--manifest {manifest}: answer_prefix and prompt_format raw need a local backend (hf or gguf); "
+                f"--manifest {manifest}: answer_prefix, answer_marker and prompt_format raw need a local backend (hf or gguf); "
                 "the server applies its own chat template and starts the answer itself")
         self.top_logprobs = int(top_logprobs)
         self.api_key_env = api_key_env

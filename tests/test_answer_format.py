@@ -167,7 +167,7 @@ def test_marker_mode_reads_the_label_after_the_models_own_reasoning(backend, lla
     res, expected = marked.analyze(media), forced.analyze(media).p_fake
     assert res.p_fake == pytest.approx(expected, abs=1e-9)
     assert abs(expected - plain.analyze(media).p_fake) > 1e-6  # where the label is read matters
-    assert res.explanation == text[:at] and "explanation_verdict" in res.raw
+    assert res.explanation == text[:at] and "explanation_verdict" in res.raw and text[:at] not in res.raw.values()
     # A marker the model never writes within the bound: that file has no score, and says why.
     never = _pair(backend, llava, tmp_path / "never", {"answer_marker": "<CONCLUSION>", "marker_max_tokens": 8})
     out = never.analyze_batch([media])

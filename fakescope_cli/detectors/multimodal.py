@@ -72,11 +72,13 @@ def short_error(exc: BaseException, limit: int = 400) -> str:
 class ImageScores:
     """One image's probes as a backend read them. `z` holds (z_fake, z_real) per probe, detection
     first; None for an aspect the backend could not score (the reason in `unscored`). `raw` holds
-    per-image figures of the backend, written into the record after the scores."""
+    per-image figures of the backend, written into the record after the scores. `reasoning`: in
+    marker mode, the detection answer before the marker (the explanation)."""
 
     z: list[tuple[float, float] | None]
     unscored: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    reasoning: str | None = None
 
 
 class MultimodalDetector(Detector):
@@ -246,7 +248,7 @@ class MultimodalDetector(Detector):
                 self._reasoning = None
             out.z.append(scored.z[0])
             if k == 0:
-                out.raw["reasoning"] = text[:at]
+                out.reasoning = text[:at]
         return out
 
     def _result(self, scores: ImageScores, probes: list[tuple[str, str]], image: Any) -> DetectorResult:
@@ -260,7 +262,7 @@ class MultimodalDetector(Detector):
         detect = scores.z[0] or (float("nan"), float("nan"))
         p_fake, attributes, raw = finite_result(scored.p_fake, scored.attributes, raw,
                                                 why=self.nonfinite_reason(*detect))
-        explanation = scores.raw.pop("reasoning", None)  # marker mode: the reasoning is the explanation
+        explanation = scores.reasoning  # marker mode: the reasoning is the explanation
         if explanation is not None:
             raw["explanation_verdict"] = verdict_from_explanation(explanation)
         elif self.explain:

@@ -11,6 +11,9 @@ One behaviour for all three (docs/design-notes.md):
 - a backend error while scoring (a RuntimeError from torch, an InputError from llama.cpp) fails one
   file: a batch that fails is scored again one image at a time, so the other files keep their
   scores. DetectorUnavailable (the model or server is gone) still stops the scan.
+
+Where the label is read is the manifest's (hf and gguf): after an `answer_prefix` forced into the
+answer, or, in marker mode, after the model's own greedy answer up to `answer_marker`.
 """
 
 from __future__ import annotations

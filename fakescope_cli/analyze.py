@@ -123,9 +123,10 @@ class Analyzer:
                 staged.append(refused(record, "internal-error", f"{type(exc).__name__}: {exc}"))
         ready = [st for st in staged if isinstance(st, _Staged) and st.wants_detector]
         if ready:
-            batch = getattr(self.detector, "analyze_batch", None)
-            if callable(batch) and len(ready) > 1:
-                outcomes = _guarded(lambda: batch([st.media for st in ready]), len(ready))
+            detector = self.detector
+            assert detector is not None  # a file wants the detector only when one is loaded
+            if len(ready) > 1:
+                outcomes = _guarded(lambda: detector.analyze_batch([st.media for st in ready]), len(ready))
             else:
                 outcomes = [_guarded(lambda st=st: [self.detector.analyze(st.media)], 1)[0] for st in ready]
             for st, outcome in zip(ready, outcomes, strict=True):

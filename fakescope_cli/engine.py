@@ -18,8 +18,6 @@ from fakescope_cli.errors import UsageError
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.workers import WorkerPool
 
-# Backends that hold a large model: one copy in this process, batching inside the backend.
-IN_PROCESS_BACKENDS = frozenset({"hf", "gguf", "server"})
 DEFAULT_FILE_TIMEOUT = 300.0
 
 
@@ -38,12 +36,7 @@ def load_checked_detector(config: ScanConfig) -> Detector | None:
         return None
     name = config.backend
     refuse_unknown_backend(name)
-    detector = load_detector(name, config.backend_options)
-    if detector is not None and not (isinstance(getattr(detector, "id", None), str)
-                                     and callable(getattr(detector, "analyze", None))):
-        raise UsageError(f"--backend {name}: {type(detector).__name__} is not a detector "
-                         "(a detector has an `id` and an `analyze(media)` method)")
-    return detector
+    return load_detector(name, config.backend_options)  # a class that is no Detector: UsageError
 
 
 @contextmanager
@@ -62,15 +55,18 @@ def analysis_engine(
     jobs = jobs or (1 if not config.allow_pixels else default_jobs_for(n_files))
     analyzer = Analyzer(config, load_checked_detector(config))
     # An explicit --file-timeout needs a killable worker even for one job.
-    use_workers = config.backend not in IN_PROCESS_BACKENDS and (jobs > 1 or file_timeout is not None)
+    detector = analyzer.detector
+    in_process = detector is not None and detector.runs_in_process
+    use_workers = not in_process and (jobs > 1 or file_timeout is not None)
     if not use_workers:
         # A detector that waits on a remote server says how many files may be in flight at once;
         # --jobs overrides that number. Everything else runs one file at a time here.
-        in_flight = requested_jobs or int(getattr(analyzer.detector, "parallel_requests", 0) or 1)
-        batch = int(getattr(analyzer.detector, "batch_size", 1) or 1)
-        if in_flight > 1 and getattr(analyzer.detector, "parallel_requests", 0):
+        parallel = detector.parallel_requests if detector is not None else 0
+        in_flight = requested_jobs or parallel or 1
+        batch = detector.batch_size if detector is not None else 1
+        if in_flight > 1 and parallel:
             yield analyzer.detector_info, lambda cands: _threaded_in_order(analyzer, cands, in_flight)
-        elif batch > 1 and callable(getattr(analyzer.detector, "analyze_batch", None)):
+        elif batch > 1:
             yield analyzer.detector_info, lambda cands: _batched_in_order(analyzer, cands, batch)
         else:
             yield analyzer.detector_info, lambda cands: (analyzer.analyze(c) for c in cands)
@@ -161,9 +157,8 @@ def _threaded_in_order(analyzer: Analyzer, cands: Sequence[Candidate], n: int) -
                 yield item
     finally:
         if not finished:
-            cancel = getattr(analyzer.detector, "cancel", None)
-            if callable(cancel):
-                cancel()
+            if analyzer.detector is not None:
+                analyzer.detector.cancel()
         pool.shutdown(wait=finished, cancel_futures=True)
 
 

@@ -1,203 +1,28 @@
 """What `fakescope models inspect PATH` prints: architecture, quantisation, the protocol that will be
 used (manifest or defaults), and the weights' files with their sha256.
 
-Also the shared checks on weight files that the hf and gguf backends run before loading anything:
-safetensors / GGUF only, pickle refused unless explicitly trusted. Reads headers and config files
-only; never imports torch.
+Reads headers and config files only (through the checkpoint-file library, checkpoints.py); never
+imports torch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
+from fakescope_cli.checkpoints import (
+    KNOWN_ARCHITECTURES,
+    cached_sha256,
+    hf_weight_files,
+    is_gguf,
+    read_gguf_header,
+    read_hf_config,
+    resolve_mmproj,
+    weights_identity,
+)
 from fakescope_cli.errors import DetectorUnavailable
-from fakescope_cli.protocol import MANIFEST_NAME, Protocol, find_manifest, load_protocol
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-GGUF_MAGIC = b"GGUF"
-
-# config.json model_type -> (family, transformers class). Other types go through the Auto classes.
-KNOWN_ARCHITECTURES: dict[str, tuple[str, str]] = {
-    "llava": ("llava", "LlavaForConditionalGeneration"),
-    "qwen2_vl": ("qwen2_vl", "Qwen2VLForConditionalGeneration"),
-    "qwen2_5_vl": ("qwen2_vl", "Qwen2_5_VLForConditionalGeneration"),
-}
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
-
-
-def _cache_file() -> Path | None:
-    base = os.environ.get("FAKESCOPE_CACHE_DIR")
-    if not base:
-        try:
-            import platformdirs
-
-            base = platformdirs.user_cache_dir("fakescope")
-        except ImportError:
-            return None
-    return Path(base) / "weights-sha256.json"
-
-
-def cached_sha256(path: Path) -> str:
-    """sha256 of a (possibly multi-GB) weights file, remembered by (real path, size, mtime)."""
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    cache = _cache_file()
-    table: dict[str, str] = {}
-    if cache is not None and cache.is_file():
-        try:
-            loaded = json.loads(cache.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict):
-                table = {str(k): str(v) for k, v in loaded.items()}
-        except (OSError, ValueError):
-            table = {}
-    if key in table and len(table[key]) == 64:
-        return table[key]
-    digest = sha256_file(path)
-    if cache is not None:
-        table[key] = digest
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps(table), encoding="utf-8")
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # a read-only cache only costs time
-    return digest
-
-
-def combined_sha256(files: list[Path]) -> str:
-    """One digest for a set of weight files: the file's own sha256 when there is one file, else the
-    sha256 of the sorted 'name<TAB>sha256' lines (so shards hash to one stable id)."""
-    if len(files) == 1:
-        return cached_sha256(files[0])
-    lines = "".join(f"{f.name}\t{cached_sha256(f)}\n" for f in sorted(files, key=lambda p: p.name))
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def read_hf_config(model_dir: Path) -> dict[str, Any]:
-    """A checkpoint's config.json as a dict. A file that is not a JSON object is a broken checkpoint:
-    DetectorUnavailable naming the file (as a bad fakescope.json is), never a parser traceback."""
-    path = model_dir / "config.json"
-    try:
-        cfg = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise DetectorUnavailable(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DetectorUnavailable(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(cfg, dict):
-        raise DetectorUnavailable(f"{path}: not a JSON object (a transformers config is one)")
-    return cfg
-
-
-def hf_weight_files(model_dir: Path, *, trust_pickle: bool = False) -> tuple[list[Path], str]:
-    """The weight files transformers will read from `model_dir`, and their format.
-
-    Raises DetectorUnavailable for a folder without weights, or with pickle weights only while
-    `trust_pickle` is False (pickle can run code when loaded).
-    """
-    if not model_dir.is_dir():
-        raise DetectorUnavailable(f"{model_dir}: not a folder with a transformers checkpoint")
-    if not (model_dir / "config.json").is_file():
-        raise DetectorUnavailable(f"{model_dir}: no config.json, so not a transformers checkpoint")
-    st = sorted(model_dir.glob("*.safetensors"))
-    if st:
-        return st, "safetensors"
-    pickles = sorted(p for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
-    if pickles:
-        if not trust_pickle:
-            raise DetectorUnavailable(
-                f"{model_dir}: only pickle weights ({', '.join(p.name for p in pickles[:3])}); pickle can run "
-                "arbitrary code when loaded. Convert them to safetensors, or pass --trust-pickle if you "
-                "trust their source"
-            )
-        return pickles, "pickle"
-    ggufs = sorted(model_dir.glob("*.gguf"))
-    if ggufs:
-        raise DetectorUnavailable(f"{model_dir}: holds GGUF files; use --backend gguf --model {ggufs[0]}")
-    raise DetectorUnavailable(f"{model_dir}: no weights (*.safetensors) found")
-
-
-def read_gguf_header(path: Path) -> dict[str, Any]:
-    """Check that `path` is a GGUF file and read its metadata (not the tensors) with the gguf package
-    when installed, else just the version and counts from the fixed header."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(24)
-    except OSError as exc:
-        raise DetectorUnavailable(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(head) < 24 or head[:4] != GGUF_MAGIC:
-        raise DetectorUnavailable(f"{path}: not a GGUF file (no GGUF magic bytes)")
-    version, n_tensors, n_kv = struct.unpack("<IQQ", head[4:24])
-    info: dict[str, Any] = {"gguf_version": version, "tensor_count": n_tensors, "metadata_count": n_kv}
-    try:
-        from gguf import GGUFReader
-    except ImportError:
-        return info
-    try:
-        reader = GGUFReader(str(path), "r")
-    except Exception as exc:  # the gguf package raises assorted errors on corrupt files
-        raise DetectorUnavailable(f"{path}: GGUF header cannot be parsed: {exc}") from None
-    meta: dict[str, Any] = {}
-    for key, fld in reader.fields.items():
-        if key.startswith("tokenizer.ggml.") and key not in ("tokenizer.ggml.model", "tokenizer.ggml.pre"):
-            continue  # vocabularies are large and say nothing a user needs here
-        try:
-            val = fld.contents()
-        except Exception:
-            continue
-        if isinstance(val, str) and len(val) > 200:
-            val = val[:200] + "…"
-        if isinstance(val, list) and len(val) > 16:
-            val = f"[{len(val)} values]"
-        meta[key] = val
-    types: dict[str, int] = {}
-    for t in reader.tensors:
-        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
-    info["metadata"] = meta
-    info["tensor_types"] = types
-    return info
-
-
-def mmproj_candidates(model: Path) -> list[Path]:
-    """Projectors beside a GGUF model that `--mmproj` may be left out for: `*mmproj*.gguf` in its
-    folder, the model itself excluded (a model file whose name holds "mmproj" is not its own projector)."""
-    here = model.resolve()
-    return sorted(p for p in model.parent.glob("*mmproj*.gguf") if p.resolve() != here)
-
-
-def resolve_mmproj(model: Path, mmproj: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
-    """The projector the gguf backend uses with `model`, and how it was chosen: the one given, else
-    the only candidate beside the model; (None, why) when there is none or more than one. The one
-    rule for `scan` and `models inspect`, so that both hash the same files."""
-    if mmproj is not None:
-        return Path(mmproj), "--mmproj"
-    found = mmproj_candidates(model)
-    if len(found) == 1:
-        return found[0], "found beside the model"
-    if not found:
-        return None, "none given and none found beside the model (*mmproj*.gguf)"
-    return None, f"several beside the model ({', '.join(p.name for p in found)}); choose one with --mmproj"
-
-
-def weights_identity(files: list[Path]) -> str:
-    """The weights_sha256 that `scan` records and a manifest pins, for the resolved weight files:
-    the transformers weight files of a checkpoint, or a GGUF model plus its projector."""
-    return combined_sha256(files)
+from fakescope_cli.protocol import MANIFEST_NAME, PromptProtocol, find_manifest, load_protocol
 
 
 def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str] | None = None,
@@ -208,7 +33,7 @@ def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str
     protocol = load_protocol(p)
     out: dict[str, Any] = {"path": str(p)}
     complete = True  # False: scan cannot run on this as given, so there is no identity to show
-    if p.is_file() and p.suffix.lower() == ".gguf" or (p.is_file() and _is_gguf(p)):
+    if p.is_file() and p.suffix.lower() == ".gguf" or (p.is_file() and is_gguf(p)):
         out["backend"] = "gguf"
         header = read_gguf_header(p)
         meta = header.get("metadata", {})
@@ -264,7 +89,7 @@ def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str
     return out
 
 
-def _check_pin(protocol: Protocol, actual: str | None, hashed: bool, complete: bool) -> str:
+def _check_pin(protocol: PromptProtocol, actual: str | None, hashed: bool, complete: bool) -> str:
     """The manifest's weights_sha256 pin as scan applies it. A mismatch raises (exit 4, as scan
     refuses the checkpoint) rather than printing a report of weights scan would not use."""
     pin = protocol.weights_sha256
@@ -279,14 +104,6 @@ def _check_pin(protocol: Protocol, actual: str | None, hashed: bool, complete: b
     except DetectorUnavailable as exc:
         raise DetectorUnavailable(f"weights pin fails, so scan refuses this checkpoint: {exc}") from None
     return "ok (the weights match the manifest's weights_sha256)"
-
-
-def _is_gguf(p: Path) -> bool:
-    try:
-        with open(p, "rb") as fh:
-            return fh.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
 
 
 # GGUF general.file_type values (llama.cpp's llama_ftype enum), the common ones.

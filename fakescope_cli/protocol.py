@@ -87,14 +87,14 @@ class Calibration:
     b: float = 0.0
 
     def apply(self, margin: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.a * np.asarray(margin, dtype=np.float64) + self.b)
+        return sigmoid(self.a * np.asarray(margin, dtype=np.float64) + self.b)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "a": self.a, "b": self.b}
 
 
 @dataclass(frozen=True)
-class Protocol:
+class PromptProtocol:
     """What is asked of a checkpoint and how its answer is read. Defaults follow DESIGN.md."""
 
     detect_prompt: str = DETECT_PROMPT
@@ -109,6 +109,16 @@ class Protocol:
     system_prompt: str | None = None
     chat_template: str | None = None  # overrides the checkpoint's own template
     max_image_pixels: int | None = None  # downscale larger images first (dynamic-resolution models)
+    # Text forced into the answer before the label is read, for checkpoints trained to answer in a
+    # sentence ("This is a fake image."): the label word's logits are read after "This is a".
+    answer_prefix: str | None = None
+    # "chat": the chat template; "raw": the image placeholder then the prompt, no template (how some
+    # checkpoints were trained and evaluated, e.g. FakeVLM's `<image>Does the image looks real/fake?`).
+    prompt_format: str = "chat"
+    # Marker mode, for checkpoints that reason before they answer: generate greedily (at most
+    # marker_max_tokens) until this text appears, then read the label right after it.
+    answer_marker: str | None = None
+    marker_max_tokens: int = 512
     calibration: Calibration = Calibration()
     manifest_path: str | None = None
     manifest_sha256: str | None = None
@@ -150,6 +160,10 @@ class Protocol:
             "system_prompt": self.system_prompt,
             "chat_template_override": self.chat_template is not None,
             "max_image_pixels": self.max_image_pixels,
+            "answer_prefix": self.answer_prefix,
+            "prompt_format": self.prompt_format,
+            "answer_marker": self.answer_marker,
+            "marker_max_tokens": self.marker_max_tokens,
             "calibration": self.calibration.to_dict(),
         }
 
@@ -158,7 +172,7 @@ class Protocol:
 # Arithmetic
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     # Split by sign so that exp never overflows.
     x = np.asarray(x, dtype=np.float64)
     out = np.empty_like(x)
@@ -173,7 +187,8 @@ def logsumexp(values: np.ndarray, axis: int = -1) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     m = np.max(v, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(v - m), axis=axis))
+    with np.errstate(divide="ignore"):  # every value -inf: log(0) is the right answer, -inf, not a warning
+        return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(v - m), axis=axis))
 
 
 @dataclass(frozen=True)
@@ -250,7 +265,7 @@ def score_label_logits(
     zf = logsumexp(np.atleast_2d(np.asarray(fake_logits, dtype=np.float64)), axis=-1)
     zr = logsumexp(np.atleast_2d(np.asarray(real_logits, dtype=np.float64)), axis=-1)
     margin = zf - zr
-    raw = _sigmoid(margin)  # exp(zf)/(exp(zf)+exp(zr)) without overflow
+    raw = sigmoid(margin)  # exp(zf)/(exp(zf)+exp(zr)) without overflow
     cal = raw if calibration is None or calibration.method == "none" else calibration.apply(margin)
     return Scores(zf, zr, raw, cal)
 
@@ -270,20 +285,23 @@ class ProbeScores:
     raw: dict[str, Any]
 
 
-def score_probes(z: Sequence[tuple[float, float]], probes: Sequence[tuple[str, str]],
+def score_probes(z: Sequence[tuple[float, float] | None], probes: Sequence[tuple[str, str]],
                  calibration: Calibration | None) -> ProbeScores:
-    """Score per-probe (z_fake, z_real) pairs; probe 0 is detection, the rest are aspects."""
-    zf = np.array([a for a, _ in z])
-    zr = np.array([b for _, b in z])
+    """Score per-probe (z_fake, z_real) pairs; probe 0 is detection, the rest are aspects. An aspect
+    given None (its backend could not score it) is left out of the attributes, not guessed."""
+    scored = [k for k, pair in enumerate(z) if pair is not None]
+    zf = np.array([z[k][0] for k in scored])  # type: ignore[index]
+    zr = np.array([z[k][1] for k in scored])  # type: ignore[index]
     sc = score_label_logits(zf[:, None], zr[:, None], calibration)
-    attributes = {probes[k][0]: float(sc.p_fake[k]) for k in range(1, len(probes))} if len(probes) > 1 else None
+    p_of = {k: float(p) for k, p in zip(scored, sc.p_fake, strict=True)}
+    attributes = {probes[k][0]: p_of[k] for k in range(1, len(probes)) if k in p_of} if len(probes) > 1 else None
     raw = {
-        "p_fake": float(sc.p_fake[0]),
+        "p_fake": p_of[0],
         "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
         "z_fake": float(zf[0]),
         "z_real": float(zr[0]),
     }
-    return ProbeScores(float(sc.p_fake[0]), attributes, raw)
+    return ProbeScores(p_of[0], attributes, raw)
 
 
 def verdict_from_explanation(text: str) -> str | None:
@@ -300,8 +318,9 @@ def verdict_from_explanation(text: str) -> str | None:
 
 _TOP_KEYS = {
     "schema", "prompts", "label_words", "attributes", "calibration", "chat_template", "max_image_pixels",
-    "description", "weights_sha256",
+    "description", "weights_sha256", "answer_prefix", "prompt_format", "answer_marker", "marker_max_tokens",
 }
+PROMPT_FORMATS = ("chat", "raw")
 _PROMPT_KEYS = {"detect", "attribute", "explain", "advise", "system"}
 
 
@@ -312,17 +331,17 @@ def find_manifest(model_path: str | Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_protocol(model_path: str | Path | None) -> Protocol:
+def load_protocol(model_path: str | Path | None) -> PromptProtocol:
     """The protocol for a checkpoint: the defaults, overridden by its manifest if it has one."""
     if model_path is None:
-        return Protocol()
+        return PromptProtocol()
     path = find_manifest(model_path)
     if path is None:
-        return Protocol()
+        return PromptProtocol()
     return read_manifest(path)
 
 
-def read_manifest(path: str | Path, label: str | None = None) -> Protocol:
+def read_manifest(path: str | Path, label: str | None = None) -> PromptProtocol:
     """Read, bound and parse one `fakescope.json`; errors name it as `label` (default: its path)."""
     path = Path(path)
     name = label or str(path)
@@ -351,7 +370,7 @@ def _text(source: str, where: str, value: Any, *, max_len: int = 4000) -> str:
     return value
 
 
-def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str | None = None) -> Protocol:
+def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str | None = None) -> PromptProtocol:
     """Validate a parsed manifest and return the protocol it describes. Unknown keys are errors
     (a typo must not silently fall back to a default prompt)."""
     if not isinstance(obj, dict):
@@ -426,7 +445,26 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
         if mp is not None and (not isinstance(mp, int) or isinstance(mp, bool) or not 1024 <= mp <= 1 << 28):
             raise _fail(source, "max_image_pixels", "must be an integer between 1024 and 2^28, or null")
         kw["max_image_pixels"] = mp
-    return Protocol(**kw)
+    if "answer_prefix" in obj:
+        kw["answer_prefix"] = None if obj["answer_prefix"] is None else _text(
+            source, "answer_prefix", obj["answer_prefix"], max_len=200)
+    if "prompt_format" in obj:
+        if obj["prompt_format"] not in PROMPT_FORMATS:
+            raise _fail(source, "prompt_format", f"must be one of {', '.join(PROMPT_FORMATS)}")
+        kw["prompt_format"] = obj["prompt_format"]
+        if kw["prompt_format"] == "raw" and kw.get("chat_template"):
+            raise _fail(source, "chat_template", "has no use with prompt_format raw (no template is applied)")
+    if "answer_marker" in obj:
+        kw["answer_marker"] = None if obj["answer_marker"] is None else _text(
+            source, "answer_marker", obj["answer_marker"], max_len=200)
+        if kw["answer_marker"] is not None and kw.get("answer_prefix") is not None:
+            raise _fail(source, "answer_marker", "and answer_prefix exclude each other (the marker ends the answer's start)")
+    if "marker_max_tokens" in obj:
+        n = obj["marker_max_tokens"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8192:
+            raise _fail(source, "marker_max_tokens", "must be an integer between 1 and 8192")
+        kw["marker_max_tokens"] = n
+    return PromptProtocol(**kw)
 
 
 def _parse_attributes(source: str, attrs: Any, template: str) -> tuple[tuple[str, str], ...]:

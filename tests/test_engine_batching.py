@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from fakescope_cli.analyze import ScanConfig
-from fakescope_cli.engine import IN_PROCESS_BACKENDS, analysis_engine
+from fakescope_cli.engine import analysis_engine
 from fakescope_cli.inputs import InputExpander
 
 
@@ -16,10 +16,9 @@ def _tree(tmp_path, n=7):
     return list(InputExpander().expand([str(tmp_path)]))
 
 
-def test_batches_fill_and_keep_order(tmp_path, monkeypatch):
+def test_batches_fill_and_keep_order(tmp_path):
     cands = _tree(tmp_path)
-    backend = "tests.plugins.batch_detector:BatchDetector"
-    monkeypatch.setattr("fakescope_cli.engine.IN_PROCESS_BACKENDS", IN_PROCESS_BACKENDS | {backend})
+    backend = "tests.plugins.batch_detector:BatchDetector"  # declares runs_in_process itself
     config = ScanConfig(backend=backend, backend_options={"batch_size": 3})
     with analysis_engine(config, len(cands)) as (_info, analyse_all):
         records = list(analyse_all(cands))

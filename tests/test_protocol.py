@@ -23,7 +23,7 @@ from fakescope_cli.protocol import (
     Calibration,
     LabelIds,
     ManifestError,
-    Protocol,
+    PromptProtocol,
     find_manifest,
     load_protocol,
     logsumexp,
@@ -43,7 +43,7 @@ def test_defaults_follow_design() -> None:
     assert ASPECTS[0] == "texture" and ASPECTS[3] == "light and shadow" and ASPECTS[-1] == "overall tone"
     assert LABEL_WORDS["fake"] == ("fake", " fake", "Fake", " Fake")
     assert LABEL_WORDS["real"] == ("real", " real", "Real", " Real")
-    p = Protocol()
+    p = PromptProtocol()
     probes = p.probes(attributes=True)
     assert probes[0] == ("detect", DETECT_PROMPT)
     assert [k for k, _ in probes[1:]] == list(ASPECTS)
@@ -161,7 +161,7 @@ def test_manifest_overrides(tmp_path: Path) -> None:
     assert p.system_prompt == "Be terse." and p.max_image_pixels == 200000
     assert p.manifest_path == str(tmp_path / "fakescope.json") and len(p.manifest_sha256 or "") == 64
     assert p.version.startswith(PROTOCOL_VERSION + "+manifest.")
-    assert p.explain_prompt == Protocol().explain_prompt  # untouched keys keep their defaults
+    assert p.explain_prompt == PromptProtocol().explain_prompt  # untouched keys keep their defaults
     # A mapping of aspect -> full prompt.
     p2 = protocol_from_manifest({"attributes": {"hands": "Are the hands right? fake or real?"}})
     assert p2.attributes == (("hands", "Are the hands right? fake or real?"),)
@@ -174,7 +174,7 @@ def test_manifest_beside_a_gguf_file(tmp_path: Path) -> None:
     (tmp_path / "fakescope.json").write_text(json.dumps({"prompts": {"detect": "Real or fake?"}}))
     assert find_manifest(gguf) == tmp_path / "fakescope.json"
     assert load_protocol(gguf).detect_prompt == "Real or fake?"
-    assert load_protocol(None) == Protocol()
+    assert load_protocol(None) == PromptProtocol()
 
 
 @pytest.mark.parametrize(

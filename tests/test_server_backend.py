@@ -133,7 +133,7 @@ def test_attributes_match_gguf(servers: dict[str, LlamaServer], ggufs: dict[str,
         assert a.attributes[k] == pytest.approx(b.attributes[k], abs=0.02)
     assert a.p_fake == pytest.approx(b.p_fake, abs=0.02)
     assert srv.http.requests >= 15  # one request per probe
-    assert API_KEY not in json.dumps({**srv.describe(), **a.to_dict()})
+    assert API_KEY not in json.dumps({**srv.describe().to_dict(), **a.to_dict()})
 
 
 @pytest.mark.slow
@@ -488,3 +488,28 @@ def test_minus_infinity_for_both_labels_is_a_file_error_not_nan(recorded: dict[s
     rec = _strict_json(res.stdout.strip())
     assert rec["detector"]["p_fake"] == 0.0 and rec["detector"]["raw"]["z_fake"] is None
     assert "RuntimeWarning" not in err
+
+
+def test_one_behaviour_with_hf_and_gguf(recorded: dict[str, Any], images: list[Path]) -> None:
+    """tests/test_multimodal_base.py's two rules, for the server: a rejected request fails its file
+    only, and a file without a usable score is never explained (no generation request is sent)."""
+    with FaultServer(recorded) as fs:
+        det = ServerDetector("tiny", fs.url, retries=0, top_logprobs=int(FULL))
+        fs.script = [(400, {}, {"error": {"message": "image too large"}}, 0.0)]
+        out = det.analyze_batch([Media.open(images[0]), Media.open(images[1])])
+        assert isinstance(out[0], InputError) and "image too large" in out[0].message
+        assert out[1].p_fake == pytest.approx(det.analyze(Media.open(images[1])).p_fake)  # type: ignore[union-attr]
+    inf = float("inf")
+    with FaultServer(_with_label_logprobs(recorded, -inf, -inf)) as fs:
+        det = ServerDetector("tiny", fs.url, top_logprobs=int(FULL), explain=True)
+        before = len(fs.chat_requests())
+        with pytest.raises(InputError, match="-inf"):
+            det.analyze(Media.open(images[0]))
+        sent = [json.loads(r["body"]) for r in fs.chat_requests()[before:]]
+        assert len(sent) == 1 and sent[0]["max_tokens"] == 1  # the detection probe only
+    with FaultServer(recorded) as fs:
+        det = ServerDetector("tiny", fs.url, top_logprobs=int(FULL), explain=True, max_tokens=5)
+        before = len(fs.chat_requests())
+        res = det.analyze(Media.open(images[0]))
+        sent = [json.loads(r["body"]) for r in fs.chat_requests()[before:]]
+        assert [b["max_tokens"] for b in sent] == [1, 5] and "explanation_verdict" in res.raw

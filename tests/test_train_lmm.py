@@ -330,7 +330,7 @@ def test_training_prompt_tokens_are_the_scan_prompt_tokens(kind: str, tmp_path_f
         assert labels[len(prompt)] in ids_of  # the first answer token is a label-word token
         assert labels[len(prompt):] == ids[len(prompt):]  # the answer and the end of turn are trained
         item = enc.encode(conv)
-        _, counts = det._vision_inputs([det._prepare_image(Media.open(img))])
+        _, counts = det._vision_inputs([det.prepare_image(Media.open(img))])
         assert item["input_ids"].count(enc.image_token_id) == counts[0]
 
 

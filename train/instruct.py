@@ -28,7 +28,7 @@ from typing import Any
 
 from fakescope_cli.errors import UsageError
 from fakescope_cli.output import check_output_target, is_stdout, output_stream
-from fakescope_cli.protocol import Protocol, load_protocol
+from fakescope_cli.protocol import PromptProtocol, load_protocol
 
 from .common import LabelledRecord, load_labelled_records
 
@@ -144,7 +144,7 @@ def _annotation(rec: LabelledRecord, aspect: str) -> str | None:
     return None
 
 
-def records_for(rec: LabelledRecord, image_ref: str, protocol: Protocol, mix: TaskMix, rng: random.Random,
+def records_for(rec: LabelledRecord, image_ref: str, protocol: PromptProtocol, mix: TaskMix, rng: random.Random,
                 evidence: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The instruction records of one labelled image."""
     label = rec.label_word
@@ -236,9 +236,9 @@ def build_instruct(source: str | os.PathLike[str], output: str | os.PathLike[str
     return stats
 
 
-def _protocol_from(manifest: str | os.PathLike[str] | None) -> Protocol:
+def _protocol_from(manifest: str | os.PathLike[str] | None) -> PromptProtocol:
     if manifest is None:
-        return Protocol()
+        return PromptProtocol()
     p = Path(manifest)
     if p.is_file() and p.name != "fakescope.json":
         raise UsageError(f"{p}: --manifest takes a checkpoint folder or its fakescope.json")

@@ -1,8 +1,9 @@
 """Detector backends behind one interface, loaded lazily by name.
 
-Built-in backends are listed here; third-party packages add theirs through the
-`fakescope.detectors` entry-point group (a class taking keyword options). Nothing heavy is
-imported until a backend is asked for.
+Every backend, built-in or third-party, is a `Detector` subclass registered in the
+`fakescope.detectors` entry-point group (fakescope's own in its pyproject.toml). What a backend can
+do is declared on its class (base.py); nothing here lists backends by name. Nothing heavy is
+imported until a backend is asked for: a backend module imports torch or llama_cpp when built.
 """
 
 from __future__ import annotations
@@ -10,46 +11,59 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from fakescope_cli.detectors.base import Detector, DetectorResult
+from fakescope_cli.detectors.base import Detector, DetectorInfo, DetectorResult
 from fakescope_cli.errors import DetectorUnavailable, UsageError
 
-__all__ = ["BUILTIN_BACKENDS", "Detector", "DetectorResult", "backend_names", "load_detector"]
-
-BUILTIN_BACKENDS: dict[str, str] = {
-    "builtin": "fakescope_cli.detectors.builtin:BuiltinDetector",
-    "cycle": "fakescope_cli.detectors.cycle:LatentCycleDetector",
-    "hf": "fakescope_cli.detectors.hf:HFDetector",
-    "gguf": "fakescope_cli.detectors.gguf:GGUFDetector",
-    "server": "fakescope_cli.detectors.server:ServerDetector",
-}
+__all__ = ["Detector", "DetectorInfo", "DetectorResult", "backend_names", "detector_class", "load_detector"]
 
 ENTRY_POINT_GROUP = "fakescope.detectors"
+OWN_DISTRIBUTION = "fakescope"
 
 
-def _plugin_targets() -> dict[str, str]:
+def _registered() -> dict[str, tuple[str, bool]]:
+    """name -> ("module:Class", built in?) for every backend in the entry-point group."""
     from importlib.metadata import entry_points
 
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found: dict[str, tuple[str, bool]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)  # absent on Python 3.10's EntryPoint for some finders
+        own = dist is not None and dist.metadata["Name"] == OWN_DISTRIBUTION
+        if ep.name not in found or own:  # a plugin cannot replace a built-in backend
+            found[ep.name] = (ep.value, own)
+    return found
 
 
 def backend_names() -> list[str]:
-    return sorted({*BUILTIN_BACKENDS, *_plugin_targets(), "none"})
+    return sorted({*_registered(), "none"})
+
+
+def detector_class(name: str) -> type[Detector]:
+    """The class of a backend, imported but not built (no model loaded). `package.module:Class`
+    names a class directly (plugins under development, tests). Raises DetectorUnavailable."""
+    target = name if ":" in name else _registered().get(name, (None, False))[0]
+    if target is None:
+        hint = "" if _registered() else (
+            "; no backend is registered at all: fakescope's package metadata is missing or stale "
+            "(reinstall it: pip install -e .)")
+        raise DetectorUnavailable(f"unknown backend {name!r}; choose from: {', '.join(backend_names())}{hint}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DetectorUnavailable(f"backend {name!r} cannot be imported: {exc}") from exc
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Detector)):
+        # the user named the wrong class: a usage error (exit 2), not a detector that failed to load
+        raise UsageError(f"--backend {name}: {target} is not a detector "
+                         "(a fakescope_cli.detectors.base.Detector subclass; docs/plugins.md)")
+    return cls
 
 
 def load_detector(name: str, options: dict[str, Any] | None = None) -> Detector | None:
     """Instantiate a backend; `none` means provenance only. Raises DetectorUnavailable, or UsageError for a missing or foreign option."""
     if name == "none":
         return None
-    # "package.module:Class" names a detector class directly (plugins under development, tests).
-    target = BUILTIN_BACKENDS.get(name) or (name if ":" in name else _plugin_targets().get(name))
-    if target is None:
-        raise DetectorUnavailable(f"unknown backend {name!r}; choose from: {', '.join(backend_names())}")
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise DetectorUnavailable(f"backend {name!r} cannot be imported: {exc}") from exc
-    cls = getattr(module, attr)
+    cls = detector_class(name)
     opts = {k: v for k, v in (options or {}).items() if v is not None}
     _check_options(name, cls, opts)
     return cls(**opts)
@@ -69,41 +83,28 @@ def _check_options(name: str, cls: type, opts: dict[str, Any]) -> None:
 
 
 def describe(detector: Detector | None) -> dict[str, Any] | None:
-    """The detector's identity for run headers and chain of custody."""
+    """The detector's identity for run headers and chain of custody, as the records write it."""
     if detector is None:
         return None
-    info = {
-        "id": detector.id,
-        "version": detector.version,
-        "weights_sha256": detector.weights_sha256,
-    }
-    extra = getattr(detector, "describe", None)
-    if callable(extra):
-        info.update(extra())
-    return info
+    return detector.describe().to_dict()
 
 
 def backend_availability() -> dict[str, str]:
-    """name -> "available" or why not, without loading any model (imports only)."""
+    """name -> "available" or why not, without loading any model (the backend module is imported,
+    which imports no heavy package; the modules it needs are only looked for)."""
     import importlib.util
 
-    needs = {"builtin": ["onnxruntime"], "cycle": ["onnxruntime"], "hf": ["torch", "transformers"], "gguf": ["llama_cpp"],
-             "server": []}
-    extras = {"hf": "hf", "gguf": "gguf", "server": "server"}
     out: dict[str, str] = {"none": "available (provenance only)"}
-    for name in sorted({*BUILTIN_BACKENDS, *_plugin_targets()}):
-        missing = [m for m in needs.get(name, []) if importlib.util.find_spec(m) is None]
+    for name, (_target, own) in sorted(_registered().items()):
+        try:
+            cls = detector_class(name)
+        except DetectorUnavailable as exc:
+            out[name] = str(exc)
+            continue
+        missing = [m for m in cls.needs_modules if importlib.util.find_spec(m) is None]
         if missing:
-            extra = extras.get(name)
-            hint = f"; pip install 'fakescope[{extra}]'" if extra else ""
+            hint = f"; pip install 'fakescope[{cls.extra}]'" if cls.extra else ""
             out[name] = f"missing {', '.join(missing)}{hint}"
-        elif name == "cycle":
-            # its model file is not shipped: say where it is looked for, and how it is made
-            from fakescope_cli.detectors.cycle import default_model_path
-
-            path = default_model_path()
-            out[name] = (f"available ({path})" if path.is_file()
-                         else f"needs its model file at {path}: fakescope train cycle --taesd DIR, or --model FILE")
         else:
-            out[name] = "available" if name in BUILTIN_BACKENDS else "available (plugin)"
+            out[name] = cls.availability() or ("available" if own else "available (plugin)")
     return out

@@ -5,23 +5,16 @@ build from a score per tile: calibrated p_fake of the mean, a region map, the ba
 from __future__ import annotations
 
 import json
-import math
 import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import Detector, DetectorInfo, DetectorResult
 from fakescope_cli.errors import DetectorUnavailable
+from fakescope_cli.protocol import sigmoid
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-
-
-def sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 def default_threads(threads: int | None) -> int:
@@ -56,10 +49,10 @@ class OnnxSession:
             return cls._cache[key]
 
 
-class CalibratedTileDetector:
+class CalibratedTileDetector(Detector):
     """Base of a detector that scores tiles; subclasses set `id`, `config_path` and `model_name`."""
 
-    id: str
+    needs_modules = ("onnxruntime",)
     config_path: Path
     model_name: str
 
@@ -79,14 +72,15 @@ class CalibratedTileDetector:
         band = self.config.get("uncertain", {})
         return float(band.get("low", 0.35)), float(band.get("high", 0.65))
 
-    def describe(self) -> dict[str, Any]:
-        """Extra identity for run headers; fusion reads threshold_low / threshold_high from here."""
+    def describe(self) -> DetectorInfo:
+        """Identity for run headers, with the uncertain band that fusion applies to this detector."""
         low, high = self.thresholds
-        return {"threshold_low": low, "threshold_high": high, "calibration": self.config.get("calibration")}
+        return DetectorInfo(self.id, self.version, self.weights_sha256, threshold_low=low, threshold_high=high,
+                            details={"calibration": self.config.get("calibration")})
 
     def calibrate(self, score: float) -> float:
         cal = self.config.get("calibration", {})
-        return sigmoid(float(cal.get("a", 1.0)) * score + float(cal.get("b", 0.0)))
+        return float(sigmoid(float(cal.get("a", 1.0)) * score + float(cal.get("b", 0.0))))
 
     def result(self, score: float, tile_scores: Any, rows: int, cols: int, tile: int,
                raw: dict[str, Any]) -> DetectorResult:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import DetectorInfo, DetectorResult
 from fakescope_cli.detectors.calibrated import (
     WEIGHTS_DIR,
     CalibratedTileDetector,
@@ -82,8 +83,16 @@ class LatentCycleDetector(CalibratedTileDetector):
         except OSError:
             return None
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model_path": str(self.model)}
+    def describe(self) -> DetectorInfo:
+        info = super().describe()
+        return replace(info, details={**info.details, "model_path": str(self.model)})
+
+    @classmethod
+    def availability(cls) -> str | None:
+        """Its model file is not shipped: say where it is looked for, and how it is made."""
+        path = default_model_path()
+        return (f"available ({path})" if path.is_file()
+                else f"needs its model file at {path}: fakescope train cycle --taesd DIR, or --model FILE")
 
     @cached_property
     def session(self) -> Any:

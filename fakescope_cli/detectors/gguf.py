@@ -16,28 +16,22 @@ from __future__ import annotations
 import codecs
 import ctypes
 import os
-import threading
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fakescope_cli.detectors.base import DetectorResult, finite_result
+from fakescope_cli.checkpoints import read_gguf_header, resolve_mmproj
+from fakescope_cli.detectors.base import StreamCallback
+from fakescope_cli.detectors.multimodal import ImageScores, MultimodalDetector, check_device
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
-from fakescope_cli.media import Media
-from fakescope_cli.models_inspect import read_gguf_header, resolve_mmproj, weights_identity
 from fakescope_cli.protocol import (
     LabelIds,
-    Protocol,
     load_protocol,
     longest_common_prefix,
     resolve_label_ids,
     score_label_logits,
-    score_probes,
-    verdict_from_explanation,
 )
 
 GGUF_INSTALL_HINT = "pip install 'fakescope[gguf]'  (llama-cpp-python; CMAKE_ARGS=\"-DGGML_CUDA=on\" for NVIDIA GPUs)"
-StreamCallback = Callable[[str], None]
 
 # What chat templates write where the image goes; replaced (once) by libmtmd's media marker.
 # Qwen's vision_start/end are written by libmtmd itself around the image, so the whole triple goes.
@@ -75,10 +69,12 @@ def _check_gguf(path: Path, role: str) -> dict[str, Any]:
     return read_gguf_header(path)
 
 
-class GGUFDetector:
-    """Detector protocol over `model.gguf` + `mmproj.gguf` with llama-cpp-python."""
+class GGUFDetector(MultimodalDetector):
+    """The FakeScope protocol over `model.gguf` + `mmproj.gguf` with llama-cpp-python."""
 
     id = "gguf"
+    extra = "gguf"
+    needs_modules = ("llama_cpp",)
 
     def __init__(
         self,
@@ -106,8 +102,7 @@ class GGUFDetector:
             raise UsageError(
                 "--quantize is for --backend hf; a GGUF file carries its own quantisation (pick a Q4_K_M / Q8_0 file)"
             )
-        if device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"--device must be one of auto, cpu, cuda, not {device!r}")
+        check_device(device)
         self.model_path = Path(model)
         model_info = _check_gguf(self.model_path, "model")
         # The same rule as `models inspect` (models_inspect.resolve_mmproj): both hash the same files.
@@ -129,17 +124,12 @@ class GGUFDetector:
             raise DetectorUnavailable(f"{self.mmproj_path} is not a multimodal projector (architecture {mm_arch!r})")
         self.projector_type = str(mm_info.get("metadata", {}).get("clip.projector_type", ""))
         self.architecture = str(model_arch)
-        self.protocol: Protocol = load_protocol(self.model_path)
-        self.attributes = attributes
-        self.explain = explain
-        self.max_tokens = max_tokens
-        self.batch_size = batch_size  # llama.cpp runs one sequence here; kept for a uniform interface
+        self.dynamic_resolution = self.projector_type.startswith("qwen")
+        self.weight_files = (self.model_path, self.mmproj_path)
+        self.setup_protocol(load_protocol(self.model_path), attributes=attributes, explain=explain,
+                            max_tokens=max_tokens)
+        self.batch_size = batch_size  # llama.cpp runs one image at a time; kept for a uniform interface
         self.verbose = verbose
-        self.stats = {"vision_calls": 0, "vision_images": 0, "forward_passes": 0}
-        self._lock = threading.Lock()
-        self._weights_sha256: str | None = None
-        if self.protocol.weights_sha256 is not None:  # pinned by the manifest: check before use
-            self.protocol.verify_weights(self.weights_sha256)
 
         try:
             import llama_cpp
@@ -186,7 +176,7 @@ class GGUFDetector:
         self._label_index = list(self.labels.all)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._template_source, self._template = self._pick_template()
-        self._rendered: dict[str, str] = {}
+        self._rendered: dict[tuple[str, str], str] = {}
         self._tails: dict[str, list[int]] = {}
         name = self.model_path.name
         self.version = f"{self.architecture}:{name}"
@@ -227,20 +217,19 @@ class GGUFDetector:
             return "gguf", tmpl
         return "handler", self.handler.CHAT_FORMAT
 
-    @property
-    def weights_sha256(self) -> str | None:
-        if self._weights_sha256 is None:
-            self._weights_sha256 = weights_identity([self.model_path, self.mmproj_path])
-        return self._weights_sha256
-
     # ------------------------------------------------------------------------------ prompts
 
-    def render(self, prompt: str) -> str:
-        """Chat-template text for one image + prompt with libmtmd's media marker in the image's place
-        (rendered once per prompt: compiling the template costs more than a tiny model's forward pass)."""
-        cached = self._rendered.get(prompt)
+    def render(self, prompt: str, *, probe: bool = False) -> str:
+        """Text for one image + prompt with libmtmd's media marker in the image's place: the chat
+        template (or the raw format), then for a probe the manifest's answer prefix (rendered once per
+        prompt: compiling the template costs more than a tiny model's forward pass)."""
+        key = (prompt, self.answer_prefix(probe))
+        cached = self._rendered.get(key)
         if cached is None:
-            cached = self._rendered[prompt] = self._render(prompt)
+            text = self.marker + prompt if self.protocol.prompt_format == "raw" else self._render(prompt)
+            cached = text + key[1]
+            if self._reasoning is None:  # a marker-mode answer is the image's own: not kept
+                self._rendered[key] = cached
         return cached
 
     def _render(self, prompt: str) -> str:
@@ -248,18 +237,11 @@ class GGUFDetector:
 
         env = ImmutableSandboxedEnvironment(trim_blocks=self._template_source == "handler",
                                             lstrip_blocks=self._template_source == "handler")
-        sys_msgs: list[dict[str, Any]] = []
-        system = self.protocol.system_prompt
-        if self._template_source == "handler":
-            system = system or getattr(self.handler, "DEFAULT_SYSTEM_MESSAGE", None)
-            if system:
-                sys_msgs = [{"role": "system", "content": system}]
-            image_item: dict[str, Any] = {"type": "image_url", "image_url": {"url": _URL_SENTINEL}}
+        if self._template_source == "handler":  # llama-cpp-python's own format: OpenAI-style messages
+            msgs = self.chat_messages(prompt, {"type": "image_url", "image_url": {"url": _URL_SENTINEL}},
+                                      system=getattr(self.handler, "DEFAULT_SYSTEM_MESSAGE", None), plain_system=True)
         else:
-            if system:
-                sys_msgs = [{"role": "system", "content": [{"type": "text", "text": system}]}]
-            image_item = {"type": "image"}
-        msgs = sys_msgs + [{"role": "user", "content": [image_item, {"type": "text", "text": prompt}]}]
+            msgs = self.chat_messages(prompt, {"type": "image"})
         bos = self.llm.detokenize([self.llm.token_bos()]).decode("utf-8", "replace") if self.llm.token_bos() >= 0 else ""
         eos = self.llm.detokenize([self.llm.token_eos()]).decode("utf-8", "replace")
         text = env.from_string(self._template).render(messages=msgs, add_generation_prompt=True,
@@ -272,16 +254,6 @@ class GGUFDetector:
         raise DetectorUnavailable("the chat template does not place the image (no known image placeholder)")
 
     # ------------------------------------------------------------------------------ images
-
-    def _prepare_image(self, media: Media) -> Any:
-        img = media.rgb()
-        limit = self.protocol.max_image_pixels
-        if limit is None and self.projector_type.startswith("qwen"):
-            limit = 1280 * 28 * 28  # as the hf backend: a photo must not become 16k image tokens
-        if limit is not None and img.width * img.height > limit:
-            scale = (limit / (img.width * img.height)) ** 0.5
-            img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
-        return img
 
     def _tokenize(self, text: str, bitmap: Any) -> Any:
         mtmd = self._mtmd
@@ -353,7 +325,7 @@ class GGUFDetector:
         last = len(kinds) - 1 - kinds[::-1].index("image")
         return last, [t for k, v in parsed[last + 1:] if k == "text" for t in v]
 
-    def _eval_prompt_prefix(self, image: Any, prompts: list[str]) -> list[list[int]]:
+    def _eval_prompt_prefix(self, image: Any, prompts: list[str], *, probe: bool) -> list[list[int]]:
         """Evaluate what the prompts share (template head, image, common text) into sequence 0 of
         the KV cache; return each prompt's remaining tokens.
 
@@ -367,18 +339,19 @@ class GGUFDetector:
         if bitmap is None:
             raise InputError("libmtmd could not take the image", "detector-error")
         all_chunks = []
+        texts = [self.render(p, probe=probe) for p in prompts]
         try:
-            first = self._tokenize(self.render(prompts[0]), bitmap)
+            first = self._tokenize(texts[0], bitmap)
             all_chunks.append(first)
             parsed = self._chunk_list(first)
             last_img, tail0 = self._split(parsed)
-            cached = self._tails.get(prompts[0])
+            cached = self._tails.get(texts[0])
             if cached is not None and cached != tail0:
                 self._tails.clear()  # the text after the image changed with the image: no reuse
-            self._tails[prompts[0]] = tail0
-            for p in prompts[1:]:
+            self._tails[texts[0]] = tail0
+            for p in texts[1:]:
                 if p not in self._tails:
-                    ch = self._tokenize(self.render(p), bitmap)
+                    ch = self._tokenize(p, bitmap)
                     all_chunks.append(ch)
                     other = self._chunk_list(ch)
                     o_last, o_tail = self._split(other)
@@ -387,7 +360,7 @@ class GGUFDetector:
                     if heads_differ:
                         raise DetectorUnavailable("the probe prompts differ before the image; cannot share a prefix")
                     self._tails[p] = o_tail
-            tails = [self._tails[p] for p in prompts]
+            tails = [self._tails[t] for t in texts]
             common = min(longest_common_prefix(tails), min(len(t) for t in tails) - 1)
             if common < 0:
                 raise DetectorUnavailable("the chat template leaves no text after the image to read an answer from")
@@ -401,6 +374,9 @@ class GGUFDetector:
             self._eval_text(tails[0][:common])
             return [t[common:] for t in tails]
         finally:
+            if self._reasoning is not None:  # a marker-mode answer is the image's own: not kept
+                for t in texts:
+                    self._tails.pop(t, None)
             for ch in all_chunks:
                 mtmd.mtmd_input_chunks_free(ch)
             mtmd.mtmd_bitmap_free(bitmap)
@@ -453,96 +429,50 @@ class GGUFDetector:
     def _score_image(self, image: Any, probes: list[tuple[str, str]]) -> list[tuple[float, float]]:
         import numpy as np
 
-        suffixes = self._eval_prompt_prefix(image, [p for _, p in probes])
+        suffixes = self._eval_prompt_prefix(image, [p for _, p in probes], probe=True)
         prefix_len = self.llm.n_tokens
         nf = len(self.labels.fake)
         rows = self._probe_pass(suffixes, prefix_len)
         arr = np.array(rows, dtype=np.float64)
-        with np.errstate(all="ignore"):  # -inf / NaN logits: judged in _result, not warned about
+        with np.errstate(all="ignore"):  # -inf / NaN logits: judged with the result, not warned about
             sc = score_label_logits(arr[:, :nf], arr[:, nf:])
         return [(float(a), float(b)) for a, b in zip(sc.z_fake, sc.z_real, strict=True)]
 
-    # ------------------------------------------------------------------------------ public API
+    def score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[ImageScores]:
+        """One image after another: llama.cpp here runs one image's probes per decode."""
+        return [ImageScores(self._score_image(image, probes)) for image in images]
 
-    def analyze(self, media: Media) -> DetectorResult:
-        out = self.analyze_batch([media])[0]
-        if isinstance(out, InputError):
-            raise out
-        return out
+    # ------------------------------------------------------------------------------ results
 
-    def analyze_batch(self, medias: Sequence[Media]) -> list[DetectorResult | InputError]:
-        """Score each image in turn (llama.cpp runs one sequence); errors stay in their slots."""
-        probes = self.protocol.probes(self.attributes)
-        out: list[DetectorResult | InputError] = []
-        for m in medias:
-            try:
-                image = self._prepare_image(m)
-                with self._lock:
-                    z = self._score_image(image, probes)
-                explanation = self._generate(image, self.protocol.explain_prompt, None, self.max_tokens) if self.explain else None
-                out.append(self._result(z, probes, explanation))
-            except InputError as exc:  # a bad image or a non-finite score costs this file only
-                out.append(exc)
-        return out
+    def result_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return ({"architecture": self.architecture, "projector_type": self.projector_type,
+                 "n_gpu_layers": self.n_gpu_layers}, {"label_ids": self.labels.to_dict()})
 
-    def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], explanation: str | None) -> DetectorResult:
-        import numpy as np
-
-        with np.errstate(all="ignore"):
-            scored = score_probes(z, probes, self.protocol.calibration)
-        raw: dict[str, Any] = {
-            "backend": "gguf",
-            "architecture": self.architecture,
-            "projector_type": self.projector_type,
-            "n_gpu_layers": self.n_gpu_layers,
-            "protocol": self.protocol.version,
-            **scored.raw,
-            "label_ids": self.labels.to_dict(),
-        }
-        if explanation is not None:
-            raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        p_fake, attributes, raw = finite_result(
-            scored.p_fake, scored.attributes, raw,
-            why=f"the model's label-word logits are NaN or infinite (detection: z_fake {z[0][0]}, z_real {z[0][1]})")
-        return DetectorResult(p_fake=p_fake, attributes=attributes, explanation=explanation, raw=raw)
-
-    def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
-            max_tokens: int | None = None) -> str:
-        """Free-form greedy answer about one image; text deltas go to `stream_callback`."""
-        if not question or not question.strip():
-            raise InputError("the question is empty", "usage")
-        return self._generate(self._prepare_image(media), question, stream_callback, max_tokens or self.max_tokens)
-
-    def advise(self, media: Media, stream_callback: StreamCallback | None = None, max_tokens: int | None = None) -> str:
-        return self.ask(media, self.protocol.advise_prompt, stream_callback, max_tokens)
-
-    def _generate(self, image: Any, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
+    def generate(self, image: Any, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
         """Greedy decoding (argmax of the logits, no sampler): deterministic, like the hf backend."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
-        with self._lock:
-            suffixes = self._eval_prompt_prefix(image, [prompt])
-            self._eval_text(suffixes[0])
-            for _ in range(max_tokens):
-                tok = int(self._last_logits().argmax())
-                if self._lc.llama_vocab_is_eog(self._vocab, tok):
-                    break
-                text = decoder.decode(self.llm.detokenize([tok], special=False))
-                if text:
-                    pieces.append(text)
-                    if callback is not None:
-                        callback(text)
-                self._eval_text([tok])
-            tail = decoder.decode(b"", final=True)
+        suffixes = self._eval_prompt_prefix(image, [prompt], probe=False)
+        self._eval_text(suffixes[0])
+        for _ in range(max_tokens):
+            tok = int(self._last_logits().argmax())
+            if self._lc.llama_vocab_is_eog(self._vocab, tok):
+                break
+            text = decoder.decode(self.llm.detokenize([tok], special=False))
+            if text:
+                pieces.append(text)
+                if callback is not None:
+                    callback(text)
+            self._eval_text([tok])
+        tail = decoder.decode(b"", final=True)
         if tail:
             pieces.append(tail)
             if callback is not None:
                 callback(tail)
         return "".join(pieces)
 
-    def describe(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         return {
-            "backend": "gguf",
             "model": str(self.model_path),
             "mmproj": str(self.mmproj_path),
             "architecture": self.architecture,

@@ -14,38 +14,26 @@ torch / transformers / bitsandbytes are imported when a detector is built, never
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fakescope_cli.detectors.base import DetectorResult, finite_result
-from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
-from fakescope_cli.media import Media
-from fakescope_cli.models_inspect import (
-    KNOWN_ARCHITECTURES,
-    hf_weight_files,
-    read_hf_config,
-    weights_identity,
-)
+from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES, hf_weight_files, read_hf_config
+from fakescope_cli.detectors.base import StreamCallback
+from fakescope_cli.detectors.multimodal import ImageScores, MultimodalDetector, check_device, short_error
+from fakescope_cli.errors import DetectorUnavailable, UsageError
 from fakescope_cli.protocol import (
     LabelIds,
-    Protocol,
     load_protocol,
     longest_common_prefix,
     resolve_label_ids,
     score_label_logits,
-    score_probes,
-    verdict_from_explanation,
 )
 
 HF_INSTALL_HINT = "pip install 'fakescope[hf]'  (torch, transformers, accelerate, safetensors, bitsandbytes)"
 QUANTIZE_CHOICES = ("none", "4bit", "8bit")
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
-StreamCallback = Callable[[str], None]
 
 
 def _import_stack(quantize: str) -> tuple[Any, Any]:
@@ -102,14 +90,16 @@ class _Streamer:
         self.sent = max(self.sent, len(text))
 
 
-class HFDetector:
-    """Detector protocol over a transformers checkpoint folder.
+class HFDetector(MultimodalDetector):
+    """The FakeScope protocol over a transformers checkpoint folder.
 
     Construction loads the model (minutes for a 7B checkpoint) and raises DetectorUnavailable with
-    what to install or which file is wrong. `analyze_batch` is the fast path; `analyze` scores one.
+    what to install or which file is wrong. `score_images` runs `batch_size` images per forward pass.
     """
 
     id = "hf"
+    extra = "hf"
+    needs_modules = ("torch", "transformers")
 
     def __init__(
         self,
@@ -134,8 +124,7 @@ class HFDetector:
             raise UsageError("--mmproj is for --backend gguf; a transformers checkpoint holds its vision tower")
         if quantize not in QUANTIZE_CHOICES:
             raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
-        if device not in DEVICE_CHOICES:
-            raise UsageError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {device!r}")
+        check_device(device)
         if batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
         self.model_dir = Path(model)
@@ -150,18 +139,11 @@ class HFDetector:
         self.weight_files, self.weights_format = hf_weight_files(self.model_dir, trust_pickle=trust_pickle)
         # Parsed before torch is imported: a broken config.json is a one-line error, not a traceback.
         cfg_raw = read_hf_config(self.model_dir)
-        self.protocol: Protocol = load_protocol(self.model_dir)
+        self.setup_protocol(load_protocol(self.model_dir), attributes=attributes, explain=explain,
+                            max_tokens=max_tokens)
         self.batch_size = batch_size
-        self.attributes = attributes
-        self.explain = explain
-        self.max_tokens = max_tokens
         self.quantize = quantize
         self.verbose = verbose
-        self._weights_sha256: str | None = None
-        if self.protocol.weights_sha256 is not None:  # pinned by the manifest: check before use
-            self.protocol.verify_weights(self.weights_sha256)
-        self._lock = threading.Lock()
-        self.stats = {"vision_calls": 0, "vision_images": 0, "forward_passes": 0}
 
         torch, transformers = _import_stack(quantize)
         self._torch = torch
@@ -177,6 +159,7 @@ class HFDetector:
         self.model_type = str(cfg_raw.get("model_type"))
         known = KNOWN_ARCHITECTURES.get(self.model_type)
         self.family = family or (known[0] if known else "auto")
+        self.dynamic_resolution = self.family == "qwen2_vl"
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -210,7 +193,7 @@ class HFDetector:
                 local_files_only=True,
             ).eval()
         except Exception as exc:  # noqa: BLE001 - safetensors, bitsandbytes, CUDA: all mean "cannot load"
-            raise DetectorUnavailable(f"{self.model_dir}: cannot load the model: {_short(exc)}") from None
+            raise DetectorUnavailable(f"{self.model_dir}: cannot load the model: {short_error(exc)}") from None
         self.config = self.model.config
         self._load_processing(transformers, trust_remote_code)
         self.labels: LabelIds = resolve_label_ids(
@@ -220,7 +203,7 @@ class HFDetector:
             vocab_size=int(self.model.get_output_embeddings().weight.shape[0]),
         )
         self._label_index = torch.tensor(self.labels.all, dtype=torch.long, device=device)
-        self._template_cache: dict[str, list[int]] = {}
+        self._template_cache: dict[tuple[str, str], list[int]] = {}
         self._hook_vision()
         name = self.model_dir.resolve().name
         self.version = f"{self.model_type}:{name}" + ("" if quantize == "none" else f":{quantize}")
@@ -256,7 +239,7 @@ class HFDetector:
 
                 improc = AutoImageProcessor.from_pretrained(self.model_dir, **kw)
         except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
-            raise DetectorUnavailable(f"{self.model_dir}: cannot load the tokenizer / image processor: {_short(exc)}") from None
+            raise DetectorUnavailable(f"{self.model_dir}: cannot load the tokenizer / image processor: {short_error(exc)}") from None
         self.tokenizer = tok
         self.image_processor = improc
         template = self.protocol.chat_template or getattr(self.processor, "chat_template", None) or getattr(
@@ -266,7 +249,7 @@ class HFDetector:
             jinja = self.model_dir / "chat_template.jinja"
             if jinja.is_file():
                 template = jinja.read_text(encoding="utf-8")
-        if not template:
+        if not template and self.protocol.prompt_format == "chat":
             raise DetectorUnavailable(
                 f"{self.model_dir}: no chat template (tokenizer_config.json / chat_template.jinja); add one, "
                 "or give chat_template in fakescope.json"
@@ -300,47 +283,44 @@ class HFDetector:
 
         tower.register_forward_pre_hook(count, with_kwargs=True)
 
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the weight files (one file) or of their sorted per-file hashes; computed on first
-        use and remembered in the user cache (hashing 14 GB takes a while)."""
-        if self._weights_sha256 is None:
-            self._weights_sha256 = weights_identity(self.weight_files)
-        return self._weights_sha256
-
     # ------------------------------------------------------------------------------ prompts
 
-    def _messages(self, prompt: str, with_image: bool = True) -> list[dict[str, Any]]:
-        msgs: list[dict[str, Any]] = []
-        if self.protocol.system_prompt:
-            msgs.append({"role": "system", "content": [{"type": "text", "text": self.protocol.system_prompt}]})
-        content: list[dict[str, Any]] = [{"type": "image"}] if with_image else []
-        content.append({"type": "text", "text": prompt})
-        msgs.append({"role": "user", "content": content})
-        return msgs
+    def render(self, prompt: str, *, probe: bool = False) -> str:
+        """The text for one image + prompt: the chat template with the generation prompt appended, or
+        the raw format; for a probe, the manifest's answer prefix after it."""
+        if self.protocol.prompt_format == "raw":
+            text = self._raw_image_text() + prompt
+        else:
+            text = self.tokenizer.apply_chat_template(
+                self.chat_messages(prompt, {"type": "image"}), chat_template=self.chat_template, tokenize=False,
+                add_generation_prompt=True)
+        return text + self.answer_prefix(probe)
 
-    def render(self, prompt: str) -> str:
-        """The chat-template text for one image + prompt, generation prompt appended."""
-        return self.tokenizer.apply_chat_template(
-            self._messages(prompt), chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
-        )
+    def _raw_image_text(self) -> str:
+        """The image placeholder as the model's own processor writes it in a prompt without a template."""
+        if self.family == "auto" or self.image_token_id is None:
+            raise DetectorUnavailable(f"prompt_format raw: model type {self.model_type!r} has no known image placeholder")
+        token = self.tokenizer.convert_ids_to_tokens(self.image_token_id)
+        return f"<|vision_start|>{token}<|vision_end|>" if self.family == "qwen2_vl" else token
 
     def _encode_text(self, text: str) -> list[int]:
         bos = self.tokenizer.bos_token
         add_special = not (bos and text.startswith(bos))  # the template already wrote BOS
         return list(self.tokenizer(text, add_special_tokens=add_special)["input_ids"])
 
-    def prompt_ids(self, prompt: str) -> list[int]:
+    def prompt_ids(self, prompt: str, *, probe: bool = False) -> list[int]:
         """Token ids of the rendered prompt with ONE image placeholder (expanded per image later)."""
-        cached = self._template_cache.get(prompt)
+        key = (prompt, self.answer_prefix(probe))
+        cached = self._template_cache.get(key)
         if cached is None:
-            cached = self._encode_text(self.render(prompt))
+            cached = self._encode_text(self.render(prompt, probe=probe))
             n = cached.count(self.image_token_id) if self.image_token_id is not None else 1
             if n != 1:
                 raise DetectorUnavailable(
                     f"the chat template places {n} image placeholders (token id {self.image_token_id}); expected one"
                 )
-            self._template_cache[prompt] = cached
+            if self._reasoning is None:  # a marker-mode answer is the image's own: not kept
+                self._template_cache[key] = cached
         return cached
 
     def _expand(self, ids: Sequence[int], n_image_tokens: int) -> list[int]:
@@ -348,17 +328,6 @@ class HFDetector:
         return list(ids[:i]) + [self.image_token_id] * n_image_tokens + list(ids[i + 1:])
 
     # ------------------------------------------------------------------------------ images
-
-    def _prepare_image(self, media: Media) -> Any:
-        img = media.rgb()
-        limit = self.protocol.max_image_pixels
-        if limit is None and self.family == "qwen2_vl":
-            limit = 1280 * 28 * 28  # Qwen's own recommended ceiling; its default would allow 16k tokens
-        if limit is not None and img.width * img.height > limit:
-            scale = (limit / (img.width * img.height)) ** 0.5
-            size = (max(28, int(img.width * scale)), max(28, int(img.height * scale)))
-            img = img.resize(size, resample=3)
-        return img
 
     def _vision_inputs(self, images: list[Any]) -> tuple[dict[str, Any], list[int]]:
         """Pixel tensors for a batch of images and the number of placeholder tokens of each."""
@@ -411,6 +380,9 @@ class HFDetector:
         out = self.model(**kw, logits_to_keep=keep, return_dict=True)
         return out.logits.float().index_select(-1, self._label_index), getattr(out, "past_key_values", None)
 
+    def score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[ImageScores]:
+        return [ImageScores(list(z)) for z in self._score_images(images, probes)]
+
     def _score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[list[tuple[float, float]]]:
         """(z_fake, z_real) for each image x probe.
 
@@ -427,7 +399,7 @@ class HFDetector:
             return self._score_images_auto(images, probes)
         vision, counts = self._vision_inputs(images)
         grid = vision["image_grid_thw"].cpu() if "image_grid_thw" in vision else None
-        templates = [self.prompt_ids(p) for _, p in probes]
+        templates = [self.prompt_ids(p, probe=True) for _, p in probes]
         n_img, K = len(images), len(probes)
         seqs = [[self._expand(t, counts[i]) for t in templates] for i in range(n_img)]
         nf = len(self.labels.fake)
@@ -435,7 +407,7 @@ class HFDetector:
 
         def put(lab: Any) -> None:  # lab: (n_img, K, n_labels)
             arr = lab.cpu().numpy().reshape(n_img * K, -1)
-            with np.errstate(all="ignore"):  # -inf / NaN logits: judged in _result, not warned about
+            with np.errstate(all="ignore"):  # -inf / NaN logits: judged with the result, not warned about
                 sc = score_label_logits(arr[:, :nf], arr[:, nf:])
             for r in range(n_img * K):
                 out[r // K][r % K] = (float(sc.z_fake[r]), float(sc.z_real[r]))
@@ -495,7 +467,7 @@ class HFDetector:
         with torch.inference_mode():
             for c0 in range(0, len(pairs), self.batch_size):
                 chunk = pairs[c0: c0 + self.batch_size]
-                texts = [self.render(probes[k][1]) for _, k in chunk]
+                texts = [self.render(probes[k][1], probe=True) for _, k in chunk]
                 batch = self.processor(images=[images[i] for i, _ in chunk], text=texts, return_tensors="pt", padding=True)
                 batch = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
                          for k, v in batch.items() if hasattr(v, "to")}
@@ -507,83 +479,21 @@ class HFDetector:
                     results[i][k] = (float(sc.z_fake[r]), float(sc.z_real[r]))
         return results
 
-    # ------------------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------------------ results
 
-    def analyze(self, media: Media) -> DetectorResult:
-        out = self.analyze_batch([media])[0]
-        if isinstance(out, InputError):
-            raise out
-        return out
+    def result_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return ({"model_type": self.model_type, "quantize": self.quantize, "device": self.device},
+                {"label_ids": self.labels.to_dict()})
 
-    def analyze_batch(self, medias: Sequence[Media]) -> list[DetectorResult | InputError]:
-        """Score many images, `batch_size` per forward pass. A file that cannot be decoded gives its
-        InputError in its slot; the others are still scored."""
-        prepared: list[Any] = []
-        for m in medias:
-            try:
-                prepared.append(self._prepare_image(m))
-            except InputError as exc:
-                prepared.append(exc)
-        ok = [i for i, x in enumerate(prepared) if not isinstance(x, InputError)]
-        probes = self.protocol.probes(self.attributes)
-        scored: dict[int, list[tuple[float, float]]] = {}
-        with self._lock:
-            for c0 in range(0, len(ok), self.batch_size):
-                idx = ok[c0: c0 + self.batch_size]
-                try:
-                    res = self._score_images([prepared[i] for i in idx], probes)
-                except (RuntimeError, ValueError) as exc:
-                    raise DetectorUnavailable(f"hf backend failed: {_short(exc)}") from None
-                scored.update(zip(idx, res, strict=True))
-        out: list[DetectorResult | InputError] = []
-        for i, x in enumerate(prepared):
-            if isinstance(x, InputError):
-                out.append(x)
-                continue
-            try:
-                out.append(self._result(scored[i], probes, x))
-            except InputError as exc:  # a non-finite score costs this file only
-                out.append(exc)
-        return out
+    def nonfinite_reason(self, z_fake: float, z_real: float) -> str:
+        return (f"{super().nonfinite_reason(z_fake, z_real)}; the weights, or --quantize {self.quantize} on "
+                f"{self.device}, produce them")
 
-    def _result(self, z: list[tuple[float, float]], probes: list[tuple[str, str]], image: Any) -> DetectorResult:
-        with np.errstate(all="ignore"):
-            scored = score_probes(z, probes, self.protocol.calibration)
-        raw: dict[str, Any] = {
-            "backend": "hf",
-            "model_type": self.model_type,
-            "quantize": self.quantize,
-            "device": self.device,
-            "protocol": self.protocol.version,
-            **scored.raw,
-            "label_ids": self.labels.to_dict(),
-        }
-        p_fake, attributes, raw = finite_result(
-            scored.p_fake, scored.attributes, raw,
-            why=f"the model's label-word logits are NaN or infinite (detection: z_fake {z[0][0]}, z_real "
-                f"{z[0][1]}); the weights, or --quantize {self.quantize} on {self.device}, produce them")
-        explanation = None
-        if self.explain:
-            explanation = self._generate(image, self.protocol.explain_prompt, None, self.max_tokens)
-            raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        return DetectorResult(p_fake=p_fake, attributes=attributes, explanation=explanation, raw=raw)
-
-    def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
-            max_tokens: int | None = None) -> str:
-        """Free-form answer about one image (greedy). Text deltas go to `stream_callback` as they come."""
-        if not question or not question.strip():
-            raise InputError("the question is empty", "usage")
-        return self._generate(self._prepare_image(media), question, stream_callback, max_tokens or self.max_tokens)
-
-    def advise(self, media: Media, stream_callback: StreamCallback | None = None, max_tokens: int | None = None) -> str:
-        """`ask --advise`: what betrays the image and how to verify it further."""
-        return self.ask(media, self.protocol.advise_prompt, stream_callback, max_tokens)
-
-    def _generate(self, image: Any, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
+    def generate(self, image: Any, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
         torch = self._torch
         from transformers import GenerationConfig
 
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             if self.family == "auto":
                 batch = self.processor(images=[image], text=[self.render(prompt)], return_tensors="pt")
                 kw = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
@@ -603,9 +513,8 @@ class HFDetector:
             new = out[0, kw["input_ids"].shape[1]:].tolist()
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
-    def describe(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         return {
-            "backend": "hf",
             "model": str(self.model_dir),
             "model_type": self.model_type,
             "family": self.family,
@@ -617,7 +526,3 @@ class HFDetector:
             "label_ids": self.labels.to_dict(),
         }
 
-
-def _short(exc: BaseException, limit: int = 400) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "…"

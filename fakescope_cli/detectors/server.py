@@ -10,7 +10,7 @@ two-way softmax (and manifest calibration) as the hf and gguf backends. Log-prob
 logits minus one constant per position, so the result equals the logit-based one whenever every
 label token is inside the top-k.
 
-Standard library only (http.client, json, threading): the backend adds no dependency. The scan
+Standard library only (HTTP in openai_http.py): the backend adds no dependency. The scan
 engine calls `analyze` from several threads at once (`parallel_requests`); each thread keeps its
 own keep-alive connection. The API key is read from an environment variable and only ever sent
 in the Authorization header: it is never a flag value, never in describe() or a record.
@@ -19,44 +19,29 @@ in the Authorization header: it is never a flag value, never in describe() or a 
 from __future__ import annotations
 
 import base64
-import http.client
 import io
-import json
 import math
 import os
-import random
 import re
-import socket
-import threading
-import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fakescope_cli import __version__
-from fakescope_cli.detectors.base import DetectorResult, finite_result
+from fakescope_cli.detectors.base import StreamCallback
+from fakescope_cli.detectors.multimodal import ImageScores, MultimodalDetector, fit_image
+from fakescope_cli.detectors.openai_http import DEFAULT_API_KEY_ENV, Http, split_url
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
-from fakescope_cli.media import Media
-from fakescope_cli.protocol import (
-    Protocol,
-    read_manifest,
-    score_label_logits,
-    verdict_from_explanation,
-)
+from fakescope_cli.protocol import PromptProtocol, logsumexp, read_manifest
 
-DEFAULT_API_KEY_ENV = "FAKESCOPE_API_KEY"
+if TYPE_CHECKING:
+    from fakescope_cli.media import Media
+
 DEFAULT_TOP_LOGPROBS = 20  # OpenAI's maximum and vLLM's default --max-logprobs
 MAX_TOP_LOGPROBS = 100_000  # above any vocabulary served today: a larger value is a typo
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a shell can export
 DEFAULT_PARALLEL = 8
-# Worth retrying: rate limiting and a server (or the proxy in front of it) that is momentarily
-# unavailable. 500 is retried too, but if it persists it is this file's problem, not the server's.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
-MAX_RESPONSE_BYTES = 64 << 20
-StreamCallback = Callable[[str], None]
 
 NO_LOGPROBS_HINT = (
     "the server must return logprobs: vLLM `--max-logprobs` >= --top-logprobs, SGLang and llama.cpp's "
@@ -127,20 +112,13 @@ def score_top_logprobs(top: Sequence[tuple[str, float]], label_words: dict[str, 
     z: dict[str, float] = {}
     for label in ("fake", "real"):
         if pools[label]:
-            z[label] = _logsumexp(pools[label])
+            z[label] = float(logsumexp(np.array(pools[label])))
         else:
             bounded = label
             # Tokens that normalise to a variant: at most two per variant (with and without a space).
             n_variants = max(1, len(wanted.get(label, ())) * 2)
             z[label] = (min(finite) if finite else -1e4) + math.log(n_variants)
     return TopLogprobScore(z["fake"], z["real"], matched, bounded)
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    m = max(values)
-    if not math.isfinite(m):
-        return m
-    return m + math.log(sum(math.exp(v - m) for v in values))
 
 
 def first_token_top_logprobs(response: dict[str, Any]) -> list[tuple[str, float]] | None:
@@ -177,224 +155,6 @@ def _message_text(response: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Endpoint and HTTP
-
-
-def split_url(url: str) -> tuple[str, str, int, str]:
-    """(scheme, host, port, API prefix) of a server URL. `http://h:8000`, `http://h:8000/v1` and
-    `http://h:8000/v1/chat/completions` all mean the same endpoint."""
-    # Everything wrong here is wrong on the command line (exit 2); only a server that does not
-    # answer as asked is DetectorUnavailable.
-    try:
-        parsed = urllib.parse.urlsplit(url.strip())
-    except ValueError as exc:  # e.g. an unbalanced [ in an IPv6 host
-        raise UsageError(f"--url is not a URL ({exc})") from None
-    if parsed.username is not None or parsed.password is not None:
-        # First, and the URL not echoed: it holds a secret.
-        raise UsageError(
-            f"--url must not carry credentials; put the API key in ${DEFAULT_API_KEY_ENV} (or the variable --api-key-env names)"
-        )
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise UsageError(f"--url must be an http:// or https:// URL, not {url!r}")
-    path = parsed.path.rstrip("/")
-    for suffix in ("/chat/completions", "/models"):
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-    if not path.endswith("/v1"):
-        path += "/v1"
-    try:
-        port = parsed.port
-    except ValueError:  # not a number, or outside 0-65535
-        raise UsageError(f"--url has a bad port (1-65535): {url!r}") from None
-    if port == 0:  # `or 80` would silently turn :0 into the default port
-        raise UsageError(f"--url has a bad port (1-65535): {url!r}")
-    port = port or (443 if parsed.scheme == "https" else 80)
-    return parsed.scheme, parsed.hostname, port, path
-
-
-class _Cancelled(Exception):
-    pass
-
-
-class _Http:
-    """Keep-alive connections, one per thread; retries with exponential backoff and jitter.
-
-    `cancel()` closes every open socket and stops the retry sleeps, so that a scan ending early
-    (Ctrl-C, the server gone) does not wait for in-flight requests to time out.
-    """
-
-    def __init__(self, url: str, api_key: str | None, timeout: float, retries: int, backoff: float):
-        self.scheme, self.host, self.port, self.prefix = split_url(url)
-        self.display = f"{self.scheme}://{self.host}:{self.port}{self.prefix}"
-        self._api_key = api_key
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._open: set[http.client.HTTPConnection] = set()
-        self.cancelled = threading.Event()
-        self.requests = 0  # round trips attempted (tests, benchmarks)
-
-    def _conn(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-            conn = cls(self.host, self.port, timeout=self.timeout)
-            self._local.conn = conn
-            with self._lock:
-                self._open.add(conn)
-        return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._lock:
-                self._open.discard(conn)
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-        with self._lock:
-            conns = list(self._open)
-        for conn in conns:
-            sock = conn.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def headers(self) -> dict[str, str]:
-        h = {"Content-Type": "application/json", "Accept": "application/json",
-             "User-Agent": f"fakescope/{__version__}"}
-        if self._api_key:
-            h["Authorization"] = f"Bearer {self._api_key}"
-        return h
-
-    def scrub(self, text: str) -> str:
-        """Server text shown to the user, without the API key should a server echo it."""
-        text = " ".join(text.split())
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return text[:400] + ("…" if len(text) > 400 else "")
-
-    def roundtrip(self, method: str, path: str, body: bytes | None) -> tuple[int, dict[str, str], bytes]:
-        """One request on this thread's connection. A reused keep-alive connection that the server
-        has closed meanwhile is reopened once, at no retry cost."""
-        if self.cancelled.is_set():
-            raise _Cancelled
-        for fresh_try in (False, True):
-            conn = self._conn()
-            reused = conn.sock is not None
-            with self._lock:
-                self.requests += 1
-            try:
-                conn.request(method, self.prefix + path, body=body, headers=self.headers())
-                resp = conn.getresponse()
-                data = resp.read(MAX_RESPONSE_BYTES + 1)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self._drop()
-                if self.cancelled.is_set():
-                    raise _Cancelled from None
-                if reused and not fresh_try:
-                    continue
-                raise
-            except (OSError, http.client.HTTPException):
-                self._drop()
-                if self.cancelled.is_set():
-                    raise _Cancelled from None
-                raise
-            if len(data) > MAX_RESPONSE_BYTES:
-                self._drop()
-                raise http.client.HTTPException(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
-            if resp.will_close:
-                self._drop()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-        raise AssertionError("unreachable")
-
-    def delay(self, attempt: int, retry_after: str | None) -> float:
-        d = min(30.0, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)
-        if retry_after:
-            try:
-                d = max(d, min(60.0, float(retry_after)))
-            except ValueError:
-                pass  # an HTTP date: keep the exponential delay
-        return d
-
-    def call(self, method: str, path: str, payload: dict[str, Any] | None,
-             *, retries: int | None = None, retry_connect: bool = True) -> dict[str, Any]:
-        """JSON in, JSON out. Raises DetectorUnavailable (server unreachable, refusing, or still
-        busy after the retries) or InputError (the server rejected this request)."""
-        body = None if payload is None else json.dumps(payload).encode("utf-8")
-        retries = self.retries if retries is None else retries
-        attempt = 0
-        while True:
-            retry_after = None
-            try:
-                status, headers, data = self.roundtrip(method, path, body)
-            except _Cancelled:
-                raise DetectorUnavailable(f"requests to {self.display} were cancelled") from None
-            except (OSError, http.client.HTTPException) as exc:
-                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if isinstance(exc, TimeoutError):
-                    why = f"no answer within {self.timeout:g} s (--request-timeout)"
-                if not retry_connect or attempt >= retries:
-                    tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise DetectorUnavailable(f"cannot reach the server at {self.display}{tries}: {why}") from None
-                last = why
-            else:
-                if status == 200:
-                    try:
-                        obj = json.loads(data)
-                    except (UnicodeDecodeError, json.JSONDecodeError):
-                        raise DetectorUnavailable(
-                            f"{self.display}{path} answered HTTP 200 with something that is not JSON: "
-                            f"{self.scrub(data[:200].decode('utf-8', 'replace'))}") from None
-                    if not isinstance(obj, dict):
-                        raise DetectorUnavailable(f"{self.display}{path} answered JSON that is not an object")
-                    return obj
-                message = self.scrub(_error_message(data))
-                last = f"HTTP {status}: {message}"
-                retry_after = headers.get("retry-after")
-                if status not in RETRY_STATUSES or attempt >= retries:
-                    raise self._status_error(status, path, message, attempt)
-            if self.cancelled.wait(self.delay(attempt, retry_after)):
-                raise DetectorUnavailable(f"requests to {self.display} were cancelled (last: {last})")
-            attempt += 1
-
-    def _status_error(self, status: int, path: str, message: str, attempt: int) -> Exception:
-        tries = f" (after {attempt + 1} attempts)" if attempt else ""
-        where = f"{self.display}{path}"
-        if status in (401, 403):
-            return DetectorUnavailable(
-                f"{where} refused the request (HTTP {status}: {message}): set the API key in the environment "
-                "variable that --api-key-env names (default FAKESCOPE_API_KEY)")
-        if status == 404:
-            return DetectorUnavailable(f"{where} not found (HTTP 404: {message}): check --url and --model")
-        if status in UNAVAILABLE_STATUSES:
-            return DetectorUnavailable(f"{where} is unavailable: HTTP {status}{tries}: {message}")
-        return InputError(f"the server rejected the request: HTTP {status}{tries}: {message}", "detector-error")
-
-
-def _error_message(data: bytes) -> str:
-    text = data[:4000].decode("utf-8", "replace")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError:
-        return text or "(empty answer)"
-    if isinstance(obj, dict):
-        err = obj.get("error", obj)
-        if isinstance(err, dict):
-            msg = err.get("message") or err.get("detail")
-            if isinstance(msg, str):
-                return msg
-        for key in ("message", "detail"):
-            if isinstance(obj.get(key), str):
-                return obj[key]
-    return text
-
-
-# ---------------------------------------------------------------------------------------------
 # The detector
 
 
@@ -406,28 +166,27 @@ def png_data_url(media: Media, max_pixels: int | None = None) -> str:
     decompression-bomb guards have run here, and no metadata (EXIF GPS, XMP, C2PA) leaves the
     machine. compress_level 1: the PNG is transient and speed matters more than its size.
     """
-    img = media.rgb()
-    if max_pixels is not None and img.width * img.height > max_pixels:
-        scale = (max_pixels / (img.width * img.height)) ** 0.5
-        img = img.resize((max(28, int(img.width * scale)), max(28, int(img.height * scale))), resample=3)
+    img = fit_image(media.rgb(), max_pixels)
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def load_manifest_file(path: str | os.PathLike[str]) -> Protocol:
+def load_manifest_file(path: str | os.PathLike[str]) -> PromptProtocol:
     """A `fakescope.json` given by path (it need not sit beside local weights)."""
     return read_manifest(path, label=f"--manifest {path}")
 
 
-class ServerDetector:
-    """Detector protocol over an OpenAI-compatible server that returns logprobs."""
+class ServerDetector(MultimodalDetector):
+    """The FakeScope protocol over an OpenAI-compatible server that returns logprobs. The weights
+    live on the server (no weights_sha256 here), which also renders its own chat template."""
 
     id = "server"
-    weights_sha256: str | None = None  # the weights live on the server: not known here
+    extra = None  # the standard library only
     # The scan engine may call analyze() from this many threads at once (the default of --jobs):
     # the time goes into waiting for the server, which batches concurrent requests itself.
     parallel_requests = DEFAULT_PARALLEL
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -469,13 +228,17 @@ class ServerDetector:
         api_key = os.environ.get(api_key_env) or None
         if api_key is None and api_key_env != DEFAULT_API_KEY_ENV:
             raise DetectorUnavailable(f"--api-key-env {api_key_env}: that environment variable is not set")
-        self.protocol: Protocol = load_manifest_file(manifest) if manifest is not None else Protocol()
-        self.attributes = attributes
-        self.explain = explain
-        self.max_tokens = max_tokens
+        self.setup_protocol(load_manifest_file(manifest) if manifest is not None else PromptProtocol(),
+                            attributes=attributes, explain=explain, max_tokens=max_tokens)
+        if (self.protocol.answer_prefix is not None or self.protocol.prompt_format != "chat"
+                or self.protocol.answer_marker is not None):
+            # A chat-completions server renders its own template and starts the answer itself.
+            raise DetectorUnavailable(
+                f"--manifest {manifest}: answer_prefix, answer_marker and prompt_format raw need a local backend (hf or gguf); "
+                "the server applies its own chat template and starts the answer itself")
         self.top_logprobs = int(top_logprobs)
         self.api_key_env = api_key_env
-        self.http = _Http(url, api_key, float(request_timeout), max(0, int(retries)), backoff)
+        self.http = Http(url, api_key, float(request_timeout), max(0, int(retries)), backoff)
         self.url = self.http.display
         self.model, self.server_models = self._pick_model(model)
         self.version = self.model
@@ -530,18 +293,12 @@ class ServerDetector:
             body["stream"] = True
         return body
 
-    def image_url(self, media: Media) -> str:
-        return png_data_url(media, self.protocol.max_image_pixels)
+    def prepare_image(self, media: Media) -> str:
+        """The image as the server takes it: a PNG data URL of the decoded, size-limited pixels."""
+        return png_data_url(media, self.image_pixel_limit())
 
     def _messages(self, image_url: str, prompt: str) -> list[dict[str, Any]]:
-        msgs: list[dict[str, Any]] = []
-        if self.protocol.system_prompt:
-            msgs.append({"role": "system", "content": self.protocol.system_prompt})
-        msgs.append({"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": image_url}},
-            {"type": "text", "text": prompt},
-        ]})
-        return msgs
+        return self.chat_messages(prompt, {"type": "image_url", "image_url": {"url": image_url}}, plain_system=True)
 
     def _probe(self, image_url: str, prompt: str) -> tuple[TopLogprobScore, str | None]:
         answer = self.http.call("POST", "/chat/completions", self._body(self._messages(image_url, prompt), logprobs=True))
@@ -555,81 +312,56 @@ class ServerDetector:
             pass
         return score_top_logprobs(top, self.protocol.label_words), first if isinstance(first, str) else None
 
-    # ------------------------------------------------------------------------------ public API
+    def score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[ImageScores]:
+        return [self._score_image(url, probes) for url in images]
 
-    def analyze(self, media: Media) -> DetectorResult:
-        image_url = self.image_url(media)
-        probes = self.protocol.probes(self.attributes)
+    def _score_image(self, image_url: str, probes: list[tuple[str, str]]) -> ImageScores:
+        """One request per probe. An aspect whose answer holds no label word is left unscored (absent,
+        not guessed); the detection probe's failure is the file's."""
         detect, first_token = self._probe(image_url, probes[0][1])
-        cal = self.protocol.calibration
-        with np.errstate(all="ignore"):  # a label at -inf gives p 0 or 1 exactly; no warning on stderr
-            sc = score_label_logits([[detect.z_fake]], [[detect.z_real]], cal)
-        attrs: dict[str, float] | None = None
-        unscored: dict[str, str] = {}
+        out = ImageScores([(detect.z_fake, detect.z_real)])
         bounded: dict[str, str] = {}
-        if len(probes) > 1:
-            attrs = {}
-            for key, prompt in probes[1:]:
-                try:
-                    s, _ = self._probe(image_url, prompt)
-                except InputError as exc:
-                    if exc.code != "detector-error":
-                        raise
-                    unscored[key] = exc.message  # an aspect without a score is absent, not guessed
-                    continue
-                with np.errstate(all="ignore"):
-                    attrs[key] = float(score_label_logits([[s.z_fake]], [[s.z_real]], cal).p_fake[0])
-                if s.bounded:
-                    bounded[key] = s.bounded
-        explanation = self.ask(media, self.protocol.explain_prompt, image_url=image_url) if self.explain else None
-        raw: dict[str, Any] = {
-            "backend": "server",
-            "model": self.model,
-            "protocol": self.protocol.version,
-            "p_fake": float(sc.p_fake[0]),
-            "p_fake_uncalibrated": float(sc.p_fake_raw[0]),
-            "z_fake": detect.z_fake,
-            "z_real": detect.z_real,
-            "top_logprobs": self.top_logprobs,
-            "label_tokens": detect.matched,
-            "first_token": first_token,
-        }
+        for key, prompt in probes[1:]:
+            try:
+                s, _ = self._probe(image_url, prompt)
+            except InputError as exc:
+                if exc.code != "detector-error":
+                    raise
+                out.z.append(None)
+                out.unscored[key] = exc.message
+                continue
+            out.z.append((s.z_fake, s.z_real))
+            if s.bounded:
+                bounded[key] = s.bounded
+        out.raw = {"top_logprobs": self.top_logprobs, "label_tokens": detect.matched, "first_token": first_token}
         if detect.bounded:
-            raw["bounded_label"] = detect.bounded
+            out.raw["bounded_label"] = detect.bounded
         if bounded:
-            raw["attributes_bounded"] = bounded
-        if unscored:
-            raw["attributes_unscored"] = unscored
-        if explanation is not None:
-            raw["explanation_verdict"] = verdict_from_explanation(explanation)
-        p_fake, attrs, raw = finite_result(
-            float(sc.p_fake[0]), attrs, raw,
-            why=f"the server's label-word log-probabilities are not usable (z_fake {detect.z_fake}, "
-                f"z_real {detect.z_real})")
-        return DetectorResult(p_fake=p_fake, attributes=attrs, explanation=explanation, raw=raw)
+            out.raw["attributes_bounded"] = bounded
+        return out
 
-    def ask(self, media: Media, question: str, stream_callback: StreamCallback | None = None,
-            max_tokens: int | None = None, *, image_url: str | None = None) -> str:
-        """A free-form greedy (temperature 0) answer about one image."""
-        if not question or not question.strip():
-            raise InputError("the question is empty", "usage")
-        url = image_url or self.image_url(media)
-        body = self._body(self._messages(url, question), logprobs=False, max_tokens=max_tokens or self.max_tokens)
+    def generate(self, image: str, prompt: str, callback: StreamCallback | None, max_tokens: int) -> str:
+        """A free-form greedy (temperature 0) answer, handed to `callback` whole when it arrives."""
+        body = self._body(self._messages(image, prompt), logprobs=False, max_tokens=max_tokens)
         text = _message_text(self.http.call("POST", "/chat/completions", body))
-        if stream_callback is not None and text:
-            stream_callback(text)
+        if callback is not None and text:
+            callback(text)
         return text
 
-    def advise(self, media: Media, stream_callback: StreamCallback | None = None, max_tokens: int | None = None) -> str:
-        return self.ask(media, self.protocol.advise_prompt, stream_callback, max_tokens)
+    # ------------------------------------------------------------------------------ results
+
+    def result_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"model": self.model}, {}
+
+    def nonfinite_reason(self, z_fake: float, z_real: float) -> str:
+        return f"the server's label-word log-probabilities are not usable (z_fake {z_fake}, z_real {z_real})"
 
     def cancel(self) -> None:
         """Stop in-flight and future requests (the scan is ending early)."""
         self.http.cancel()
 
-    def describe(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "backend": "server",
             "url": self.url,
             "model": self.model,
             "protocol": self.protocol.version,

@@ -1,4 +1,4 @@
-"""The record's JSON Schema (draft 2020-12), shipped in the package.
+"""The record's JSON Schema (draft 2020-12), shipped in the package, and the checkpoint manifest's.
 
 `load_record_schema()` needs nothing beyond the standard library. `validate_record()` uses the
 `jsonschema` package, a test dependency that the CLI never needs at run time; it is imported only
@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 RECORD_SCHEMA_FILE = "record.schema.json"
+MANIFEST_SCHEMA_FILE = "manifest.schema.json"  # a checkpoint's fakescope.json (protocol.py validates it)
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,3 +60,9 @@ def validate_record(record: Any) -> None:
     error = best_match(validator.iter_errors(record))
     if error is not None:
         raise error
+
+
+def load_manifest_schema() -> dict[str, Any]:
+    """The schema of a checkpoint's fakescope.json."""
+    schema: dict[str, Any] = json.loads(resources.files(__name__).joinpath(MANIFEST_SCHEMA_FILE).read_text(encoding="utf-8"))
+    return schema

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import Detector, DetectorResult
 from fakescope_cli.errors import InputError
 
 
-class BatchDetector:
+class BatchDetector(Detector):
     id = "test-batch"
+    runs_in_process = True  # declared, so the engine batches here instead of starting workers
     version = "1"
     weights_sha256 = None
 

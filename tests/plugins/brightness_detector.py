@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import Detector, DetectorInfo, DetectorResult
 
 
-class BrightnessDetector:
+class BrightnessDetector(Detector):
     id = "test-brightness"
     version = "1"
     weights_sha256 = None
@@ -27,8 +27,8 @@ class BrightnessDetector:
             self.gain = float(json.loads(raw)["gain"])
             self.protocol += "+manifest." + hashlib.sha256(raw).hexdigest()[:12]
 
-    def describe(self) -> dict:
-        return {"protocol": self.protocol}
+    def describe(self) -> DetectorInfo:
+        return DetectorInfo(self.id, self.version, self.weights_sha256, details={"protocol": self.protocol})
 
     def analyze(self, media):
         mean = float(np.asarray(media.rgb(), dtype=np.float64).mean() / 255.0)

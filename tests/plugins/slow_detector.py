@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import time
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import Detector, DetectorResult
 
 
-class SlowDetector:
+class SlowDetector(Detector):
     id = "test-slow"
     version = "1"
     weights_sha256 = None

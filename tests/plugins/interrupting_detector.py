@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import Detector, DetectorResult
 
 
-class InterruptingDetector:
+class InterruptingDetector(Detector):
     id = "test-interrupting"
     version = "1"
     weights_sha256 = None

@@ -37,8 +37,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakescope_cli.errors import InputError
 from fakescope_cli.evidence.base import EvidenceItem, Signal
-from fakescope_cli.evidence.xmp import dst_code, dst_signal, match_ai_tool, match_editor
+from fakescope_cli.evidence.source_types import dst_code, dst_meaning, dst_signal
+from fakescope_cli.evidence.tools import match_ai_tool, match_editor
 from fakescope_cli.media import Media
 
 NEEDS_PIXELS = False
@@ -180,7 +182,7 @@ def has_manifest_marker(data: bytes, fmt: str | None = None) -> bool:
 # --- library access -----------------------------------------------------------------------------
 
 _ctx_lock = threading.Lock()
-_ctx: tuple[int, Any] | None = None
+_ctx: tuple[tuple[int, str], Any, list[dict[str, Any]]] | None = None
 
 
 def _reset_after_fork() -> None:
@@ -198,18 +200,39 @@ def _library() -> Any:
     return importlib.import_module("c2pa")  # the library, not this module
 
 
+def _settings(trust: dict[str, Any]) -> dict[str, Any]:
+    """The user's trust settings with the offline switches laid over them (they always win)."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in trust.items()}
+    for section, values in OFFLINE_SETTINGS.items():
+        merged[section] = {**(merged.get(section) if isinstance(merged.get(section), dict) else {}), **values}
+    return merged
+
+
 def offline_context(lib: Any) -> Any:
-    """One offline Context per process."""
+    """One offline Context per process (and per trust configuration, see c2pa_trust)."""
     global _ctx
-    pid = os.getpid()
+    from fakescope_cli.evidence import c2pa_trust
+
+    try:
+        trust, used = c2pa_trust.configured()
+    except c2pa_trust.TrustConfigError as exc:
+        raise InputError(str(exc), "c2pa-trust") from None
+    key = (os.getpid(), json.dumps(used, sort_keys=True))
     with _ctx_lock:
-        if _ctx is None or _ctx[0] != pid:
+        if _ctx is None or _ctx[0] != key:
+            settings = _settings(trust)
             try:
-                ctx = lib.Context.from_dict(OFFLINE_SETTINGS)
+                ctx = lib.Context.from_dict(settings)
             except lib.C2paError:  # a build that does not know the host list: the fetch switches suffice
-                ctx = lib.Context.from_dict({"verify": OFFLINE_SETTINGS["verify"]})
-            _ctx = (pid, ctx)
+                settings["core"] = {k: v for k, v in settings.get("core", {}).items() if k != "allowed_network_hosts"}
+                ctx = lib.Context.from_dict({k: v for k, v in settings.items() if v})
+            _ctx = (key, ctx, used)
         return _ctx[1]
+
+
+def trust_lists_used() -> list[dict[str, Any]]:
+    """The trust lists of the current context (empty when none is configured)."""
+    return list(_ctx[2]) if _ctx is not None else []
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -336,15 +359,8 @@ class _Store:
         for value, where in assertion_dsts:
             if dst_signal(value) == "ai":
                 return _Verdict("ai", [f"{where} declares {dst_code(value)}"])
-        action_dsts = [(a, a["digitalSourceType"]) for a in actions if isinstance(a.get("digitalSourceType"), str)]
-        composite = list(dict.fromkeys(f"{a['action']} as {dst_code(dst)}{who(a)}"
-                                       for a, dst in action_dsts if dst_signal(dst) == "ai-edited"))
-        if composite:
-            return _Verdict("ai-edited", composite)
-        for value, where in assertion_dsts:
-            if dst_signal(value) == "ai-edited":
-                return _Verdict("ai-edited", [f"{where} declares {dst_code(value)}"])
-
+        # The origin decides: an image a trained model created stays AI-generated however it was
+        # edited later; only a non-AI origin changed with generative tools is ai-edited.
         # Ingredients that carry their own manifests.
         ingredients: list[tuple[dict[str, Any], _Verdict | None]] = []
         for ing in m.get("ingredients") or []:
@@ -355,13 +371,25 @@ class _Store:
             ingredients.append((ing, sub))
         parent = next(((i, v) for i, v in ingredients if i.get("relationship") == "parentOf"), None)
         with_manifest = [(i, v) for i, v in ingredients if v is not None]
-        if parent is None and not created and not edits and len(with_manifest) == 1:
-            parent = with_manifest[0]  # a re-signing/conversion step: its one ingredient is the origin
+        opened = any(a["action"] == "c2pa.opened" for a in actions)
+        if parent is None and not created and (opened or not edits) and len(with_manifest) == 1:
+            # The one ingredient with a manifest is the origin: the file opened (Photoshop lists a
+            # Firefly image it opened as componentOf), or a re-signing/conversion step.
+            parent = with_manifest[0]
         parent_v = parent[1] if parent else None
         parent_name = f"ingredient '{_text(parent[0].get('title')) or '?'}'" if parent else ""
 
         if parent_v is not None and parent_v.signal == "ai" and not created:
-            return _Verdict("ai", [f"derived from AI-generated {parent_name}"] + parent_v.reasons)
+            return _Verdict("ai", [f"made from AI-generated {parent_name}, later edited"] + parent_v.reasons)
+        action_dsts = [(a, a["digitalSourceType"]) for a in actions if isinstance(a.get("digitalSourceType"), str)]
+        composite = list(dict.fromkeys(f"{a['action']} as {dst_code(dst)}{who(a)}"
+                                       for a, dst in action_dsts if dst_signal(dst) == "ai-edited"))
+        if composite:
+            return _Verdict("ai-edited", composite)
+        for value, where in assertion_dsts:
+            if dst_signal(value) == "ai-edited":
+                return _Verdict("ai-edited", [f"{where} declares {dst_code(value)}"])
+
         for a, dst in action_dsts:
             if a["action"] not in CREATED and dst_signal(dst) == "ai":
                 return _Verdict("ai-edited", [f"{a['action']} as {dst_code(dst)}{who(a)}"])
@@ -407,44 +435,10 @@ class _Store:
             return _Verdict("editor", [f"derived from edited {parent_name}"] + parent_v.reasons)
         if created:
             dst = created[0].get("digitalSourceType")
-            return _Verdict("none", [f"c2pa.created as {dst_code(dst) if isinstance(dst, str) else 'no source type'}"])
+            if not isinstance(dst, str):
+                return _Verdict("none", ["c2pa.created with no source type"])
+            return _Verdict("none", [f"c2pa.created as {dst_code(dst)}: {dst_meaning(dst)}"])
         return _Verdict("none", [])
-
-
-def _status_entries(entries: Any) -> list[dict[str, Any]]:
-    out = []
-    for e in entries if isinstance(entries, list) else []:
-        if isinstance(e, dict) and isinstance(e.get("code"), str):
-            out.append({"code": _text(e["code"]), "explanation": _text(e.get("explanation")),
-                        "url": _text(e.get("url"))})
-    return out
-
-
-def _validation(store: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
-    """(state, failures, informational codes) over the active manifest and its ingredients."""
-    failures = _status_entries(store.get("validation_status"))
-    informational: list[str] = []
-    results = store.get("validation_results")
-    if isinstance(results, dict):
-        blocks = [results.get("activeManifest")]
-        for delta in results.get("ingredientDeltas") or []:
-            if isinstance(delta, dict):
-                blocks.append(delta.get("validationDeltas"))
-        for block in blocks:
-            if isinstance(block, dict):
-                failures += _status_entries(block.get("failure"))
-                informational += [e["code"] for e in _status_entries(block.get("informational"))]
-    seen: set[tuple[Any, Any]] = set()
-    unique = []
-    for f in failures:
-        key = (f["code"], f["url"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    state = store.get("validation_state")
-    if not isinstance(state, str):
-        state = "Invalid" if any(f["code"] != UNTRUSTED for f in unique) else "Valid"
-    return state, unique, sorted(set(filter(None, informational)))
 
 
 def _chain_order(st: _Store, active_label: str | None) -> list[str]:
@@ -505,6 +499,133 @@ def _chain_details(
     return actions, dsts, ingredients
 
 
+def _status_entries(entries: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in entries if isinstance(entries, list) else []:
+        if isinstance(e, dict) and isinstance(e.get("code"), str):
+            out.append({"code": _text(e["code"]), "explanation": _text(e.get("explanation")),
+                        "url": _text(e.get("url"))})
+    return out
+
+
+# Validation outcome classes (C2PA 2.x "Validation" status codes; CAWG identity 1.x):
+#   integrity   — the library confirms a broken signature or binding: tampering or corruption
+#   trust       — the signer's credential is untrusted, expired or revoked: who signed, not what
+#   not-checked — a check that needs the network (DID resolution, OCSP, a remote manifest); offline
+#                 it did not run, which is neither a pass nor a failure
+# Success codes are never failures; codes no class names are integrity failures (the library listed
+# them as failures, and it knows better than a guess).
+_TRUST_PREFIXES = ("signingcredential.", "cawg.x509.credential.", "timestamp.untrusted",
+                   "timestamp.outsidevalidity")
+_NOT_CHECKED = re.compile(r"(did_unavailable|unavailable|ocsp\.(skipped|inaccessible)|inaccessible|"
+                          r"remote|\.fetch)", re.IGNORECASE)
+_SUCCESS = re.compile(r"\.(match|validated|trusted|insidevalidity|notrevoked|success)$", re.IGNORECASE)
+# Informational wherever it is listed: an ingredient without a manifest of its own.
+_INFORMATIONAL = frozenset({"ingredient.unknownprovenance"})
+OUTCOME_CLASSES = ("integrity", "trust", "not-checked")
+
+
+def outcome_class(code: str) -> str | None:
+    """'integrity', 'trust', 'not-checked', or None for a success code."""
+    low = code.lower()
+    if _SUCCESS.search(low) or low in _INFORMATIONAL:
+        return None
+    if _NOT_CHECKED.search(low):
+        return "not-checked"
+    if low.startswith(_TRUST_PREFIXES):
+        return "trust"
+    return "integrity"
+
+
+def _manifest_label(url: str | None) -> str | None:
+    """'self#jumbf=/c2pa/adobe:urn:uuid:…/c2pa.signature' → 'adobe:urn:uuid:…'."""
+    if not url or "/c2pa/" not in url:
+        return None
+    return url.split("/c2pa/", 1)[1].split("/", 1)[0] or None
+
+
+class _Validation:
+    """Every validation status the library reports, on the active manifest and on each ingredient,
+    each with its class and where it sits."""
+
+    def __init__(self, store: dict[str, Any], st: _Store, active_label: str | None) -> None:
+        self.state = store.get("validation_state")
+        self.entries: list[dict[str, Any]] = []
+        self.contradicted: list[dict[str, Any]] = []
+        self._seen: set[tuple[Any, Any]] = set()
+        self._where = self._places(st, active_label)
+        results = store.get("validation_results") if isinstance(store.get("validation_results"), dict) else {}
+        active = results.get("activeManifest") if isinstance(results.get("activeManifest"), dict) else {}
+        successes = {(e["code"], e["url"]) for e in _status_entries(active.get("success"))}
+        for block in [active] + [d.get("validationDeltas") for d in results.get("ingredientDeltas") or []
+                                 if isinstance(d, dict)]:
+            if isinstance(block, dict):
+                self._add_all(block.get("failure"), successes)
+                # Informational codes are not failures; of them only the checks that could not run
+                # offline (OCSP skipped) are reported, as not checked.
+                for e in _status_entries(block.get("informational")):
+                    if outcome_class(e["code"]) == "not-checked":
+                        self._add(e, successes)
+        self._add_all(store.get("validation_status"), successes)
+        # Failures the library records on an ingredient (its own validation_status) are not always in
+        # the top-level list: c2pa-rs keeps a bad ingredient signature there only.
+        for label in _chain_order(st, active_label):
+            for ing in st.manifests[label].get("ingredients") or []:
+                if isinstance(ing, dict):
+                    where = f"ingredient '{_text(ing.get('title')) or '?'}'"
+                    self._add_all(ing.get("validation_status"), successes, where)
+                    sub = ing.get("validation_results")
+                    if isinstance(sub, dict) and isinstance(sub.get("activeManifest"), dict):
+                        self._add_all(sub["activeManifest"].get("failure"), successes, where)
+
+    @staticmethod
+    def _places(st: _Store, active_label: str | None) -> dict[str, str]:
+        places: dict[str, str] = {}
+        if isinstance(active_label, str):
+            places[active_label] = "active manifest"
+        for label in _chain_order(st, active_label):
+            for ing in st.manifests[label].get("ingredients") or []:
+                ref = ing.get("active_manifest") if isinstance(ing, dict) else None
+                if isinstance(ref, str):
+                    places.setdefault(ref, f"ingredient '{_text(ing.get('title')) or '?'}'")
+        return places
+
+    def _add_all(self, entries: Any, successes: set[tuple[Any, Any]], where: str | None = None) -> None:
+        for e in _status_entries(entries):
+            self._add(e, successes, where)
+
+    def _add(self, e: dict[str, Any], successes: set[tuple[Any, Any]], where: str | None = None) -> None:
+        cls = outcome_class(e["code"])
+        key = (e["code"], e["url"])
+        if cls is None or key in self._seen:
+            return
+        self._seen.add(key)
+        label = _manifest_label(e["url"])
+        e["where"] = where or self._where.get(label or "", f"manifest {label}" if label else "the manifest store")
+        e["class"] = cls
+        # The library's own codes disagree (Truepic: dataHash.mismatch and dataHash.match on the same
+        # assertion): report its words, do not call it tampering.
+        if cls == "integrity" and e["code"].endswith(".mismatch") \
+                and (e["code"][: -len("mismatch")] + "match", e["url"]) in successes:
+            e["class"] = "contradicted"
+            self.contradicted.append(e)
+        self.entries.append(e)
+
+    def of(self, cls: str) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["class"] == cls]
+
+    @property
+    def outcome(self) -> str:
+        """integrity-failure, inconclusive (only contradicting codes), trusted, or valid."""
+        if self.of("integrity"):
+            return "integrity-failure"
+        if self.contradicted:
+            return "inconclusive"
+        if self.state == "Trusted" and not self.of("trust"):
+            return "trusted"
+        return "valid"
+
+
 _LEADS = {
     "ai": "Content Credentials declare the image AI-generated",
     "ai-edited": "Content Credentials declare an edit with generative AI",
@@ -514,35 +635,87 @@ _LEADS = {
 }
 
 
+def _codes(entries: list[dict[str, Any]], limit: int = 3) -> str:
+    codes = list(dict.fromkeys(f"{e['code']}" for e in entries))
+    return ", ".join(codes[:limit]) + (" …" if len(codes) > limit else "")
+
+
+def _integrity_sentence(entries: list[dict[str, Any]]) -> str:
+    """What the integrity failures are and where they sit: "an ingredient's signature is invalid …"."""
+    by_place: dict[str, list[str]] = {}
+    for e in entries:
+        by_place.setdefault(e["where"], []).append(e["code"].lower())
+    parts = []
+    for where, codes in by_place.items():
+        if any(c.startswith("claimsignature.") for c in codes):
+            what = "signature is invalid"
+        elif any(c.endswith("hash.mismatch") and not c.startswith("assertion.hasheduri") for c in codes):
+            what = "content no longer matches its signed hash (bytes changed after signing)"
+        elif any(c.endswith(".mismatch") for c in codes):
+            what = "signed assertions do not match their hashes"
+        else:
+            what = "manifest fails validation"
+        if where == "active manifest":
+            parts.append(f"the {what.replace('signature', 'manifest signature', 1) if what.startswith('signature') else what}")
+        elif where.startswith("ingredient "):
+            parts.append(f"an ingredient's {what} ({where})")
+        else:
+            parts.append(f"{where}: {what}")
+    return "; ".join(parts)
+
+
+def _store_validation_only(store: dict[str, Any], st: _Store, summary: str) -> EvidenceItem:
+    """A store whose active manifest the library could not load: keep its state and codes."""
+    active_label = store.get("active_manifest")
+    check = _Validation(store, st, active_label if isinstance(active_label, str) else None)
+    state = check.state if isinstance(check.state, str) else None
+    details: dict[str, Any] = {"manifest_count": len(st.manifests), "unreadable": True,
+                               "active_manifest": _text(active_label) if isinstance(active_label, str) else None,
+                               "validation_state": state, "validation_outcome": check.outcome,
+                               "validation_failures": check.entries[:MAX_LIST]}
+    words = [f"{e['code']} ({e['explanation']})" if e.get("explanation") else e["code"]
+             for e in check.of("integrity")]
+    if words:
+        summary += f"; the library reports validation {state or 'failures'}: " + ", ".join(words[:3])
+    return EvidenceItem(SOURCE, "none", summary[:600], details)
+
+
 def assess_store(store: dict[str, Any]) -> EvidenceItem:
     """The evidence item for one manifest store as c2pa-python's Reader.json() gives it."""
     st = _Store(store)
     active_label = store.get("active_manifest")
     if not isinstance(active_label, str) or active_label not in st.manifests:
-        return EvidenceItem(SOURCE, "none", "C2PA manifest store has no readable active manifest",
-                            {"manifest_count": len(st.manifests), "unreadable": True})
+        return _store_validation_only(store, st, "C2PA manifest store has no readable active manifest")
     active = st.manifests[active_label]
     verdict = st.judge(active_label)
-    state, failures, informational = _validation(store)
-    valid = state in ("Valid", "Trusted")
-    hard = [f for f in failures if f["code"] != UNTRUSTED]
+    check = _Validation(store, st, active_label)
+    state = check.state if isinstance(check.state, str) else (
+        "Invalid" if check.of("integrity") else "Valid")
+    outcome = check.outcome
+    valid = outcome in ("valid", "trusted")
+    integrity, trust, not_checked = check.of("integrity"), check.of("trust"), check.of("not-checked")
     signal = verdict.signal
     reasons = list(verdict.reasons)
     if signal == "camera" and not valid:
         signal = "none"
-        reasons.insert(0, "declares a camera capture, but the manifest fails validation")
+        reasons.insert(0, "declares a camera capture, but the manifest fails validation"
+                       if outcome == "integrity-failure" else
+                       "declares a camera capture, but the library's validation codes contradict each other")
 
     sig = active.get("signature_info") if isinstance(active.get("signature_info"), dict) else {}
     signer = {k: _text(sig.get(k)) for k in ("issuer", "common_name", "alg", "cert_serial_number") if sig.get(k)}
     actions, dsts, ingredients = _chain_details(st, active_label)
-    truncated = len(failures) > MAX_LIST or len(actions) > MAX_LIST or len(dsts) > MAX_LIST \
+    truncated = len(check.entries) > MAX_LIST or len(actions) > MAX_LIST or len(dsts) > MAX_LIST \
         or len(ingredients) > MAX_LIST
+    untrusted = any(e["code"] == UNTRUSTED for e in trust)
     details: dict[str, Any] = {
         "validation_state": state,
+        "validation_outcome": outcome,
         "valid": valid,
-        "validation_failures": failures[:MAX_LIST],
-        "validation_informational": informational[:MAX_LIST],
-        "signer_untrusted": any(f["code"] == UNTRUSTED for f in failures),
+        "validation_failures": check.entries[:MAX_LIST],
+        "validation_informational": sorted({e["code"] for e in not_checked})[:MAX_LIST],
+        "signer_untrusted": untrusted,
+        "trust_lists": trust_lists_used(),
         "active_manifest": _text(active_label),
         "claim_generator": _text(active.get("claim_generator")) if active.get("claim_generator") else None,
         "claim_generator_info": _generator_info(active),
@@ -561,11 +734,9 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
 
     claims = "; ".join(reasons[:3])
     failure = None
-    codes = list(dict.fromkeys(f["code"] for f in hard)) or [state]
-    if not valid:
-        changed = any(c.lower().endswith("hash.mismatch") for c in codes)
-        failure = (f"({', '.join(codes[:3])}" + (" …" if len(codes) > 3 else "") + ")"
-                   + (": the file's bytes changed after signing" if changed else ""))
+    codes = list(dict.fromkeys(e["code"] for e in integrity)) or [state]
+    if integrity:
+        failure = f"({_codes(integrity)}): {_integrity_sentence(integrity)}"
     parts: list[str]
     if failure is not None and signal in ("ai", "ai-edited"):
         # The claim is what decides the verdict, so it leads; the failure follows at once, kept
@@ -588,13 +759,27 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     if details["signing_time"]:
         who += f" at {details['signing_time']}"
     parts.append(who)
-    check = f"validation {state}"
-    if hard:
-        codes = list(dict.fromkeys(f["code"] for f in hard))
-        check += ": " + ", ".join(codes[:6]) + (" …" if len(codes) > 6 else "")
-    if details["signer_untrusted"]:
-        check += "; signer not on a configured trust list"
-    parts.append(check)
+    check_words = f"validation {state}"
+    if integrity:
+        check_words += ": " + _codes(integrity, 6)
+    elif state == "Invalid" and not check.contradicted:
+        check_words += " by the library's count, from trust or offline-only checks alone (no tampering found)"
+    parts.append(check_words)
+    for e in check.contradicted:
+        # The library's own words, not a sentence it did not say.
+        parts.append(f"the library reports both {e['code'][: -len('mismatch')]}match and {e['code']}"
+                     + (f" ('{e['explanation']}')" if e.get("explanation") else "")
+                     + "; not counted as tampering")
+    other_trust = [e for e in trust if e["code"] != UNTRUSTED]
+    if other_trust:
+        parts.append(f"signer credential problem, not tampering: {_codes(other_trust)}")
+    if untrusted:
+        parts.append("signer not on a configured trust list" if details["trust_lists"]
+                     else "signer not checked against a trust list (none configured)")
+    elif outcome == "trusted":
+        parts.append("signer trusted by " + ", ".join(t.get("file", "?") for t in details["trust_lists"]))
+    if not_checked:
+        parts.append(f"not checked offline: {_codes(not_checked)}")
     return EvidenceItem(SOURCE, signal, "; ".join(parts), details, strong=signal in ("ai", "ai-edited"))
 
 

@@ -815,7 +815,8 @@ def read(media: Media) -> list[EvidenceItem]:
             url = re.search(r"https?://[^\s\"'<>]+", str(exc))
             where = url.group(0) if url else "a remote URL"
             return [_unreadable(f"Content Credentials are referenced at {where}; not fetched "
-                                "(fakescope reads offline)", exc, remote_manifest=_text(where))]
+                                "(fakescope reads offline), so not checked", exc, remote_manifest=_text(where),
+                                validation_outcome="not-checked")]
         return [_unreadable(f"C2PA data present but cannot be read: {str(exc)[:200]}", exc)]
     except Exception as exc:  # native layer on hostile bytes: report, never crash the scan
         return [_unreadable(f"C2PA reader failed: {type(exc).__name__}: {str(exc)[:200]}", exc)]

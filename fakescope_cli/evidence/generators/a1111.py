@@ -47,13 +47,30 @@ def parse_infotext(text: str) -> tuple[str, str, dict[str, str]] | None:
 def tool_from_version(version: str | None, default: str = "AUTOMATIC1111") -> str:
     if not version:
         return default
-    if version.lower().startswith("fooocus"):
+    low = version.strip().lower()
+    if low.startswith("fooocus"):
         return "Fooocus"
-    if re.match(r"f\d+\.\d+", version):  # Forge tags its builds "f<forge>v<a1111>"
+    if low in ("classic", "neo"):  # Forge Classic / Forge Neo write their branch as the version
+        return f"Stable Diffusion WebUI Forge {low.title()}"
+    if re.match(r"f\d+\.\d+", low):  # Forge tags its builds "f<forge>v<a1111>"
         return "Stable Diffusion WebUI Forge"
-    if version.lower().startswith("comfyui"):
+    if low.startswith("comfyui"):
         return "ComfyUI"
+    if re.fullmatch(r"[0-9a-f]{7,40}", low):  # SD.Next writes its git commit as the version
+        return "SD.Next"
     return default
+
+
+def tool_from_infotext(pairs: dict[str, str]) -> str:
+    """The tool an infotext's parameters line names (or betrays)."""
+    app = pairs.get("App", "")
+    if "sd.next" in app.lower() or "sdnext" in app.lower():
+        return "SD.Next"
+    version = pairs.get("Version")
+    if not version and "CFG Scale" in pairs and "CFG scale" not in pairs:
+        # ComfyUI's SaveImageWithMetaData node writes A1111-style text, but "CFG Scale" and no Version.
+        return "ComfyUI (SaveImageWithMetaData)"
+    return tool_from_version(version)
 
 
 def fill_from_infotext(finding: Finding, parsed: tuple[str, str, dict[str, str]]) -> None:
@@ -66,7 +83,7 @@ def fill_from_infotext(finding: Finding, parsed: tuple[str, str, dict[str, str]]
     finding.put("scheduler", pairs.get("Schedule type"))
     finding.put("seed", as_int(pairs.get("Seed")))
     finding.put("steps", as_int(pairs.get("Steps")))
-    finding.put("cfg", as_number(pairs.get("CFG scale")))
+    finding.put("cfg", as_number(pairs.get("CFG scale", pairs.get("CFG Scale"))))
     finding.put("size", pairs.get("Size"))
     finding.put("version", pairs.get("Version"))
 
@@ -79,6 +96,6 @@ def from_infotext(text: str, location: str, *, lenient: bool) -> Finding | None:
         if not lenient or not text.strip():
             return None
         return Finding("AUTOMATIC1111", "a1111-parameters", location, parsed=False)
-    finding = Finding(tool_from_version(parsed[2].get("Version")), "a1111-parameters", location)
+    finding = Finding(tool_from_infotext(parsed[2]), "a1111-parameters", location)
     fill_from_infotext(finding, parsed)
     return finding

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fakescope_cli.evidence.generators.a1111 import from_infotext
 from fakescope_cli.evidence.generators.comfyui import from_comfy
 from fakescope_cli.evidence.generators.finding import MAX_JSON, Finding, parse_json
@@ -48,10 +50,11 @@ def from_exif(blob: bytes, container: str) -> Finding | None:
     for name in ("Model", "Make", "ImageDescription", *(COMFY_EXIF_TAGS.values())):
         text = _ascii(fields.get(name))
         key, sep, rest = text.partition(":")
+        key = key.strip().lower()  # SaveImageExtended writes "Prompt:" / "Workflow:"
         if sep and key in ("prompt", "workflow") and rest.lstrip().startswith("{"):
             comfy.setdefault(key, rest)
     if comfy:
-        found = from_comfy(comfy.get("prompt"), comfy.get("workflow"), f"{container} EXIF Make/Model")
+        found = from_comfy(comfy.get("prompt"), comfy.get("workflow"), f"{container} EXIF Make/Model/ImageDescription")
         if found is not None:
             return found
     comment_raw = fields.get("UserComment")
@@ -74,5 +77,20 @@ def from_exif(blob: bytes, container: str) -> Finding | None:
         data = parse_json(comment)
         if isinstance(data, dict) and "sui_image_params" in data:
             return from_swarm_json(data, location)
-        return None
+        return comfy_in_comment(comment, data, location)
     return from_infotext(comment, location, lenient=False)
+
+
+def comfy_in_comment(text: str, data: object, location: str) -> Finding | None:
+    """ComfyUI's graphs in a UserComment (Civitai and ComfyUI save nodes): the API prompt bare, or
+    wrapped as {"prompt": {...}, "workflow": {...}} (either may be a JSON string)."""
+    if not isinstance(data, dict):
+        return from_comfy(text, None, location) if '"class_type"' in text else None
+    if "prompt" in data or "workflow" in data:
+        prompt, workflow = data.get("prompt"), data.get("workflow")
+        as_text = [v if isinstance(v, str) else json.dumps(v) if isinstance(v, dict) else None
+                   for v in (prompt, workflow)]
+        return from_comfy(as_text[0], as_text[1], location)
+    if any(isinstance(node, dict) and "class_type" in node for node in list(data.values())[:50]):
+        return from_comfy(text, None, location)
+    return None

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from fakescope_cli.evidence.generators.a1111 import fill_from_infotext, from_infotext, parse_infotext
 from fakescope_cli.evidence.generators.comfyui import from_comfy
+from fakescope_cli.evidence.generators.diffusers_json import from_request_json, looks_like_request
 from fakescope_cli.evidence.generators.finding import Finding, parse_json
-from fakescope_cli.evidence.generators.fooocus import from_fooocus_json
+from fakescope_cli.evidence.generators.fooocus import (
+    from_fooocus_json,
+    from_ruined_fooocus_json,
+    is_ruined_fooocus,
+)
 from fakescope_cli.evidence.generators.invokeai import from_dream, from_invoke_metadata, from_sd_metadata
 from fakescope_cli.evidence.generators.novelai import from_novelai
 from fakescope_cli.evidence.generators.swarmui import from_swarm_json
@@ -43,8 +48,12 @@ def from_texts(texts: dict[str, str], where: str) -> Finding | None:
             or str(data.get("version", "")).startswith("Fooocus")
         ):
             return from_fooocus_json(data, loc("parameters"))
+        if isinstance(data, dict) and is_ruined_fooocus(data):
+            return from_ruined_fooocus_json(data, loc("parameters"))
         if scheme is not None:
             return Finding("Fooocus", "fooocus-json", loc("parameters"), parsed=False)
+        if isinstance(data, dict) and looks_like_request(data) and "prompt" not in texts:
+            return from_request_json(data, loc("parameters"))
     if scheme is not None and parameters is None:
         return Finding("Fooocus", "fooocus-json", loc("fooocus_scheme"), parsed=False)
 

@@ -164,6 +164,24 @@ def _server_options(url: str | None, api_key_env: str | None, request_timeout: f
             "top_logprobs": top_logprobs, "manifest": None if manifest is None else str(manifest)}
 
 
+def _use_c2pa_trust(trust_anchors: Path | None, c2pa_settings: Path | None) -> None:
+    """Check the trust files now (a usage error, exit 2) and hand them to the C2PA reader through
+    the environment, which worker processes inherit."""
+    import os
+
+    from fakescope_cli.evidence import c2pa_trust
+
+    for path, kind, env in ((trust_anchors, "trust-anchors", c2pa_trust.TRUST_ANCHORS_ENV),
+                            (c2pa_settings, "c2pa-settings", c2pa_trust.SETTINGS_ENV)):
+        if path is None:
+            continue
+        try:
+            c2pa_trust.check_file(str(path), kind)
+        except c2pa_trust.TrustConfigError as exc:
+            raise _fail(f"cannot use --{kind}: {exc}", EXIT_USAGE) from None
+        os.environ[env] = os.path.abspath(path)
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
     paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, folders, globs, or - to read paths from stdin.")],
@@ -202,8 +220,11 @@ def scan(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
+    trust_anchors: Annotated[Path | None, typer.Option("--trust-anchors", metavar="FILE", help="PEM bundle of C2PA signer trust anchors, used offline (env FAKESCOPE_C2PA_TRUST).")] = None,
+    c2pa_settings: Annotated[Path | None, typer.Option("--c2pa-settings", metavar="FILE", help="c2pa-rs settings JSON (trust lists …); network fetches stay off (env FAKESCOPE_C2PA_SETTINGS).")] = None,
 ) -> None:
     """Scan images and report, per image, the probability it is AI-generated and why."""
+    _use_c2pa_trust(trust_anchors, c2pa_settings)
     from fakescope_cli.analyze import ScanConfig
     from fakescope_cli.inputs import normalise_exts, read_stdin_paths
     from fakescope_cli.scan import RunOptions, run_scan

@@ -167,6 +167,8 @@ def _server_options(url: str | None, api_key_env: str | None, request_timeout: f
 def _use_c2pa_trust(trust_anchors: Path | None, c2pa_settings: Path | None) -> None:
     """Check the trust files now (a usage error, exit 2) and hand them to the C2PA reader through
     the environment, which worker processes inherit."""
+    if trust_anchors is None and c2pa_settings is None:
+        return  # no import at all: a one-file scan pays for every module it loads
     import os
 
     from fakescope_cli.evidence import c2pa_trust

@@ -117,6 +117,10 @@ def _exif_blob(media: Media) -> tuple[bytes | None, bool]:
         elif blob[4:10] == b"Exif\0\0":  # HEIF items may keep their 4-byte offset prefix
             blob = blob[10:]
         return blob, True
+    if media.format in ("JPEG", "WEBP") and media.header_error is None:
+        return None, False  # Pillow parsed the header and found no EXIF: exifread would find none either
+    if media.format == "PNG" and media.header_error is None and b"eXIf" not in media.data:
+        return None, False  # no EXIF chunk anywhere (Pillow reads one only before the image data)
     if media.format in ("TIFF", "JPEG", "HEIF", "AVIF", "WEBP", "PNG"):
         return media.data, False
     return None, False

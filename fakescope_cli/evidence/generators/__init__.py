@@ -23,13 +23,9 @@ walker (comfy_graph), the PNG late-chunk reader (png_text) and the TIFF IFD walk
 from __future__ import annotations
 
 from fakescope_cli.evidence.base import EvidenceItem
-from fakescope_cli.evidence.generators.a1111 import from_infotext
-from fakescope_cli.evidence.generators.exif_text import from_exif
 from fakescope_cli.evidence.generators.finding import MAX_JSON, MAX_PROMPT, SOURCE, as_text
 from fakescope_cli.evidence.generators.hints import text_hint
 from fakescope_cli.evidence.generators.png_text import png_late_texts
-from fakescope_cli.evidence.generators.stealth import from_stealth
-from fakescope_cli.evidence.generators.texts import from_texts
 from fakescope_cli.media import Media
 
 __all__ = ["MAX_JSON", "MAX_PROMPT", "NEEDS_PIXELS", "SOURCE", "png_late_texts", "read"]
@@ -55,14 +51,26 @@ def read(media: Media) -> list[EvidenceItem]:
     if comment:
         texts.setdefault("comment", comment)
 
+    # The parsers are imported when a file has something for them: a one-file metadata scan of a
+    # JPEG with no EXIF loads none of them.
     container = {"PNG": "PNG text", "JPEG": "JPEG", "WEBP": "WebP"}.get(fmt, fmt)
-    found = from_texts(texts, container) if fmt in ("PNG", "WEBP", "GIF") else None
+    found = None
+    if texts and fmt in ("PNG", "WEBP", "GIF"):
+        from fakescope_cli.evidence.generators.texts import from_texts
+
+        found = from_texts(texts, container)
     exif = info.get("exif")
     if found is None and isinstance(exif, bytes) and exif:
+        from fakescope_cli.evidence.generators.exif_text import from_exif
+
         found = from_exif(exif, container.replace(" text", ""))
     if found is None and comment:
+        from fakescope_cli.evidence.generators.a1111 import from_infotext
+
         found = from_infotext(comment, f"{container} comment", lenient=False)
     if found is None and fmt in ("PNG", "WEBP") and media.allow_pixels:
+        from fakescope_cli.evidence.generators.stealth import from_stealth  # numpy, pixels
+
         found = from_stealth(media)
     if found is not None:
         return [found.item()]

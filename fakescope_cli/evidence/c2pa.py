@@ -516,7 +516,7 @@ def _status_entries(entries: Any) -> list[dict[str, Any]]:
 # Success codes are never failures; codes no class names are integrity failures (the library listed
 # them as failures, and it knows better than a guess).
 _TRUST_PREFIXES = ("signingcredential.", "cawg.x509.credential.", "timestamp.untrusted",
-                   "timestamp.outsidevalidity")
+                   "timestamp.outsidevalidity", "claimsignature.outsidevalidity")
 _NOT_CHECKED = re.compile(r"(did_unavailable|unavailable|ocsp\.(skipped|inaccessible)|inaccessible|"
                           r"remote|\.fetch)", re.IGNORECASE)
 _SUCCESS = re.compile(r"\.(match|validated|trusted|insidevalidity|notrevoked|success)$", re.IGNORECASE)

@@ -173,3 +173,22 @@ def test_exif_reader_falls_back_when_exifread_finds_no_tags() -> None:
     tags = exif._fallback_tags(exif_obj.tobytes())
     assert exif._tag_text(tags, "Image Make") == "Canon"
     assert exif._tag_text(tags, "Image Model") == "Canon EOS R5"
+
+
+@pytest.mark.parametrize("header", [b"Exif\0\xff", b"Exif\0", b"exif\0\0"])
+def test_exif_under_a_header_pillow_does_not_take_is_still_read(tmp_path: Path, header: bytes) -> None:
+    """Pillow (and so info["exif"]) ignores an APP1 EXIF segment whose header is not exactly
+    "Exif\\0\\0"; exiftool reads it with a warning. Both readers fall back on the segment's bytes."""
+    exif_obj = _user_comment(json.dumps({"prompt": GRAPH}))
+    exif_obj[0x010F] = "Canon"
+    exif_obj[0x0110] = "Canon EOS 5D"
+    tiff = exif_obj.tobytes()[6:]
+    plain = _image_bytes("JPEG")
+    body = header + tiff
+    data = plain[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + plain[2:]
+    media = _media(tmp_path, "odd-exif.jpg", data)
+    assert not media.info.get("exif")  # Pillow gives nothing: the case the fallback is for
+    (item,) = generators.read(media)
+    assert item.details["tool"] == "ComfyUI" and item.details["seed"] == 42
+    (camera,) = exif.read(media)
+    assert camera.signal == "camera" and "Canon EOS 5D" in camera.summary

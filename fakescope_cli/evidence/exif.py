@@ -117,6 +117,12 @@ def _exif_blob(media: Media) -> tuple[bytes | None, bool]:
         elif blob[4:10] == b"Exif\0\0":  # HEIF items may keep their 4-byte offset prefix
             blob = blob[10:]
         return blob, True
+    if media.format == "JPEG":
+        from fakescope_cli.evidence.generators.tiff_ifd import jpeg_raw_exif
+
+        raw = jpeg_raw_exif(media.data)  # EXIF under an APP1 header Pillow does not take
+        if raw is not None:
+            return raw, True
     if media.format in ("JPEG", "WEBP") and media.header_error is None:
         return None, False  # Pillow parsed the header and found no EXIF: exifread would find none either
     if media.format == "PNG" and media.header_error is None and b"eXIf" not in media.data:

@@ -60,6 +60,10 @@ def read(media: Media) -> list[EvidenceItem]:
 
         found = from_texts(texts, container)
     exif = info.get("exif")
+    if not exif and fmt == "JPEG":
+        from fakescope_cli.evidence.generators.tiff_ifd import jpeg_raw_exif
+
+        exif = jpeg_raw_exif(media.data)  # EXIF under an APP1 header Pillow does not take
     if found is None and isinstance(exif, bytes) and exif:
         from fakescope_cli.evidence.generators.exif_text import from_exif
 

@@ -59,3 +59,26 @@ def _walk_ifd(
             continue
         out[name] = blob[start : start + size]
     return pointer
+
+
+def jpeg_raw_exif(data: bytes) -> bytes | None:
+    """The TIFF block of a JPEG APP1 segment that holds EXIF under a header Pillow does not take
+    ("Exif\\0\\xff", "Exif\\0", "exif\\0\\0" …: exiftool reads these with a warning). Walks the header
+    segments up to the image data; None when there is no such segment."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker in (0xDA, 0xD9):
+            return None
+        if marker == 0xFF:
+            pos += 1
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if end > n or end <= pos + 3:
+            return None
+        if marker == 0xE1 and data[pos + 4 : pos + 8].lower() == b"exif":
+            for start in range(pos + 8, min(pos + 12, end - 8)):
+                if data[start : start + 4] in (b"II*\0", b"MM\0*"):
+                    return data[start:end]
+        pos = end
+    return None

@@ -1,26 +1,32 @@
 """C2PA / Content Credentials, read with c2pa-python from the bytes in memory, offline.
 
-What is reported: the claim generator, the signer and signing time, the validation state with every
-failure (code and explanation), the actions of each manifest in the chain, and the IPTC
-``digitalSourceType`` values declared on actions and other assertions.
+What is reported: the claim generator, the signer and signing time, every validation finding with
+its class and where in the chain it sits, the actions of each manifest in the chain, and the IPTC
+``digitalSourceType`` values declared on actions and other assertions (docs/provenance.md).
 
-How it maps to a signal (the active manifest's own declarations win over what is inferred from its
-ingredients):
-  ai        — a ``c2pa.created`` (or an IPTC assertion) declaring trainedAlgorithmicMedia /
-              algorithmicMedia; or, with no creation of its own, a parent ingredient that is ai.
-  ai-edited — compositeWithTrainedAlgorithmicMedia / compositeSynthetic, an edit action declaring an
-              AI source type or made by a known AI tool, or an AI ingredient placed into the image.
+How it maps to a signal. The origin decides: a manifest's own ``c2pa.created`` (or IPTC assertion),
+else the ingredient it was made from (``parentOf``, or the one ingredient with a manifest that it
+opened):
+  ai        — an origin declaring trainedAlgorithmicMedia, however it was edited later.
+  ai-edited — a non-AI origin changed with generative tools: compositeWithTrainedAlgorithmicMedia /
+              compositeSynthetic, an edit action declaring an AI source type or made by a known AI
+              tool, or an AI ingredient placed into the image.
   camera    — digitalCapture (also film scans), only when the manifest validates; weak.
   editor    — edits without AI.
-  none      — a manifest that declares none of that, one that cannot be read, or a remote manifest
-              (never fetched).
+  none      — a manifest that declares none of that (algorithmicMedia: a formula, not AI), one that
+              cannot be read, or a remote manifest (never fetched).
 AI claims are strong even when validation fails: a forger gains nothing by adding one; the broken
 signature is stated in the summary and the details.
 
+Validation findings fall in three classes, never mixed: integrity (tampering the library confirms),
+trust (the signer's credential) and not-checked (checks that need the network). Codes the library
+contradicts itself on are quoted, not turned into "the bytes changed".
+
 No network: OCSP and remote-manifest fetches are switched off and the allowed host list is empty
 (an empty list disallows every host in c2pa-rs' RestrictedResolver), so a file pointing at a
-manifest URL is reported, not followed. No trust list is configured, so every signer reads
-"untrusted"; the summary says so once instead of calling it a failure.
+manifest URL is reported, not followed. Trust lists the user gives (c2pa_trust) are read from local
+files; without one every signer reads "untrusted", which the summary calls "not checked against a
+trust list" instead of a failure.
 
 The module shares its name with the library, so the library is always imported by absolute name
 through importlib, lazily.

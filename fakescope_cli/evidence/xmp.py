@@ -301,6 +301,8 @@ def _provenance_note(media: Media, refs: list[str], details: dict[str, Any]) -> 
     return f"references Content Credentials at {ref} (not fetched)"
 
 
+_GRAPH_TEXT = re.compile(r"\s*(prompt|workflow)\s*:\s*\{", re.IGNORECASE)  # ComfyUI savers' "Prompt: {…}"
+
 _REPORTED = ("digital_source_type", "creator_tool", "software", "history_agents", "credit",
              "c2pa_remote_manifest", "camera_make", "camera_model")
 
@@ -309,8 +311,8 @@ def _camera(props: dict[str, list[str]]) -> str | None:
     """The camera tiff:Make/Model name, or None (also when the "camera" is a generator's name)."""
     make = next(iter(props.get("camera_make", [])), None)
     model = next(iter(props.get("camera_model", [])), None)
-    if any(v and match_ai_tool(v) for v in (make, model)):
-        return None  # not a camera; a generator writing its name there is not a capture claim
+    if any(v and (match_ai_tool(v) or _GRAPH_TEXT.match(v)) for v in (make, model)):
+        return None  # not a camera; a generator writing its name or graph there is not a capture claim
     if make and model:
         # "Canon" + "Canon EOS R5" reads "Canon EOS R5", as the EXIF reader words it.
         return model if model.lower().startswith(make.split()[0].lower()) else f"{make} {model}"

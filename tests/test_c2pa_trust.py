@@ -178,3 +178,16 @@ def test_cli_option_trusts_the_signer_and_records_the_list(signed: dict[str, Pat
     missing = run_cli("scan", "--no-pixels", "--trust-anchors", str(signed["ca"].parent / "absent.pem"),
                       str(signed["image"]))
     assert missing.returncode == 2 and "--trust-anchors" in missing.stderr.decode()
+
+
+@pytest.mark.slow
+def test_merge_keeps_the_shards_trust_list(signed: dict[str, Path], tmp_path: Path) -> None:
+    from fakescope_cli.merge import merge_files
+
+    shard = tmp_path / "shard.jsonl"
+    out = run_cli("scan", "--no-pixels", "-f", "jsonl", "-o", str(shard), "--trust-anchors", str(signed["ca"]),
+                  str(signed["image"]))
+    assert out.returncode == 0, out.stderr
+    merged = merge_files([str(shard)], ["merge", str(shard)])  # this process has no trust list configured
+    (used,) = merged.header["c2pa_trust"]
+    assert used["sha256"] == hashlib.sha256(signed["ca"].read_bytes()).hexdigest()

@@ -45,6 +45,15 @@ from typing import Any
 
 from fakescope_cli.errors import InputError
 from fakescope_cli.evidence.base import EvidenceItem, Signal
+from fakescope_cli.evidence.c2pa_markers import _jpeg_marker, has_manifest_marker  # noqa: F401 (tests reach them here)
+from fakescope_cli.evidence.c2pa_validation import (
+    MAX_TEXT,
+    Validation,
+    codes_text,
+    integrity_sentence,
+    outcome_class,  # noqa: F401 (the classes, for callers)
+)
+from fakescope_cli.evidence.c2pa_validation import clip_text as _text
 from fakescope_cli.evidence.source_types import dst_code, dst_meaning, dst_signal
 from fakescope_cli.evidence.tools import match_ai_tool, match_editor
 from fakescope_cli.media import Media
@@ -67,7 +76,6 @@ OFFLINE_SETTINGS: dict[str, Any] = {
     "core": {"allowed_network_hosts": []},
 }
 
-MAX_TEXT = 300
 MAX_LIST = 40
 MAX_DEPTH = 16  # ingredient chain depth followed
 CREATED = frozenset({"c2pa.created"})
@@ -78,111 +86,6 @@ UNTRUSTED = "signingCredential.untrusted"
 # Characters of a summary that a shortened display (the table's "why", cut at 140) is sure to show.
 SUMMARY_LEAD = 139
 _ACTIONS_LABEL = re.compile(r"^c2pa\.actions(\.v\d+)?$")
-
-
-# --- pre-check ----------------------------------------------------------------------------------
-
-# A C2PA manifest store is a JUMBF superbox whose description box is 'jumd' followed at once by the
-# store's UUID, which begins with the bytes "c2pa" (63327061-0011-0010-8000-00AA00389B71; C2PA spec,
-# "Manifest store" / ISO/IEC 19566-5). Every embedding (JPEG APP11, PNG caBX, WebP C2PA chunk, BMFF
-# uuid box, TIFF tag, GIF extension) keeps those first bytes contiguous. A remote manifest is
-# referenced from XMP dcterms:provenance with a URL.
-_STORE_MARK = b"jumdc2pa"
-_REMOTE_REF = re.compile(rb"\s*(?:=\s*[\"']|>)\s*https?://", re.IGNORECASE)
-
-
-def _remote_ref(data: bytes, start: int = 0, end: int | None = None) -> bool:
-    end = len(data) if end is None else end
-    pos = data.find(b"provenance", start, end)
-    while pos >= 0:
-        if _REMOTE_REF.match(data, pos + 10, end):
-            return True
-        pos = data.find(b"provenance", pos + 10, end)
-    return False
-
-
-def _jpeg_marker(data: bytes) -> bool | None:
-    """Walk the JPEG header segments up to SOS: APP11 holds the store, APP1 the XMP. None if malformed."""
-    pos, n = 2, len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
-            pos += 2
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image: metadata is behind us
-            return False
-        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if end <= pos + 3 or end > n:
-            return None
-        if marker == 0xEB and data.find(_STORE_MARK, pos + 4, end) >= 0:
-            return True
-        if marker == 0xE1 and _remote_ref(data, pos + 4, end):
-            return True
-        pos = end
-    return None
-
-
-def _png_marker(data: bytes) -> bool | None:
-    """Walk the PNG chunks, skipping image data: caBX holds the store, iTXt/tEXt the XMP."""
-    pos, n = 8, len(data)
-    while pos + 8 <= n:
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        ctype = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > n:
-            return None
-        if ctype == b"caBX":
-            return True
-        if ctype in (b"iTXt", b"tEXt") and _remote_ref(data, pos + 8, end - 4):
-            return True
-        if ctype == b"IEND":
-            return False
-        pos = end
-    return None
-
-
-def _bmff_marker(data: bytes) -> bool | None:
-    """Walk the top-level ISO BMFF boxes (HEIF, AVIF): the store sits in a top-level 'uuid' box; a
-    remote reference is looked for in 'meta' (XMP items kept in mdat are not searched)."""
-    pos, n = 0, len(data)
-    while pos + 8 <= n:
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        btype = data[pos + 4 : pos + 8]
-        head = 8
-        if size == 1:
-            if pos + 16 > n:
-                return None
-            size, head = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        elif size == 0:
-            size = n - pos
-        end = pos + size
-        if size < head or end > n:
-            return None
-        if btype == b"uuid" and data.find(_STORE_MARK, pos + head, end) >= 0:
-            return True
-        if btype == b"meta" and _remote_ref(data, pos + head, end):
-            return True
-        pos = end
-    return False if pos == n else None
-
-
-def has_manifest_marker(data: bytes, fmt: str | None = None) -> bool:
-    """True when the bytes may hold C2PA data: a manifest store or a remote-manifest reference.
-
-    JPEG, PNG and HEIF/AVIF are walked by structure (microseconds); other formats, and any file whose
-    structure surprises the walk, are searched whole.
-    """
-    walk = {"JPEG": _jpeg_marker, "PNG": _png_marker, "HEIF": _bmff_marker, "AVIF": _bmff_marker}.get(fmt or "")
-    if walk is not None:
-        found = walk(data)
-        if found is not None:
-            return found
-    return data.find(_STORE_MARK) >= 0 or _remote_ref(data)
 
 
 # --- library access -----------------------------------------------------------------------------
@@ -242,14 +145,6 @@ def trust_lists_used() -> list[dict[str, Any]]:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        value = str(value)
-    return value[:MAX_TEXT]
-
 
 def _agent_name(agent: Any) -> str | None:
     if isinstance(agent, dict):
@@ -474,6 +369,10 @@ def _chain_order(st: _Store, active_label: str | None) -> list[str]:
     return order
 
 
+def _chain(st: _Store, active_label: str | None) -> list[tuple[str, dict[str, Any]]]:
+    return [(label, st.manifests[label]) for label in _chain_order(st, active_label)]
+
+
 def _chain_details(
     st: _Store, active_label: str | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -505,133 +404,6 @@ def _chain_details(
     return actions, dsts, ingredients
 
 
-def _status_entries(entries: Any) -> list[dict[str, Any]]:
-    out = []
-    for e in entries if isinstance(entries, list) else []:
-        if isinstance(e, dict) and isinstance(e.get("code"), str):
-            out.append({"code": _text(e["code"]), "explanation": _text(e.get("explanation")),
-                        "url": _text(e.get("url"))})
-    return out
-
-
-# Validation outcome classes (C2PA 2.x "Validation" status codes; CAWG identity 1.x):
-#   integrity   — the library confirms a broken signature or binding: tampering or corruption
-#   trust       — the signer's credential is untrusted, expired or revoked: who signed, not what
-#   not-checked — a check that needs the network (DID resolution, OCSP, a remote manifest); offline
-#                 it did not run, which is neither a pass nor a failure
-# Success codes are never failures; codes no class names are integrity failures (the library listed
-# them as failures, and it knows better than a guess).
-_TRUST_PREFIXES = ("signingcredential.", "cawg.x509.credential.", "timestamp.untrusted",
-                   "timestamp.outsidevalidity", "claimsignature.outsidevalidity")
-_NOT_CHECKED = re.compile(r"(did_unavailable|unavailable|ocsp\.(skipped|inaccessible)|inaccessible|"
-                          r"remote|\.fetch)", re.IGNORECASE)
-_SUCCESS = re.compile(r"\.(match|validated|trusted|insidevalidity|notrevoked|success)$", re.IGNORECASE)
-# Informational wherever it is listed: an ingredient without a manifest of its own.
-_INFORMATIONAL = frozenset({"ingredient.unknownprovenance"})
-OUTCOME_CLASSES = ("integrity", "trust", "not-checked")
-
-
-def outcome_class(code: str) -> str | None:
-    """'integrity', 'trust', 'not-checked', or None for a success code."""
-    low = code.lower()
-    if _SUCCESS.search(low) or low in _INFORMATIONAL:
-        return None
-    if _NOT_CHECKED.search(low):
-        return "not-checked"
-    if low.startswith(_TRUST_PREFIXES):
-        return "trust"
-    return "integrity"
-
-
-def _manifest_label(url: str | None) -> str | None:
-    """'self#jumbf=/c2pa/adobe:urn:uuid:…/c2pa.signature' → 'adobe:urn:uuid:…'."""
-    if not url or "/c2pa/" not in url:
-        return None
-    return url.split("/c2pa/", 1)[1].split("/", 1)[0] or None
-
-
-class _Validation:
-    """Every validation status the library reports, on the active manifest and on each ingredient,
-    each with its class and where it sits."""
-
-    def __init__(self, store: dict[str, Any], st: _Store, active_label: str | None) -> None:
-        self.state = store.get("validation_state")
-        self.entries: list[dict[str, Any]] = []
-        self.contradicted: list[dict[str, Any]] = []
-        self._seen: set[tuple[Any, Any]] = set()
-        self._where = self._places(st, active_label)
-        results = store.get("validation_results") if isinstance(store.get("validation_results"), dict) else {}
-        active = results.get("activeManifest") if isinstance(results.get("activeManifest"), dict) else {}
-        successes = {(e["code"], e["url"]) for e in _status_entries(active.get("success"))}
-        for block in [active] + [d.get("validationDeltas") for d in results.get("ingredientDeltas") or []
-                                 if isinstance(d, dict)]:
-            if isinstance(block, dict):
-                self._add_all(block.get("failure"), successes)
-                # Informational codes are not failures; of them only the checks that could not run
-                # offline (OCSP skipped) are reported, as not checked.
-                for e in _status_entries(block.get("informational")):
-                    if outcome_class(e["code"]) == "not-checked":
-                        self._add(e, successes)
-        self._add_all(store.get("validation_status"), successes)
-        # Failures the library records on an ingredient (its own validation_status) are not always in
-        # the top-level list: c2pa-rs keeps a bad ingredient signature there only.
-        for label in _chain_order(st, active_label):
-            for ing in st.manifests[label].get("ingredients") or []:
-                if isinstance(ing, dict):
-                    where = f"ingredient '{_text(ing.get('title')) or '?'}'"
-                    self._add_all(ing.get("validation_status"), successes, where)
-                    sub = ing.get("validation_results")
-                    if isinstance(sub, dict) and isinstance(sub.get("activeManifest"), dict):
-                        self._add_all(sub["activeManifest"].get("failure"), successes, where)
-
-    @staticmethod
-    def _places(st: _Store, active_label: str | None) -> dict[str, str]:
-        places: dict[str, str] = {}
-        if isinstance(active_label, str):
-            places[active_label] = "active manifest"
-        for label in _chain_order(st, active_label):
-            for ing in st.manifests[label].get("ingredients") or []:
-                ref = ing.get("active_manifest") if isinstance(ing, dict) else None
-                if isinstance(ref, str):
-                    places.setdefault(ref, f"ingredient '{_text(ing.get('title')) or '?'}'")
-        return places
-
-    def _add_all(self, entries: Any, successes: set[tuple[Any, Any]], where: str | None = None) -> None:
-        for e in _status_entries(entries):
-            self._add(e, successes, where)
-
-    def _add(self, e: dict[str, Any], successes: set[tuple[Any, Any]], where: str | None = None) -> None:
-        cls = outcome_class(e["code"])
-        key = (e["code"], e["url"])
-        if cls is None or key in self._seen:
-            return
-        self._seen.add(key)
-        label = _manifest_label(e["url"])
-        e["where"] = where or self._where.get(label or "", f"manifest {label}" if label else "the manifest store")
-        e["class"] = cls
-        # The library's own codes disagree (Truepic: dataHash.mismatch and dataHash.match on the same
-        # assertion): report its words, do not call it tampering.
-        if cls == "integrity" and e["code"].endswith(".mismatch") \
-                and (e["code"][: -len("mismatch")] + "match", e["url"]) in successes:
-            e["class"] = "contradicted"
-            self.contradicted.append(e)
-        self.entries.append(e)
-
-    def of(self, cls: str) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e["class"] == cls]
-
-    @property
-    def outcome(self) -> str:
-        """integrity-failure, inconclusive (only contradicting codes), trusted, or valid."""
-        if self.of("integrity"):
-            return "integrity-failure"
-        if self.contradicted:
-            return "inconclusive"
-        if self.state == "Trusted" and not self.of("trust"):
-            return "trusted"
-        return "valid"
-
-
 _LEADS = {
     "ai": "Content Credentials declare the image AI-generated",
     "ai-edited": "Content Credentials declare an edit with generative AI",
@@ -641,39 +413,11 @@ _LEADS = {
 }
 
 
-def _codes(entries: list[dict[str, Any]], limit: int = 3) -> str:
-    codes = list(dict.fromkeys(f"{e['code']}" for e in entries))
-    return ", ".join(codes[:limit]) + (" …" if len(codes) > limit else "")
-
-
-def _integrity_sentence(entries: list[dict[str, Any]]) -> str:
-    """What the integrity failures are and where they sit: "an ingredient's signature is invalid …"."""
-    by_place: dict[str, list[str]] = {}
-    for e in entries:
-        by_place.setdefault(e["where"], []).append(e["code"].lower())
-    parts = []
-    for where, codes in by_place.items():
-        if any(c.startswith("claimsignature.") for c in codes):
-            what = "signature is invalid"
-        elif any(c.endswith("hash.mismatch") and not c.startswith("assertion.hasheduri") for c in codes):
-            what = "content no longer matches its signed hash (bytes changed after signing)"
-        elif any(c.endswith(".mismatch") for c in codes):
-            what = "signed assertions do not match their hashes"
-        else:
-            what = "manifest fails validation"
-        if where == "active manifest":
-            parts.append(f"the {what.replace('signature', 'manifest signature', 1) if what.startswith('signature') else what}")
-        elif where.startswith("ingredient "):
-            parts.append(f"an ingredient's {what} ({where})")
-        else:
-            parts.append(f"{where}: {what}")
-    return "; ".join(parts)
-
-
 def _store_validation_only(store: dict[str, Any], st: _Store, summary: str) -> EvidenceItem:
     """A store whose active manifest the library could not load: keep its state and codes."""
     active_label = store.get("active_manifest")
-    check = _Validation(store, st, active_label if isinstance(active_label, str) else None)
+    label = active_label if isinstance(active_label, str) else None
+    check = Validation(store, _chain(st, label), label)
     state = check.state if isinstance(check.state, str) else None
     details: dict[str, Any] = {"manifest_count": len(st.manifests), "unreadable": True,
                                "active_manifest": _text(active_label) if isinstance(active_label, str) else None,
@@ -694,7 +438,7 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
         return _store_validation_only(store, st, "C2PA manifest store has no readable active manifest")
     active = st.manifests[active_label]
     verdict = st.judge(active_label)
-    check = _Validation(store, st, active_label)
+    check = Validation(store, _chain(st, active_label), active_label)
     state = check.state if isinstance(check.state, str) else (
         "Invalid" if check.of("integrity") else "Valid")
     outcome = check.outcome
@@ -742,7 +486,7 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     failure = None
     codes = list(dict.fromkeys(e["code"] for e in integrity)) or [state]
     if integrity:
-        failure = f"({_codes(integrity)}): {_integrity_sentence(integrity)}"
+        failure = f"({codes_text(integrity)}): {integrity_sentence(integrity)}"
     parts: list[str]
     if failure is not None and signal in ("ai", "ai-edited"):
         # The claim is what decides the verdict, so it leads; the failure follows at once, kept
@@ -767,7 +511,7 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     parts.append(who)
     check_words = f"validation {state}"
     if integrity:
-        check_words += ": " + _codes(integrity, 6)
+        check_words += ": " + codes_text(integrity, 6)
     elif state == "Invalid" and not check.contradicted:
         check_words += " by the library's count, from trust or offline-only checks alone (no tampering found)"
     parts.append(check_words)
@@ -778,14 +522,14 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
                      + "; not counted as tampering")
     other_trust = [e for e in trust if e["code"] != UNTRUSTED]
     if other_trust:
-        parts.append(f"signer credential problem, not tampering: {_codes(other_trust)}")
+        parts.append(f"signer credential problem, not tampering: {codes_text(other_trust)}")
     if untrusted:
         parts.append("signer not on a configured trust list" if details["trust_lists"]
                      else "signer not checked against a trust list (none configured)")
     elif outcome == "trusted":
         parts.append("signer trusted by " + ", ".join(t.get("file", "?") for t in details["trust_lists"]))
     if not_checked:
-        parts.append(f"not checked offline: {_codes(not_checked)}")
+        parts.append(f"not checked offline: {codes_text(not_checked)}")
     return EvidenceItem(SOURCE, signal, "; ".join(parts), details, strong=signal in ("ai", "ai-edited"))
 
 

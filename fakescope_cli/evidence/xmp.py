@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from fakescope_cli.evidence.base import EvidenceItem, Signal
-from fakescope_cli.evidence.c2pa import has_manifest_marker
+from fakescope_cli.evidence.c2pa_markers import has_manifest_marker
 from fakescope_cli.evidence.source_types import dst_code, dst_signal
 from fakescope_cli.evidence.tools import classify_tool, match_ai_tool, match_editor
 from fakescope_cli.media import Media

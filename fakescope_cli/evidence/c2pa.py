@@ -430,8 +430,9 @@ def _store_validation_only(store: dict[str, Any], st: _Store, summary: str) -> E
     return EvidenceItem(SOURCE, "none", summary[:600], details)
 
 
-def assess_store(store: dict[str, Any]) -> EvidenceItem:
-    """The evidence item for one manifest store as c2pa-python's Reader.json() gives it."""
+def assess_store(store: dict[str, Any], trust_lists: list[dict[str, Any]] | None = None) -> EvidenceItem:
+    """The evidence item for one manifest store as c2pa-python's Reader.json() gives it, read with
+    `trust_lists` (what c2pa_trust says was configured; none: every signer untrusted)."""
     st = _Store(store)
     active_label = store.get("active_manifest")
     if not isinstance(active_label, str) or active_label not in st.manifests:
@@ -457,7 +458,8 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     actions, dsts, ingredients = _chain_details(st, active_label)
     truncated = len(check.entries) > MAX_LIST or len(actions) > MAX_LIST or len(dsts) > MAX_LIST \
         or len(ingredients) > MAX_LIST
-    untrusted = any(e["code"] == UNTRUSTED for e in trust)
+    # The active manifest's signer; an ingredient's untrusted signer is listed, not summarised.
+    untrusted = any(e["code"] == UNTRUSTED and e["where"] == "active manifest" for e in trust)
     details: dict[str, Any] = {
         "validation_state": state,
         "validation_outcome": outcome,
@@ -465,7 +467,7 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
         "validation_failures": check.entries[:MAX_LIST],
         "validation_informational": sorted({e["code"] for e in not_checked})[:MAX_LIST],
         "signer_untrusted": untrusted,
-        "trust_lists": trust_lists_used(),
+        "trust_lists": list(trust_lists or []),
         "active_manifest": _text(active_label),
         "claim_generator": _text(active.get("claim_generator")) if active.get("claim_generator") else None,
         "claim_generator_info": _generator_info(active),
@@ -576,4 +578,4 @@ def read(media: Media) -> list[EvidenceItem]:
         return [_unreadable("C2PA manifest store JSON cannot be parsed", exc)]
     if not isinstance(store, dict):
         return [EvidenceItem(SOURCE, "none", "C2PA manifest store JSON is not an object", {"unreadable": True})]
-    return [assess_store(store)]
+    return [assess_store(store, trust_lists_used())]

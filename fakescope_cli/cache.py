@@ -43,6 +43,12 @@ def default_cache_dir() -> Path:
 _IDENTITY_NOT_RESULT = frozenset({"api_key_env"})
 
 
+def _c2pa_trust() -> list[dict[str, Any]] | None:
+    from fakescope_cli.evidence.c2pa_trust import in_use
+
+    return in_use()
+
+
 def result_key(detector_info: dict[str, Any] | None, options: dict[str, Any]) -> str:
     payload = {
         "tool": __version__,
@@ -54,6 +60,7 @@ def result_key(detector_info: dict[str, Any] | None, options: dict[str, Any]) ->
         "detector": None if detector_info is None else
         {k: v for k, v in detector_info.items() if k not in _IDENTITY_NOT_RESULT},
         "options": options,
+        "c2pa_trust": _c2pa_trust(),  # a signer trusted under one list is untrusted under another
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

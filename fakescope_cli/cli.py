@@ -188,6 +188,24 @@ def _refuse_missing_paths(paths: list[str]) -> None:
         raise UsageError(f"{p}: no such file or folder")
 
 
+def _use_c2pa_trust(trust_anchors: Path | None, c2pa_settings: Path | None) -> None:
+    """Check the trust files now (a usage error, exit 2) and hand them to the C2PA reader through
+    the environment, which worker processes inherit."""
+    if trust_anchors is None and c2pa_settings is None:
+        return  # no import at all: a one-file scan pays for every module it loads
+    from fakescope_cli.evidence import c2pa_trust
+
+    for path, kind, env in ((trust_anchors, "trust-anchors", c2pa_trust.TRUST_ANCHORS_ENV),
+                            (c2pa_settings, "c2pa-settings", c2pa_trust.SETTINGS_ENV)):
+        if path is None:
+            continue
+        try:
+            c2pa_trust.check_file(str(path), kind)
+        except c2pa_trust.TrustConfigError as exc:
+            raise UsageError(f"cannot use --{kind}: {exc}") from None
+        os.environ[env] = os.path.abspath(path)
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
     paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, folders, globs, or - to read paths from stdin.")],
@@ -226,8 +244,11 @@ def scan(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
+    trust_anchors: Annotated[Path | None, typer.Option("--trust-anchors", metavar="FILE", help="PEM bundle of C2PA signer trust anchors, used offline (env FAKESCOPE_C2PA_TRUST).")] = None,
+    c2pa_settings: Annotated[Path | None, typer.Option("--c2pa-settings", metavar="FILE", help="c2pa-rs settings JSON (trust lists …); network fetches stay off (env FAKESCOPE_C2PA_SETTINGS).")] = None,
 ) -> None:
     """Scan images and report, per image, the probability it is AI-generated and why."""
+    _use_c2pa_trust(trust_anchors, c2pa_settings)
     from fakescope_cli.analyze import ScanConfig
     from fakescope_cli.inputs import normalise_exts, read_stdin_paths
     from fakescope_cli.scan import RunOptions, run_scan

@@ -242,6 +242,11 @@ def merge_files(
     header = run_header(arguments, detector, times[0] if times else utc_now())
     header["finished_at"] = times[-1] if times else header["started_at"]
     header["merged_from"] = list(inputs)
+    # The shards' C2PA trust lists, as their records name them (not the merging process's).
+    lists = {json.dumps(t, sort_keys=True): t for rec in records for e in rec.get("evidence") or []
+             if isinstance(e, dict) and e.get("source") == "c2pa"
+             for t in (e.get("details") or {}).get("trust_lists") or [] if isinstance(t, dict)}
+    header["c2pa_trust"] = list(lists.values()) or None
     if len(detectors) > 1:
         header["detectors"] = list(detectors.values())
     # A partial shard makes a partial report: the renderers print their notice from these fields.

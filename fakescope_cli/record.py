@@ -92,6 +92,13 @@ class ScanRecord:
         }
 
 
+def _c2pa_trust() -> list[dict[str, Any]] | None:
+    """The C2PA trust lists this run checks signers against (file, sha256), or None."""
+    from fakescope_cli.evidence.c2pa_trust import in_use
+
+    return in_use()
+
+
 def run_header(arguments: list[str], detector: dict[str, Any] | None, started_at: str) -> dict[str, Any]:
     """The run block of json/sarif output; `finish_header` adds end time and counts."""
     import platform
@@ -106,6 +113,7 @@ def run_header(arguments: list[str], detector: dict[str, Any] | None, started_at
         "platform": platform.platform(terse=True),
         "arguments": arguments,
         "detector": detector,
+        "c2pa_trust": _c2pa_trust(),
         "started_at": started_at,
         "finished_at": None,
         "interrupted": False,

@@ -531,7 +531,7 @@ def test_text_before_idat_is_read_from_the_bytes_when_the_header_cannot_be_parse
     item = only_item(generators.read(media))
     assert item.signal == "ai" and item.details["seed"] == 42
     # A parseable file keeps reading only the late chunks itself: Pillow already gave the early ones.
-    assert generators._png_late_texts(data) == {}
+    assert generators.png_late_texts(data) == {}
 
 
 def _big_comfy_workflow(*, with_links: bool = True, note_chars: int = 10_000_000) -> str:

@@ -23,14 +23,19 @@ READER_MODULES: tuple[str, ...] = (
     "fakescope_cli.evidence.exif",
 )
 
-_loaded: list[ModuleType] | None = None
+# Readers that need decoded pixels: not even imported for a metadata-only scan (the watermark
+# reader pulls in numpy, ~50 ms of a one-file `--no-pixels` run). Each still says NEEDS_PIXELS itself.
+PIXEL_READERS = frozenset({"fakescope_cli.evidence.watermark"})
+
+_loaded: dict[str, ModuleType] = {}
 
 
-def readers() -> list[ModuleType]:
-    global _loaded
-    if _loaded is None:
-        _loaded = [importlib.import_module(name) for name in READER_MODULES]
-    return _loaded
+def readers(pixels: bool = True) -> list[ModuleType]:
+    names = [n for n in READER_MODULES if pixels or n not in PIXEL_READERS]
+    for name in names:
+        if name not in _loaded:
+            _loaded[name] = importlib.import_module(name)
+    return [_loaded[name] for name in names]
 
 
 def collect(media: Media, pixels_readable: bool = True) -> tuple[list[EvidenceItem], list[dict[str, str]]]:
@@ -41,9 +46,10 @@ def collect(media: Media, pixels_readable: bool = True) -> tuple[list[EvidenceIt
     that need pixels instead of repeating that failure as their warning."""
     items: list[EvidenceItem] = []
     warnings = file_warnings(media, pixels_readable)
-    for module in readers():
+    pixels = media.allow_pixels and pixels_readable
+    for module in readers(pixels):
         name = module.__name__.rsplit(".", 1)[-1]
-        if getattr(module, "NEEDS_PIXELS", False) and not (media.allow_pixels and pixels_readable):
+        if getattr(module, "NEEDS_PIXELS", False) and not pixels:
             continue
         try:
             items.extend(module.read(media))

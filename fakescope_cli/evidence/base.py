@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fakescope_cli.evidence.source_types import dst_signal
+
 # What a finding says about where the pixels came from, strongest first.
 #   ai        — made by a generative model (AI manifest, generator metadata, SD watermark)
 #   ai-edited — a real image changed with generative tools (C2PA composite / inpainting)
@@ -42,8 +44,6 @@ def weak_sign_note(item: EvidenceItem) -> str:
     if item.source == "exif":
         basis = "EXIF is easy to forge or strip"
     elif item.source == "xmp":
-        from fakescope_cli.evidence.xmp import dst_signal  # lazy: xmp imports this module
-
         declared = item.details.get("digital_source_type")
         iptc = isinstance(declared, list) and any(
             isinstance(v, str) and dst_signal(v) == "camera" for v in declared)

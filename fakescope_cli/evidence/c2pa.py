@@ -1,26 +1,32 @@
 """C2PA / Content Credentials, read with c2pa-python from the bytes in memory, offline.
 
-What is reported: the claim generator, the signer and signing time, the validation state with every
-failure (code and explanation), the actions of each manifest in the chain, and the IPTC
-``digitalSourceType`` values declared on actions and other assertions.
+What is reported: the claim generator, the signer and signing time, every validation finding with
+its class and where in the chain it sits, the actions of each manifest in the chain, and the IPTC
+``digitalSourceType`` values declared on actions and other assertions (docs/provenance.md).
 
-How it maps to a signal (the active manifest's own declarations win over what is inferred from its
-ingredients):
-  ai        — a ``c2pa.created`` (or an IPTC assertion) declaring trainedAlgorithmicMedia /
-              algorithmicMedia; or, with no creation of its own, a parent ingredient that is ai.
-  ai-edited — compositeWithTrainedAlgorithmicMedia / compositeSynthetic, an edit action declaring an
-              AI source type or made by a known AI tool, or an AI ingredient placed into the image.
+How it maps to a signal. The origin decides: a manifest's own ``c2pa.created`` (or IPTC assertion),
+else the ingredient it was made from (``parentOf``, or the one ingredient with a manifest that it
+opened):
+  ai        — an origin declaring trainedAlgorithmicMedia, however it was edited later.
+  ai-edited — a non-AI origin changed with generative tools: compositeWithTrainedAlgorithmicMedia /
+              compositeSynthetic, an edit action declaring an AI source type or made by a known AI
+              tool, or an AI ingredient placed into the image.
   camera    — digitalCapture (also film scans), only when the manifest validates; weak.
   editor    — edits without AI.
-  none      — a manifest that declares none of that, one that cannot be read, or a remote manifest
-              (never fetched).
+  none      — a manifest that declares none of that (algorithmicMedia: a formula, not AI), one that
+              cannot be read, or a remote manifest (never fetched).
 AI claims are strong even when validation fails: a forger gains nothing by adding one; the broken
 signature is stated in the summary and the details.
 
+Validation findings fall in three classes, never mixed: integrity (tampering the library confirms),
+trust (the signer's credential) and not-checked (checks that need the network). Codes the library
+contradicts itself on are quoted, not turned into "the bytes changed".
+
 No network: OCSP and remote-manifest fetches are switched off and the allowed host list is empty
 (an empty list disallows every host in c2pa-rs' RestrictedResolver), so a file pointing at a
-manifest URL is reported, not followed. No trust list is configured, so every signer reads
-"untrusted"; the summary says so once instead of calling it a failure.
+manifest URL is reported, not followed. Trust lists the user gives (c2pa_trust) are read from local
+files; without one every signer reads "untrusted", which the summary calls "not checked against a
+trust list" instead of a failure.
 
 The module shares its name with the library, so the library is always imported by absolute name
 through importlib, lazily.
@@ -37,8 +43,19 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakescope_cli.errors import InputError
 from fakescope_cli.evidence.base import EvidenceItem, Signal
-from fakescope_cli.evidence.xmp import dst_code, dst_signal, match_ai_tool, match_editor
+from fakescope_cli.evidence.c2pa_markers import _jpeg_marker, has_manifest_marker  # noqa: F401 (tests reach them here)
+from fakescope_cli.evidence.c2pa_validation import (
+    MAX_TEXT,
+    Validation,
+    codes_text,
+    integrity_sentence,
+    outcome_class,  # noqa: F401 (the classes, for callers)
+)
+from fakescope_cli.evidence.c2pa_validation import clip_text as _text
+from fakescope_cli.evidence.source_types import dst_code, dst_meaning, dst_signal
+from fakescope_cli.evidence.tools import match_ai_tool, match_editor
 from fakescope_cli.media import Media
 
 NEEDS_PIXELS = False
@@ -59,7 +76,6 @@ OFFLINE_SETTINGS: dict[str, Any] = {
     "core": {"allowed_network_hosts": []},
 }
 
-MAX_TEXT = 300
 MAX_LIST = 40
 MAX_DEPTH = 16  # ingredient chain depth followed
 CREATED = frozenset({"c2pa.created"})
@@ -72,115 +88,10 @@ SUMMARY_LEAD = 139
 _ACTIONS_LABEL = re.compile(r"^c2pa\.actions(\.v\d+)?$")
 
 
-# --- pre-check ----------------------------------------------------------------------------------
-
-# A C2PA manifest store is a JUMBF superbox whose description box is 'jumd' followed at once by the
-# store's UUID, which begins with the bytes "c2pa" (63327061-0011-0010-8000-00AA00389B71; C2PA spec,
-# "Manifest store" / ISO/IEC 19566-5). Every embedding (JPEG APP11, PNG caBX, WebP C2PA chunk, BMFF
-# uuid box, TIFF tag, GIF extension) keeps those first bytes contiguous. A remote manifest is
-# referenced from XMP dcterms:provenance with a URL.
-_STORE_MARK = b"jumdc2pa"
-_REMOTE_REF = re.compile(rb"\s*(?:=\s*[\"']|>)\s*https?://", re.IGNORECASE)
-
-
-def _remote_ref(data: bytes, start: int = 0, end: int | None = None) -> bool:
-    end = len(data) if end is None else end
-    pos = data.find(b"provenance", start, end)
-    while pos >= 0:
-        if _REMOTE_REF.match(data, pos + 10, end):
-            return True
-        pos = data.find(b"provenance", pos + 10, end)
-    return False
-
-
-def _jpeg_marker(data: bytes) -> bool | None:
-    """Walk the JPEG header segments up to SOS: APP11 holds the store, APP1 the XMP. None if malformed."""
-    pos, n = 2, len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
-            pos += 2
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image: metadata is behind us
-            return False
-        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if end <= pos + 3 or end > n:
-            return None
-        if marker == 0xEB and data.find(_STORE_MARK, pos + 4, end) >= 0:
-            return True
-        if marker == 0xE1 and _remote_ref(data, pos + 4, end):
-            return True
-        pos = end
-    return None
-
-
-def _png_marker(data: bytes) -> bool | None:
-    """Walk the PNG chunks, skipping image data: caBX holds the store, iTXt/tEXt the XMP."""
-    pos, n = 8, len(data)
-    while pos + 8 <= n:
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        ctype = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > n:
-            return None
-        if ctype == b"caBX":
-            return True
-        if ctype in (b"iTXt", b"tEXt") and _remote_ref(data, pos + 8, end - 4):
-            return True
-        if ctype == b"IEND":
-            return False
-        pos = end
-    return None
-
-
-def _bmff_marker(data: bytes) -> bool | None:
-    """Walk the top-level ISO BMFF boxes (HEIF, AVIF): the store sits in a top-level 'uuid' box; a
-    remote reference is looked for in 'meta' (XMP items kept in mdat are not searched)."""
-    pos, n = 0, len(data)
-    while pos + 8 <= n:
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        btype = data[pos + 4 : pos + 8]
-        head = 8
-        if size == 1:
-            if pos + 16 > n:
-                return None
-            size, head = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        elif size == 0:
-            size = n - pos
-        end = pos + size
-        if size < head or end > n:
-            return None
-        if btype == b"uuid" and data.find(_STORE_MARK, pos + head, end) >= 0:
-            return True
-        if btype == b"meta" and _remote_ref(data, pos + head, end):
-            return True
-        pos = end
-    return False if pos == n else None
-
-
-def has_manifest_marker(data: bytes, fmt: str | None = None) -> bool:
-    """True when the bytes may hold C2PA data: a manifest store or a remote-manifest reference.
-
-    JPEG, PNG and HEIF/AVIF are walked by structure (microseconds); other formats, and any file whose
-    structure surprises the walk, are searched whole.
-    """
-    walk = {"JPEG": _jpeg_marker, "PNG": _png_marker, "HEIF": _bmff_marker, "AVIF": _bmff_marker}.get(fmt or "")
-    if walk is not None:
-        found = walk(data)
-        if found is not None:
-            return found
-    return data.find(_STORE_MARK) >= 0 or _remote_ref(data)
-
-
 # --- library access -----------------------------------------------------------------------------
 
 _ctx_lock = threading.Lock()
-_ctx: tuple[int, Any] | None = None
+_ctx: tuple[tuple[int, str], Any, list[dict[str, Any]]] | None = None
 
 
 def _reset_after_fork() -> None:
@@ -198,29 +109,42 @@ def _library() -> Any:
     return importlib.import_module("c2pa")  # the library, not this module
 
 
+def _settings(trust: dict[str, Any]) -> dict[str, Any]:
+    """The user's trust settings with the offline switches laid over them (they always win)."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in trust.items()}
+    for section, values in OFFLINE_SETTINGS.items():
+        merged[section] = {**(merged.get(section) if isinstance(merged.get(section), dict) else {}), **values}
+    return merged
+
+
 def offline_context(lib: Any) -> Any:
-    """One offline Context per process."""
+    """One offline Context per process (and per trust configuration, see c2pa_trust)."""
     global _ctx
-    pid = os.getpid()
+    from fakescope_cli.evidence import c2pa_trust
+
+    try:
+        trust, used = c2pa_trust.configured()
+    except c2pa_trust.TrustConfigError as exc:
+        raise InputError(str(exc), "c2pa-trust") from None
+    key = (os.getpid(), json.dumps(used, sort_keys=True))
     with _ctx_lock:
-        if _ctx is None or _ctx[0] != pid:
+        if _ctx is None or _ctx[0] != key:
+            settings = _settings(trust)
             try:
-                ctx = lib.Context.from_dict(OFFLINE_SETTINGS)
+                ctx = lib.Context.from_dict(settings)
             except lib.C2paError:  # a build that does not know the host list: the fetch switches suffice
-                ctx = lib.Context.from_dict({"verify": OFFLINE_SETTINGS["verify"]})
-            _ctx = (pid, ctx)
+                settings["core"] = {k: v for k, v in settings.get("core", {}).items() if k != "allowed_network_hosts"}
+                ctx = lib.Context.from_dict({k: v for k, v in settings.items() if v})
+            _ctx = (key, ctx, used)
         return _ctx[1]
 
 
+def trust_lists_used() -> list[dict[str, Any]]:
+    """The trust lists of the current context (empty when none is configured)."""
+    return list(_ctx[2]) if _ctx is not None else []
+
+
 # --- helpers ------------------------------------------------------------------------------------
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        value = str(value)
-    return value[:MAX_TEXT]
-
 
 def _agent_name(agent: Any) -> str | None:
     if isinstance(agent, dict):
@@ -336,15 +260,8 @@ class _Store:
         for value, where in assertion_dsts:
             if dst_signal(value) == "ai":
                 return _Verdict("ai", [f"{where} declares {dst_code(value)}"])
-        action_dsts = [(a, a["digitalSourceType"]) for a in actions if isinstance(a.get("digitalSourceType"), str)]
-        composite = list(dict.fromkeys(f"{a['action']} as {dst_code(dst)}{who(a)}"
-                                       for a, dst in action_dsts if dst_signal(dst) == "ai-edited"))
-        if composite:
-            return _Verdict("ai-edited", composite)
-        for value, where in assertion_dsts:
-            if dst_signal(value) == "ai-edited":
-                return _Verdict("ai-edited", [f"{where} declares {dst_code(value)}"])
-
+        # The origin decides: an image a trained model created stays AI-generated however it was
+        # edited later; only a non-AI origin changed with generative tools is ai-edited.
         # Ingredients that carry their own manifests.
         ingredients: list[tuple[dict[str, Any], _Verdict | None]] = []
         for ing in m.get("ingredients") or []:
@@ -355,13 +272,25 @@ class _Store:
             ingredients.append((ing, sub))
         parent = next(((i, v) for i, v in ingredients if i.get("relationship") == "parentOf"), None)
         with_manifest = [(i, v) for i, v in ingredients if v is not None]
-        if parent is None and not created and not edits and len(with_manifest) == 1:
-            parent = with_manifest[0]  # a re-signing/conversion step: its one ingredient is the origin
+        opened = any(a["action"] == "c2pa.opened" for a in actions)
+        if parent is None and not created and (opened or not edits) and len(with_manifest) == 1:
+            # The one ingredient with a manifest is the origin: the file opened (Photoshop lists a
+            # Firefly image it opened as componentOf), or a re-signing/conversion step.
+            parent = with_manifest[0]
         parent_v = parent[1] if parent else None
         parent_name = f"ingredient '{_text(parent[0].get('title')) or '?'}'" if parent else ""
 
         if parent_v is not None and parent_v.signal == "ai" and not created:
-            return _Verdict("ai", [f"derived from AI-generated {parent_name}"] + parent_v.reasons)
+            return _Verdict("ai", [f"made from AI-generated {parent_name}, later edited"] + parent_v.reasons)
+        action_dsts = [(a, a["digitalSourceType"]) for a in actions if isinstance(a.get("digitalSourceType"), str)]
+        composite = list(dict.fromkeys(f"{a['action']} as {dst_code(dst)}{who(a)}"
+                                       for a, dst in action_dsts if dst_signal(dst) == "ai-edited"))
+        if composite:
+            return _Verdict("ai-edited", composite)
+        for value, where in assertion_dsts:
+            if dst_signal(value) == "ai-edited":
+                return _Verdict("ai-edited", [f"{where} declares {dst_code(value)}"])
+
         for a, dst in action_dsts:
             if a["action"] not in CREATED and dst_signal(dst) == "ai":
                 return _Verdict("ai-edited", [f"{a['action']} as {dst_code(dst)}{who(a)}"])
@@ -407,44 +336,10 @@ class _Store:
             return _Verdict("editor", [f"derived from edited {parent_name}"] + parent_v.reasons)
         if created:
             dst = created[0].get("digitalSourceType")
-            return _Verdict("none", [f"c2pa.created as {dst_code(dst) if isinstance(dst, str) else 'no source type'}"])
+            if not isinstance(dst, str):
+                return _Verdict("none", ["c2pa.created with no source type"])
+            return _Verdict("none", [f"c2pa.created as {dst_code(dst)}: {dst_meaning(dst)}"])
         return _Verdict("none", [])
-
-
-def _status_entries(entries: Any) -> list[dict[str, Any]]:
-    out = []
-    for e in entries if isinstance(entries, list) else []:
-        if isinstance(e, dict) and isinstance(e.get("code"), str):
-            out.append({"code": _text(e["code"]), "explanation": _text(e.get("explanation")),
-                        "url": _text(e.get("url"))})
-    return out
-
-
-def _validation(store: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
-    """(state, failures, informational codes) over the active manifest and its ingredients."""
-    failures = _status_entries(store.get("validation_status"))
-    informational: list[str] = []
-    results = store.get("validation_results")
-    if isinstance(results, dict):
-        blocks = [results.get("activeManifest")]
-        for delta in results.get("ingredientDeltas") or []:
-            if isinstance(delta, dict):
-                blocks.append(delta.get("validationDeltas"))
-        for block in blocks:
-            if isinstance(block, dict):
-                failures += _status_entries(block.get("failure"))
-                informational += [e["code"] for e in _status_entries(block.get("informational"))]
-    seen: set[tuple[Any, Any]] = set()
-    unique = []
-    for f in failures:
-        key = (f["code"], f["url"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    state = store.get("validation_state")
-    if not isinstance(state, str):
-        state = "Invalid" if any(f["code"] != UNTRUSTED for f in unique) else "Valid"
-    return state, unique, sorted(set(filter(None, informational)))
 
 
 def _chain_order(st: _Store, active_label: str | None) -> list[str]:
@@ -472,6 +367,10 @@ def _chain_order(st: _Store, active_label: str | None) -> list[str]:
         visit(active_label, 0)
     order += sorted(label for label in st.manifests if label not in seen)
     return order
+
+
+def _chain(st: _Store, active_label: str | None) -> list[tuple[str, dict[str, Any]]]:
+    return [(label, st.manifests[label]) for label in _chain_order(st, active_label)]
 
 
 def _chain_details(
@@ -514,35 +413,61 @@ _LEADS = {
 }
 
 
-def assess_store(store: dict[str, Any]) -> EvidenceItem:
-    """The evidence item for one manifest store as c2pa-python's Reader.json() gives it."""
+def _store_validation_only(store: dict[str, Any], st: _Store, summary: str) -> EvidenceItem:
+    """A store whose active manifest the library could not load: keep its state and codes."""
+    active_label = store.get("active_manifest")
+    label = active_label if isinstance(active_label, str) else None
+    check = Validation(store, _chain(st, label), label)
+    state = check.state if isinstance(check.state, str) else None
+    details: dict[str, Any] = {"manifest_count": len(st.manifests), "unreadable": True,
+                               "active_manifest": _text(active_label) if isinstance(active_label, str) else None,
+                               "validation_state": state, "validation_outcome": check.outcome,
+                               "validation_failures": check.entries[:MAX_LIST]}
+    words = [f"{e['code']} ({e['explanation']})" if e.get("explanation") else e["code"]
+             for e in check.of("integrity")]
+    if words:
+        summary += f"; the library reports validation {state or 'failures'}: " + ", ".join(words[:3])
+    return EvidenceItem(SOURCE, "none", summary[:600], details)
+
+
+def assess_store(store: dict[str, Any], trust_lists: list[dict[str, Any]] | None = None) -> EvidenceItem:
+    """The evidence item for one manifest store as c2pa-python's Reader.json() gives it, read with
+    `trust_lists` (what c2pa_trust says was configured; none: every signer untrusted)."""
     st = _Store(store)
     active_label = store.get("active_manifest")
     if not isinstance(active_label, str) or active_label not in st.manifests:
-        return EvidenceItem(SOURCE, "none", "C2PA manifest store has no readable active manifest",
-                            {"manifest_count": len(st.manifests), "unreadable": True})
+        return _store_validation_only(store, st, "C2PA manifest store has no readable active manifest")
     active = st.manifests[active_label]
     verdict = st.judge(active_label)
-    state, failures, informational = _validation(store)
-    valid = state in ("Valid", "Trusted")
-    hard = [f for f in failures if f["code"] != UNTRUSTED]
+    check = Validation(store, _chain(st, active_label), active_label)
+    state = check.state if isinstance(check.state, str) else (
+        "Invalid" if check.of("integrity") else "Valid")
+    outcome = check.outcome
+    valid = outcome in ("valid", "trusted")
+    integrity, trust, not_checked = check.of("integrity"), check.of("trust"), check.of("not-checked")
     signal = verdict.signal
     reasons = list(verdict.reasons)
     if signal == "camera" and not valid:
         signal = "none"
-        reasons.insert(0, "declares a camera capture, but the manifest fails validation")
+        reasons.insert(0, "declares a camera capture, but the manifest fails validation"
+                       if outcome == "integrity-failure" else
+                       "declares a camera capture, but the library's validation codes contradict each other")
 
     sig = active.get("signature_info") if isinstance(active.get("signature_info"), dict) else {}
     signer = {k: _text(sig.get(k)) for k in ("issuer", "common_name", "alg", "cert_serial_number") if sig.get(k)}
     actions, dsts, ingredients = _chain_details(st, active_label)
-    truncated = len(failures) > MAX_LIST or len(actions) > MAX_LIST or len(dsts) > MAX_LIST \
+    truncated = len(check.entries) > MAX_LIST or len(actions) > MAX_LIST or len(dsts) > MAX_LIST \
         or len(ingredients) > MAX_LIST
+    # The active manifest's signer; an ingredient's untrusted signer is listed, not summarised.
+    untrusted = any(e["code"] == UNTRUSTED and e["where"] == "active manifest" for e in trust)
     details: dict[str, Any] = {
         "validation_state": state,
+        "validation_outcome": outcome,
         "valid": valid,
-        "validation_failures": failures[:MAX_LIST],
-        "validation_informational": informational[:MAX_LIST],
-        "signer_untrusted": any(f["code"] == UNTRUSTED for f in failures),
+        "validation_failures": check.entries[:MAX_LIST],
+        "validation_informational": sorted({e["code"] for e in not_checked})[:MAX_LIST],
+        "signer_untrusted": untrusted,
+        "trust_lists": list(trust_lists or []),
         "active_manifest": _text(active_label),
         "claim_generator": _text(active.get("claim_generator")) if active.get("claim_generator") else None,
         "claim_generator_info": _generator_info(active),
@@ -561,11 +486,9 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
 
     claims = "; ".join(reasons[:3])
     failure = None
-    codes = list(dict.fromkeys(f["code"] for f in hard)) or [state]
-    if not valid:
-        changed = any(c.lower().endswith("hash.mismatch") for c in codes)
-        failure = (f"({', '.join(codes[:3])}" + (" …" if len(codes) > 3 else "") + ")"
-                   + (": the file's bytes changed after signing" if changed else ""))
+    codes = list(dict.fromkeys(e["code"] for e in integrity)) or [state]
+    if integrity:
+        failure = f"({codes_text(integrity)}): {integrity_sentence(integrity)}"
     parts: list[str]
     if failure is not None and signal in ("ai", "ai-edited"):
         # The claim is what decides the verdict, so it leads; the failure follows at once, kept
@@ -588,13 +511,27 @@ def assess_store(store: dict[str, Any]) -> EvidenceItem:
     if details["signing_time"]:
         who += f" at {details['signing_time']}"
     parts.append(who)
-    check = f"validation {state}"
-    if hard:
-        codes = list(dict.fromkeys(f["code"] for f in hard))
-        check += ": " + ", ".join(codes[:6]) + (" …" if len(codes) > 6 else "")
-    if details["signer_untrusted"]:
-        check += "; signer not on a configured trust list"
-    parts.append(check)
+    check_words = f"validation {state}"
+    if integrity:
+        check_words += ": " + codes_text(integrity, 6)
+    elif state == "Invalid" and not check.contradicted:
+        check_words += " by the library's count, from trust or offline-only checks alone (no tampering found)"
+    parts.append(check_words)
+    for e in check.contradicted:
+        # The library's own words, not a sentence it did not say.
+        parts.append(f"the library reports both {e['code'][: -len('mismatch')]}match and {e['code']}"
+                     + (f" ('{e['explanation']}')" if e.get("explanation") else "")
+                     + "; not counted as tampering")
+    other_trust = [e for e in trust if e["code"] != UNTRUSTED]
+    if other_trust:
+        parts.append(f"signer credential problem, not tampering: {codes_text(other_trust)}")
+    if untrusted:
+        parts.append("signer not on a configured trust list" if details["trust_lists"]
+                     else "signer not checked against a trust list (none configured)")
+    elif outcome == "trusted":
+        parts.append("signer trusted by " + ", ".join(t.get("file", "?") for t in details["trust_lists"]))
+    if not_checked:
+        parts.append(f"not checked offline: {codes_text(not_checked)}")
     return EvidenceItem(SOURCE, signal, "; ".join(parts), details, strong=signal in ("ai", "ai-edited"))
 
 
@@ -630,7 +567,8 @@ def read(media: Media) -> list[EvidenceItem]:
             url = re.search(r"https?://[^\s\"'<>]+", str(exc))
             where = url.group(0) if url else "a remote URL"
             return [_unreadable(f"Content Credentials are referenced at {where}; not fetched "
-                                "(fakescope reads offline)", exc, remote_manifest=_text(where))]
+                                "(fakescope reads offline), so not checked", exc, remote_manifest=_text(where),
+                                validation_outcome="not-checked")]
         return [_unreadable(f"C2PA data present but cannot be read: {str(exc)[:200]}", exc)]
     except Exception as exc:  # native layer on hostile bytes: report, never crash the scan
         return [_unreadable(f"C2PA reader failed: {type(exc).__name__}: {str(exc)[:200]}", exc)]
@@ -640,4 +578,4 @@ def read(media: Media) -> list[EvidenceItem]:
         return [_unreadable("C2PA manifest store JSON cannot be parsed", exc)]
     if not isinstance(store, dict):
         return [EvidenceItem(SOURCE, "none", "C2PA manifest store JSON is not an object", {"unreadable": True})]
-    return [assess_store(store)]
+    return [assess_store(store, trust_lists_used())]

@@ -117,6 +117,16 @@ def _exif_blob(media: Media) -> tuple[bytes | None, bool]:
         elif blob[4:10] == b"Exif\0\0":  # HEIF items may keep their 4-byte offset prefix
             blob = blob[10:]
         return blob, True
+    if media.format == "JPEG":
+        from fakescope_cli.evidence.generators.tiff_ifd import jpeg_raw_exif
+
+        raw = jpeg_raw_exif(media.data)  # EXIF under an APP1 header Pillow does not take
+        if raw is not None:
+            return raw, True
+    if media.format in ("JPEG", "WEBP") and media.header_error is None:
+        return None, False  # Pillow parsed the header and found no EXIF: exifread would find none either
+    if media.format == "PNG" and media.header_error is None and b"eXIf" not in media.data:
+        return None, False  # no EXIF chunk anywhere (Pillow reads one only before the image data)
     if media.format in ("TIFF", "JPEG", "HEIF", "AVIF", "WEBP", "PNG"):
         return media.data, False
     return None, False
@@ -173,9 +183,31 @@ def _gps_present(tags: dict[str, Any]) -> bool:
     return True
 
 
+_GRAPH_TEXT = re.compile(r"\s*(prompt|workflow)\s*:\s*\{", re.IGNORECASE)
+
+
 def _is_generator_text(value: str | None) -> bool:
-    # ComfyUI's WebP saver stores its graphs in Make/Model as "prompt:{…}" / "workflow:{…}".
-    return bool(value) and re.match(r"(prompt|workflow)\s*:\s*\{", value or "") is not None
+    # ComfyUI's savers store their graphs in Make/Model/ImageDescription as "prompt:{…}" /
+    # "workflow:{…}" (SaveImageExtended: "Prompt:" / "Workflow:"); a generator's name there is no camera.
+    return bool(value) and (_GRAPH_TEXT.match(value or "") is not None or _GENERATORS.search(value or "") is not None)
+
+
+class _Text:
+    """A tag read by the fallback walker, shaped like exifread's (its `values`)."""
+
+    def __init__(self, value: str) -> None:
+        self.values = value
+
+
+def _fallback_tags(blob: bytes) -> dict[str, Any]:
+    """IFD0 text tags read by our own bounded walker, for EXIF that exifread returns nothing for
+    (it gives up on some encodings that exiftool reads with a warning)."""
+    from fakescope_cli.evidence.generators.tiff_ifd import tiff_fields
+
+    fields, _order = tiff_fields(blob)
+    names = {"Make": "Image Make", "Model": "Image Model", "Software": "Image Software"}
+    return {tag: _Text(fields[name].split(b"\0", 1)[0].decode("utf-8", "replace"))
+            for name, tag in names.items() if fields.get(name)}
 
 
 def _camera_name(make: str | None, model: str | None) -> str:
@@ -208,6 +240,10 @@ def read(media: Media) -> list[EvidenceItem]:
 
     if not isinstance(tags, dict):
         tags = {}
+    fallback = False
+    if not tags and from_segment:
+        tags = _fallback_tags(blob)
+        fallback = bool(tags)
     make = _tag_text(tags, "Image Make")
     model = _tag_text(tags, "Image Model")
     if _is_generator_text(make) or _is_generator_text(model):
@@ -235,6 +271,8 @@ def read(media: Media) -> list[EvidenceItem]:
         details["iso"] = int(details["iso"])
     if warnings and tags:
         details["warnings"] = warnings
+    if fallback:
+        details["read_by"] = "fallback IFD0 walker (exifread found no tags)"
     if error:
         details["error"] = error
 

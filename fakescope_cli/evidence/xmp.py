@@ -12,7 +12,8 @@ needs one, and it is the door to entity-expansion bombs and external entities); 
 ``MAX_PACKET`` are not handed to the XML parser — only a bounded regex looks for the two properties
 that matter.
 
-The name lists below are also used by the C2PA reader (claim generator, softwareAgent).
+The DigitalSourceType vocabulary lives in source_types.py, the tool-name lists in tools.py (both are
+shared with the C2PA reader).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import re
 from typing import Any
 
 from fakescope_cli.evidence.base import EvidenceItem, Signal
+from fakescope_cli.evidence.c2pa_markers import has_manifest_marker
+from fakescope_cli.evidence.source_types import dst_code, dst_signal
+from fakescope_cli.evidence.tools import classify_tool, match_ai_tool, match_editor
 from fakescope_cli.media import Media
 
 NEEDS_PIXELS = False
@@ -31,152 +35,6 @@ MAX_FALLBACK_SCAN = 8 << 20  # bytes of an oversized packet searched by regex
 MAX_RAW_PACKETS = 4  # packets taken from a raw scan (HEIF files often carry two or three)
 MAX_VALUES = 20  # values kept per property
 MAX_TEXT = 300  # characters kept per value
-
-# IPTC NewsCodes "Digital Source Type" (https://cv.iptc.org/newscodes/digitalsourcetype/),
-# compared by the last segment of the URI, case-insensitively.
-DST_AI_GENERATED = frozenset({"trainedalgorithmicmedia", "algorithmicmedia"})
-DST_AI_COMPOSITE = frozenset({"compositewithtrainedalgorithmicmedia", "compositesynthetic"})
-DST_CAPTURE = frozenset({"digitalcapture", "negativefilm", "positivefilm", "print"})
-# Made or changed by people with software: says nothing about a generative model.
-DST_EDITED = frozenset(
-    {"humanedits", "minorhumanedits", "algorithmicallyenhanced", "compositecapture", "composite",
-     "digitalart", "digitalcreation", "softwareimage"}
-)
-
-
-def dst_code(value: str) -> str:
-    """The code of a DigitalSourceType value: 'http://…/digitalsourcetype/trainedAlgorithmicMedia' → its tail."""
-    tail = value.strip().rstrip("/").rsplit("/", 1)[-1]
-    return tail.rsplit(":", 1)[-1].strip()
-
-
-def dst_signal(value: str) -> Signal | None:
-    """What a DigitalSourceType value says, or None for codes that say nothing (screenCapture …)."""
-    code = dst_code(value).lower()
-    if code in DST_AI_GENERATED:
-        return "ai"
-    if code in DST_AI_COMPOSITE:
-        return "ai-edited"
-    if code in DST_CAPTURE:
-        return "camera"
-    if code in DST_EDITED:
-        return "editor"
-    return None
-
-
-# Generative image services and tools as they name themselves in CreatorTool, claim generators and
-# softwareAgent fields. Kept short and specific on purpose: a false match turns into a strong "ai".
-AI_TOOLS: tuple[tuple[str, str], ...] = (
-    ("Midjourney", r"midjourney"),
-    ("DALL·E", r"\bdall[\s\-·・.]?e\b"),
-    ("Adobe Firefly", r"\bfirefly\b"),
-    ("Stable Diffusion", r"stable[\s\-]?diffusion|\bsdxl\b|stability\s?ai|dreamstudio"),
-    ("ComfyUI", r"comfy\s?ui"),
-    ("AUTOMATIC1111", r"automatic1111"),
-    ("InvokeAI", r"invoke\s?ai"),
-    ("Fooocus", r"fooocus"),
-    ("NovelAI", r"novel\s?ai\b"),
-    ("Google Imagen / Gemini", r"google\s+imagen|\bimagen\s*\d|made with google ai|\bgemini\b"),
-    ("Ideogram", r"ideogram"),
-    ("Leonardo.Ai", r"leonardo[\s.]?ai"),
-    ("OpenAI (ChatGPT, GPT image)", r"chatgpt|\bgpt-?4o\b|gpt[\s\-]?image|\bopenai\b"),
-    ("Microsoft Designer / Bing Image Creator", r"bing image creator|microsoft designer"),
-    ("FLUX (Black Forest Labs)", r"\bflux(\.1)?[\s\-.]?(dev|schnell|pro|kontext)|black forest labs"),
-    ("Kandinsky", r"kandinsky"),
-    ("Playground AI", r"playground\s?(ai|v\d)"),
-    ("Recraft", r"\brecraft\b"),
-)
-# Editors and raw developers (including the camera makers' own desktop software, which must be
-# tested before the camera patterns below).
-EDITOR_TOOLS: tuple[tuple[str, str], ...] = (
-    ("Adobe Lightroom", r"lightroom"),  # before Photoshop: "Adobe Photoshop Lightroom 6.2"
-    ("Adobe Photoshop", r"photoshop"),
-    ("Adobe Camera Raw", r"camera raw"),
-    ("Adobe Fireworks", r"\bfireworks\b"),
-    ("Adobe Illustrator", r"\billustrator\b"),
-    ("GIMP", r"\bgimp\b"),
-    ("Affinity Photo", r"\baffinity\b"),
-    ("Capture One", r"capture\s?one"),
-    ("darktable", r"darktable"),
-    ("RawTherapee", r"rawtherapee"),
-    ("Paint.NET", r"paint\.net"),
-    ("Pixelmator", r"pixelmator"),
-    ("Krita", r"\bkrita\b"),
-    ("Snapseed", r"snapseed"),
-    ("Luminar", r"\bluminar\b"),
-    ("ACDSee", r"acdsee"),
-    ("DxO", r"\bdxo\b"),
-    ("ON1", r"\bon1\b"),
-    ("Corel PaintShop", r"paint\s?shop|\bcorel\b"),
-    ("Picasa", r"picasa"),
-    ("Windows Photo Gallery / Photos", r"windows photo|microsoft photos|windows live photo"),
-    ("Apple Photos / Aperture", r"\baperture\b|\biphoto\b"),
-    ("Canon Digital Photo Professional", r"digital photo professional"),
-    ("Nikon NX / ViewNX", r"capture\s?nx|nx studio|view\s?nx"),
-    ("Olympus / OM Workspace", r"olympus (viewer|workspace)|om workspace"),
-    ("Sony Imaging Edge", r"imaging edge|playmemories"),
-    ("SILKYPIX", r"silkypix"),
-    ("Photopea", r"photopea"),
-    ("Canva", r"\bcanva\b"),
-    ("PhotoScape", r"photoscape"),
-    ("IrfanView", r"irfanview"),
-    ("XnView", r"xnview"),
-    ("digiKam", r"digikam"),
-    ("ImageMagick", r"imagemagick|graphicsmagick"),
-    ("PaintTool SAI", r"painttool"),
-    ("Clip Studio Paint", r"clip studio"),
-    ("Procreate", r"procreate"),
-    ("PicsArt", r"picsart"),
-)
-# What cameras write as CreatorTool: a bare firmware string ("Ver.1.00", "Firmware Version 1.1"),
-# a maker model plus version ("COOLPIX P1V1.0", "Digital Camera X-T3 Ver3.20"), Pixel's "HDR+ 1.0".
-# A bare version number ("14.4.2", as iOS writes) is not enough: screenshots carry it too.
-CAMERA_FIRMWARE = re.compile(
-    r"^\s*(ver(sion)?[\s.]*\d|firmware\b|fw\s*\d)"
-    r"|\bdigital camera\b|\bhdr\+"
-    r"|\b(canon|nikon|coolpix|fujifilm|finepix|olympus|panasonic|lumix|pentax|leica|hasselblad|ricoh"
-    r"|sony|ilce|gopro|dji|kodak|sigma|minolta|casio|samsung)\b.*\bv(er)?\.?\s*\d",
-    re.IGNORECASE,
-)
-
-_AI_RES = tuple((name, re.compile(rx, re.IGNORECASE)) for name, rx in AI_TOOLS)
-_EDITOR_RES = tuple((name, re.compile(rx, re.IGNORECASE)) for name, rx in EDITOR_TOOLS)
-
-
-def _normalise_tool(text: str) -> str:
-    # "Adobe_Firefly", "stable_diffusion": underscores defeat word boundaries.
-    return text.replace("_", " ")
-
-
-def match_ai_tool(text: str) -> str | None:
-    """The AI generator a tool string names, or None."""
-    norm = _normalise_tool(text)
-    for name, rx in _AI_RES:
-        if rx.search(norm):
-            return name
-    return None
-
-
-def match_editor(text: str) -> str | None:
-    norm = _normalise_tool(text)
-    for name, rx in _EDITOR_RES:
-        if rx.search(norm):
-            return name
-    return None
-
-
-def classify_tool(text: str) -> tuple[Signal, str | None]:
-    """(signal, matched name) for a CreatorTool-like string: ai, editor, camera or none."""
-    ai = match_ai_tool(text)
-    if ai:
-        return "ai", ai
-    editor = match_editor(text)
-    if editor:
-        return "editor", editor
-    if CAMERA_FIRMWARE.search(text):
-        return "camera", None
-    return "none", None
-
 
 # --- getting the packet -------------------------------------------------------------------------
 
@@ -436,14 +294,14 @@ def _provenance_note(media: Media, refs: list[str], details: dict[str, Any]) -> 
         return None
     ref = refs[0]
     if ref.startswith("self#jumbf"):
-        from fakescope_cli.evidence.c2pa import has_manifest_marker  # lazy: c2pa imports this module
-
         if has_manifest_marker(media.data, media.format):
             return None  # the C2PA reader reports the manifest itself
         details["c2pa_manifest_missing"] = True
         return "refers to an embedded C2PA manifest the file no longer carries (Content Credentials stripped)"
     return f"references Content Credentials at {ref} (not fetched)"
 
+
+_GRAPH_TEXT = re.compile(r"\s*(prompt|workflow)\s*:\s*\{", re.IGNORECASE)  # ComfyUI savers' "Prompt: {…}"
 
 _REPORTED = ("digital_source_type", "creator_tool", "software", "history_agents", "credit",
              "c2pa_remote_manifest", "camera_make", "camera_model")
@@ -453,8 +311,8 @@ def _camera(props: dict[str, list[str]]) -> str | None:
     """The camera tiff:Make/Model name, or None (also when the "camera" is a generator's name)."""
     make = next(iter(props.get("camera_make", [])), None)
     model = next(iter(props.get("camera_model", [])), None)
-    if any(v and match_ai_tool(v) for v in (make, model)):
-        return None  # not a camera; a generator writing its name there is not a capture claim
+    if any(v and (match_ai_tool(v) or _GRAPH_TEXT.match(v)) for v in (make, model)):
+        return None  # not a camera; a generator writing its name or graph there is not a capture claim
     if make and model:
         # "Canon" + "Canon EOS R5" reads "Canon EOS R5", as the EXIF reader words it.
         return model if model.lower().startswith(make.split()[0].lower()) else f"{make} {model}"

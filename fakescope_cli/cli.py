@@ -102,6 +102,13 @@ MODEL_HELP = "Model folder or file (hf, gguf; cycle: its ONNX file); the served 
 SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
 API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
                     "the key is never a flag value.")
+FAIL_ABOVE_HELP = ("Exit 1 if any image has p_fake above P. A pixel score alone is capped at 0.95, so P >= 0.95 "
+                   "trips on provenance only.")
+FAIL_ON_HELP = ("Exit 1 if any image gets one of these verdicts (repeat or comma-separate), e.g. "
+                "ai-generated,ai-edited: only provenance gives those, so a pixel hint alone never trips it.")
+ONLY_HELP = ("Output only these records (all formats; counts, gates and exit code still cover every file): "
+             "attention (flagged, errors, warnings), flagged (ai-generated, ai-edited, likely-ai), errors, "
+             "warnings, or verdicts. Repeat or comma-separate.")
 JOBS_HELP = "Worker processes (0: one per core); with --backend server: requests in flight (0: 8)."
 
 
@@ -193,7 +200,9 @@ def scan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the backend's own log output (llama.cpp, transformers).")] = False,
     no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Scan only shard K of N (deterministic by path hash); combine with `fakescope merge`.")] = None,
-    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help=FAIL_ABOVE_HELP)] = None,
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", metavar="VERDICT[,VERDICT...]", help=FAIL_ON_HELP)] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", metavar="WHAT[,WHAT...]", help=ONLY_HELP)] = None,
     calibration: Annotated[Path | None, typer.Option("--calibration", metavar="FILE", help="Threshold file from `fakescope eval --calibrate`.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help=JOBS_HELP)] = 0,
     file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, metavar="SEC", help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
@@ -216,10 +225,10 @@ def scan(
             expanded.append(p)
     calib = None
     if calibration is not None:
-        from fakescope_cli.evaluate import load_calibration
+        from fakescope_cli.threshold_file import load_threshold_file
 
         try:
-            calib = load_calibration(calibration)
+            calib = load_threshold_file(calibration)
             if output is not None:
                 from fakescope_cli.output import refuse_overwriting_inputs
 
@@ -244,7 +253,15 @@ def scan(
         shard_spec = parse_shard(shard) if shard is not None else None
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+    from fakescope_cli.gates import parse_fail_on
+    from fakescope_cli.render import parse_only
+
+    try:
+        fail_on_verdicts, shown = parse_fail_on(fail_on), parse_only(only)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
     run = RunOptions(
+        fail_on=fail_on_verdicts, only=shown,
         shard=shard_spec,
         paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
         recursive=recursive, follow_symlinks=follow_symlinks, exts=normalise_exts(ext),

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakescope_cli.analyze import ScanConfig
-from fakescope_cli.evaluate import calibration_from_eval, evaluate, load_labelled, render_eval_text
+from fakescope_cli.evaluate import evaluate, render_eval_text, threshold_file_from_eval
 from fakescope_cli.inputs import Candidate
+from fakescope_cli.labels import load_labelled
 from fakescope_cli.output import check_output_target, output_stream, refuse_same_outputs
 from fakescope_cli.scan import analysis_engine
 
@@ -57,7 +58,7 @@ def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | N
         )
     calibration = None
     if opts.calibrate:
-        calibration = calibration_from_eval(items, records, opts.target_fpr)
+        calibration = threshold_file_from_eval(items, records, opts.target_fpr)
         with output_stream(opts.calibrate, "json", "--calibrate") as fh:
             fh.write(json.dumps(calibration, indent=2) + "\n")
     return report, render_eval_text(report), calibration

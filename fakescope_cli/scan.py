@@ -19,6 +19,7 @@ from fakescope_cli.errors import (
     DetectorUnavailable,
     UsageError,
 )
+from fakescope_cli.gates import Gate, GateOutcome
 from fakescope_cli.inputs import Candidate, InputExpander
 from fakescope_cli.output import check_output_target, output_stream, refuse_overwriting_images_in
 from fakescope_cli.record import count_records, run_header, utc_now
@@ -41,6 +42,8 @@ class RunOptions:
     follow_symlinks: bool = False
     exts: frozenset[str] | None = None
     fail_above: float | None = None
+    fail_on: frozenset[str] = frozenset()  # --fail-on verdicts (gates.py)
+    only: frozenset[str] = frozenset()  # --only: which records the output shows (render.parse_only)
     shard: tuple[int, int] | None = None  # (K, N): scan only the K-th of N path-hash shards
     quiet: bool = False
     color: bool = True
@@ -218,10 +221,10 @@ def _check_calibration(opts: RunOptions, detector_info: dict[str, Any] | None) -
     calibration = opts.config.calibration
     if calibration is None:
         return
-    from fakescope_cli.evaluate import calibration_mismatch
+    from fakescope_cli.threshold_file import threshold_file_mismatch
 
     info = detector_info or {}
-    problem = calibration_mismatch(calibration, info.get("id"), info.get("weights_sha256"))
+    problem = threshold_file_mismatch(calibration, info.get("id"), info.get("weights_sha256"))
     if problem is None:
         return
     if calibration.get("detector_id") not in (None, info.get("id")):
@@ -232,7 +235,7 @@ def _check_calibration(opts: RunOptions, detector_info: dict[str, Any] | None) -
 
 
 def run_scan(opts: RunOptions) -> RunResult:
-    from fakescope_cli.render import make_renderer
+    from fakescope_cli.render import make_renderer, record_filter
 
     expander = InputExpander(recursive=opts.recursive, follow_symlinks=opts.follow_symlinks, exts=opts.exts)
     candidates: list[Candidate] = list(expander.expand(opts.paths))
@@ -249,7 +252,7 @@ def run_scan(opts: RunOptions) -> RunResult:
     started = utc_now()
     counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": expander.stats.skipped
                               + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}
-    gate_tripped = False
+    gate = GateOutcome(Gate(opts.fail_above, opts.fail_on))
     interrupted = False
     lost: DetectorUnavailable | None = None
 
@@ -258,6 +261,7 @@ def run_scan(opts: RunOptions) -> RunResult:
     ) as (detector_info, analyse_all):
         _check_calibration(opts, detector_info)
         header = run_header(opts.arguments, detector_info, started)
+        shown = record_filter(opts.only)
         show_progress = not opts.quiet and sys.stderr.isatty()
         # The bar (and its refresh thread) starts with the first record, after the workers: a scan
         # with no thread running may fork them directly (see workers.fork_is_safe).
@@ -268,13 +272,12 @@ def run_scan(opts: RunOptions) -> RunResult:
                 renderer.start(header)
                 try:
                     for record in analyse_all(candidates):
-                        renderer.add(record)
+                        if shown(record):
+                            renderer.add(record)
                         count_records(counts, record)
                         if record["errors"]:
                             counts["errors"] += 1
-                        p = record["p_fake"]
-                        if opts.fail_above is not None and p is not None and p > opts.fail_above:
-                            gate_tripped = True
+                        gate.add(record)
                         if progress is None and show_progress:
                             progress = _progress(len(candidates), enabled=True)
                         if progress is not None:
@@ -293,6 +296,7 @@ def run_scan(opts: RunOptions) -> RunResult:
                 if lost is not None:
                     header["error"] = {"code": lost.code, "message": lost.message}
                 header["counts"] = counts
+                header["gate"] = gate.to_header()
                 renderer.finish(header)
         finally:
             if progress is not None:
@@ -305,13 +309,24 @@ def run_scan(opts: RunOptions) -> RunResult:
         )
     if interrupted:
         return RunResult(EXIT_INTERRUPTED, counts, interrupted=True)
-    if gate_tripped:
+    say_gate_outcome(gate)
+    if gate.tripped:
         code = EXIT_GATE
     elif counts["errors"]:
         code = EXIT_INCOMPLETE
     else:
         code = EXIT_OK
     return RunResult(code, counts)
+
+
+def say_gate_outcome(gate: GateOutcome) -> None:
+    """Why the exit code is 1 or 3, in one line on stderr (even with --quiet: it is the reason for
+    the exit code, not a note)."""
+    from fakescope_cli.render._common import display_text
+
+    message = gate.message()
+    if message is not None:
+        print(f"fakescope: {display_text(message)}", file=sys.stderr)
 
 
 def default_jobs_for(n_files: int) -> int:

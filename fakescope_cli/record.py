@@ -48,6 +48,7 @@ class ScanRecord:
     height: int | None = None
     verdict: str = "no-verdict"
     p_fake: float | None = None
+    p_fake_basis: str | None = None  # fusion.BASIS_*: provenance, pixels, hint; None without a score
     reasons: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     detector: dict[str, Any] | None = None
@@ -74,6 +75,7 @@ class ScanRecord:
             "height": self.height,
             "verdict": self.verdict,
             "p_fake": self.p_fake,
+            "p_fake_basis": self.p_fake_basis,
             "reasons": self.reasons,
             "evidence": self.evidence,
             "detector": self.detector,

@@ -578,15 +578,18 @@ def merge(
     inputs: Annotated[list[str], typer.Argument(metavar="FILE", help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.json,
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
-    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help=FAIL_ABOVE_HELP)] = None,
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", metavar="VERDICT[,VERDICT...]", help=FAIL_ON_HELP)] = None,
 ) -> None:
     """Merge shard outputs into one report with one run header (sorted by path, duplicates dropped)."""
     from fakescope_cli.errors import EXIT_GATE, EXIT_INCOMPLETE, EXIT_OK
+    from fakescope_cli.gates import Gate, GateOutcome, parse_fail_on, say_gate_outcome
     from fakescope_cli.merge import merge_files
     from fakescope_cli.output import check_output_target, output_stream
     from fakescope_cli.render import make_renderer
 
     try:
+        gate = GateOutcome(Gate(fail_above, parse_fail_on(fail_on)))
         merged = merge_files(inputs, sys.argv[1:])
         check_output_target(output, inputs)
     except (UsageError, OSError, ValueError) as exc:
@@ -594,6 +597,9 @@ def merge(
     if merged.duplicates:
         typer.echo(f"fakescope: {len(merged.duplicates)} duplicate record(s) dropped "
                    f"(first: {merged.duplicates[0]})", err=True)
+    for rec in merged.records:
+        gate.add(rec)
+    merged.header["gate"] = gate.to_header()
     try:
         with output_stream(output, fmt.value) as stream:
             renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
@@ -603,8 +609,8 @@ def merge(
             renderer.finish(merged.header)
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
-    gate = fail_above is not None and any(r["p_fake"] is not None and r["p_fake"] > fail_above for r in merged.records)
-    raise typer.Exit(EXIT_GATE if gate else EXIT_INCOMPLETE if merged.header["counts"]["errors"] else EXIT_OK)
+    say_gate_outcome(gate)
+    raise typer.Exit(EXIT_GATE if gate.tripped else EXIT_INCOMPLETE if merged.header["counts"]["errors"] else EXIT_OK)
 
 
 @app.command("eval", epilog=EXIT_CODES_HELP)
@@ -629,6 +635,7 @@ def eval_cmd(
     records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,
     calibrate: Annotated[str | None, typer.Option("--calibrate", metavar="OUT.json", help="Pick a threshold at --target-fpr and write it for `scan --calibration`.")] = None,
     target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, metavar="F", help="False-positive rate on real images for --calibrate.")] = 0.05,
+    force: Annotated[bool, typer.Option("--force", help="Write the --calibrate file even when the scores do not separate real from fake (TPR below the floor, or an AUC interval that includes 0.5).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help=JOBS_HELP)] = 0,
 ) -> None:
     """Measure a detector on labelled images: AUC, AP, accuracy, TPR at 1%/5% FPR, ECE, by group."""
@@ -647,7 +654,7 @@ def eval_cmd(
         with sigterm_as_interrupt():  # as scan: SIGTERM (a CI timeout, `kill`) ends with 130
             report, text, calibration = run_eval(EvalOptions(
                 path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,
-                target_fpr=target_fpr, records_out=records_out, json_out=json_out))
+                target_fpr=target_fpr, records_out=records_out, json_out=json_out, force=force))
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
     except KeyboardInterrupt:
@@ -667,6 +674,10 @@ def eval_cmd(
                     fh.write(doc + "\n")
             except UsageError as exc:
                 raise _fail(str(exc), EXIT_USAGE) from None
+    if calibration is not None and not (calibration["separates"] or force):
+        from fakescope_cli.evaluate import refusal_message
+
+        raise _fail(refusal_message(calibration, str(calibrate)), EXIT_USAGE)
     if calibration is not None:
         typer.echo(f"fakescope: wrote {calibrate}: threshold {calibration['threshold']:.4f} "
                    f"(measured FPR {calibration['measured_fpr']:.3f})", err=True)

@@ -26,6 +26,11 @@ from fakescope_cli.media import display_path
 from fakescope_cli.threshold_file import THRESHOLD_FILE_FORMAT
 
 EVAL_FORMAT = "fakescope-eval/1"
+DECISION_RULE = ("fake when provenance says so (ai-generated, ai-edited) or the detector's own score "
+                 ">= threshold")
+# --calibrate refuses a threshold that flags fewer fakes than this share, or than twice the share
+# of real images it allows (a coin tossed at FPR f flags f of the fakes).
+MIN_CALIBRATED_TPR = 0.10
 REPORTED_FPRS = (0.01, 0.05)
 MAX_UNSCORED_EXAMPLES = 20
 
@@ -63,11 +68,32 @@ def _score_of(record: dict[str, Any] | None) -> tuple[float | None, str | None]:
     return float(p), None
 
 
+PROVENANCE_VERDICTS = frozenset({"ai-generated", "ai-edited"})
+
+
+def _pixel_score(record: dict[str, Any], fused: float) -> float | None:
+    """The detector's own score, on the scale its thresholds use (fusion caps p_fake below
+    provenance's band; the raw value is in `detector.p_fake`); None when provenance decided."""
+    if record.get("verdict") in PROVENANCE_VERDICTS:
+        return None
+    raw = (record.get("detector") or {}).get("p_fake")
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and 0.0 <= raw <= 1.0:
+        return float(raw)
+    return fused
+
+
 @dataclass(frozen=True)
 class _Joined:
-    scored: list[tuple[LabelledItem, float]]
+    scored: list[tuple[LabelledItem, float]]  # the fused p_fake of each scored item
     unscored: list[tuple[LabelledItem, str]]
     records: list[dict[str, Any]]  # the records that matched an item
+    pixel: list[float | None]  # per scored item: the detector's own score, None where provenance decided
+
+    def decisions(self, threshold: float) -> list[float]:
+        """Per scored item, a score that is >= threshold exactly when the item is flagged: by
+        provenance (ai-generated, ai-edited) whatever the pixels say, else by its pixel score."""
+        return [max(threshold, p) if pix is None else pix
+                for (_, p), pix in zip(self.scored, self.pixel, strict=True)]
 
 
 def _join(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]]) -> _Joined:
@@ -75,6 +101,7 @@ def _join(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]]) -> _
     scored: list[tuple[LabelledItem, float]] = []
     unscored: list[tuple[LabelledItem, str]] = []
     matched: list[dict[str, Any]] = []
+    pixel: list[float | None] = []
     for item in items:
         rec = exact.get(item.path)
         if rec is None:
@@ -85,8 +112,10 @@ def _join(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]]) -> _
         if p is None:
             unscored.append((item, reason or "no-score"))
         else:
+            assert rec is not None
             scored.append((item, p))
-    return _Joined(scored, unscored, matched)
+            pixel.append(_pixel_score(rec, p))
+    return _Joined(scored, unscored, matched, pixel)
 
 
 def _detector_identities(records: Iterable[dict[str, Any]]) -> list[dict[str, str | None]]:
@@ -125,6 +154,7 @@ def evaluate(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
     joined = _join(items, records)
     labels = [it.label for it, _ in joined.scored]
     scores = [p for _, p in joined.scored]
+    decisions = joined.decisions(threshold)
     notes: list[str] = []
 
     auc = metrics.roc_auc(labels, scores)
@@ -164,16 +194,17 @@ def evaluate(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
             for name, lab in (("real", REAL), ("fake", FAKE))
         },
         "threshold": float(threshold),
-        "rule": "fake when p_fake >= threshold",
+        "rule": DECISION_RULE,
+        "n_flagged_by_provenance": sum(1 for pix in joined.pixel if pix is None),
         "auc": auc,
         "ap": metrics.average_precision(labels, scores),
-        "accuracy": metrics.accuracy_at(labels, scores, threshold),
+        "accuracy": metrics.accuracy_at(labels, decisions, threshold),
         "tpr_at_fpr": tpr,
         "threshold_at_fpr": thr_at,
         "ece": metrics.ece(labels, scores),
         "ece_bins": 10,
         "brier": metrics.brier(labels, scores),
-        "confusion": metrics.confusion(labels, scores, threshold),
+        "confusion": metrics.confusion(labels, decisions, threshold),
         "by_group": _by_group(items, joined, threshold),
         "detectors": ident,  # distinct (detector_id, weights_sha256) among the matched records
         "notes": notes,
@@ -185,21 +216,21 @@ def evaluate(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
 
 def _by_group(items: Sequence[LabelledItem], joined: _Joined, threshold: float) -> dict[str, Any]:
     totals = Counter(it.group for it in items)
-    scored: dict[str, list[tuple[int, float]]] = {g: [] for g in totals}
-    for it, p in joined.scored:
-        scored[it.group].append((it.label, p))
+    scored: dict[str, list[tuple[int, float, float]]] = {g: [] for g in totals}
+    for (it, p), decision in zip(joined.scored, joined.decisions(threshold), strict=True):
+        scored[it.group].append((it.label, p, decision))
     out: dict[str, Any] = {}
     for group in sorted(totals):
-        pairs = scored[group]
-        y = [lab for lab, _ in pairs]
-        s = [p for _, p in pairs]
+        triples = scored[group]
+        y = [lab for lab, _, _ in triples]
+        s = [p for _, p, _ in triples]
         out[display_path(group)] = {
             "n": totals[group],
-            "n_scored": len(pairs),
+            "n_scored": len(triples),
             "n_real": y.count(REAL),
             "n_fake": y.count(FAKE),
             "auc": metrics.roc_auc(y, s),
-            "accuracy": metrics.accuracy_at(y, s, threshold),
+            "accuracy": metrics.accuracy_at(y, [d for _, _, d in triples], threshold),
             "mean_p_fake": _mean(s),
         }
     return out
@@ -209,11 +240,15 @@ def _by_group(items: Sequence[LabelledItem], joined: _Joined, threshold: float) 
 
 
 def threshold_file_from_eval(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
-                          target_fpr: float) -> dict[str, Any]:
-    """A threshold that keeps the measured FPR on the real items at or below target_fpr.
+                             target_fpr: float) -> dict[str, Any]:
+    """A threshold for the detector's own score that keeps the measured FPR on the real items at or
+    below target_fpr, with the figures that say whether it separates anything.
 
-    The threshold is `metrics.threshold_at_fpr` over the scored items (`p_fake >= threshold`
-    flags). Raises UsageError when no real item was scored or the records mix detectors.
+    Picked over the items the pixels decide (provenance flags the others whatever the threshold),
+    on the detector's own score (`detector.p_fake`, the scale fusion compares thresholds with).
+    `separates` is False, and `problems` says why, when the threshold flags fewer fakes than
+    `tpr_floor` or the AUC's 95% interval reaches 0.5. Raises UsageError when no real item was
+    scored or the records mix detectors.
     """
     from fakescope_cli.record import utc_now
 
@@ -222,17 +257,31 @@ def threshold_file_from_eval(items: Sequence[LabelledItem], records: Iterable[di
     ):
         raise UsageError(f"target FPR must be between 0 and 1, not {target_fpr!r}")
     joined = _join(items, records)
-    labels = [it.label for it, _ in joined.scored]
-    scores = [p for _, p in joined.scored]
+    pairs = [(it.label, pix) for (it, _), pix in zip(joined.scored, joined.pixel, strict=True) if pix is not None]
+    labels = [lab for lab, _ in pairs]
+    scores = [pix for _, pix in pairs]
     n_real, n_fake = labels.count(REAL), labels.count(FAKE)
     if n_real == 0:
-        raise UsageError("calibration needs scored real images; none were scored")
+        raise UsageError("calibration needs scored real images; none were scored by the detector")
     ident = _detector_identities(joined.records)
     if len(ident) > 1:
         raise UsageError("the records come from more than one detector; calibrate one at a time")
     t = metrics.threshold_at_fpr(labels, scores, target_fpr)
     c = metrics.confusion(labels, scores, t)
-    warnings: list[str] = []
+    tpr = c["tp"] / n_fake if n_fake else None
+    auc = metrics.roc_auc(labels, scores)
+    interval = metrics.auc_interval(labels, scores)
+    floor = max(MIN_CALIBRATED_TPR, 2 * float(target_fpr))
+    problems: list[str] = []
+    if tpr is None:
+        problems.append("no fake image was scored by the detector: nothing shows the threshold catches fakes")
+    elif tpr < floor:
+        problems.append(f"at threshold {t:.4g} (measured FPR {c['fp'] / n_real:.3f}) it flags {c['tp']} of "
+                        f"{n_fake} fakes: TPR {tpr:.3f}, below the floor {floor:.2f}")
+    if interval is not None and interval[0] <= 0.5:
+        problems.append(f"the detector's AUC here is {auc:.3f}, 95% interval {interval[0]:.3f}-{interval[1]:.3f}, "
+                        "which includes 0.5 (chance)")
+    warnings = list(problems)
     if target_fpr * n_real < 1:
         warnings.append(
             f"{n_real} real images cannot resolve an FPR of {target_fpr:g}: the threshold allows "
@@ -242,20 +291,38 @@ def threshold_file_from_eval(items: Sequence[LabelledItem], records: Iterable[di
         warnings.append("a real image scored 1.0: no threshold in [0, 1] meets the target; nothing is flagged")
     if joined.unscored:
         warnings.append(f"{len(joined.unscored)} item(s) could not be scored and were left out")
+    n_provenance = sum(1 for pix in joined.pixel if pix is None)
+    if n_provenance:
+        warnings.append(f"{n_provenance} item(s) flagged by provenance were left out of the pick: provenance "
+                        "flags them whatever the threshold")
     return {
         "format": THRESHOLD_FILE_FORMAT,
         "threshold": t,
-        "rule": "fake when p_fake >= threshold",
+        "rule": "fake when the detector's own score >= threshold (provenance verdicts are flagged anyway)",
         "target_fpr": float(target_fpr),
         "measured_fpr": c["fp"] / n_real,
-        "measured_tpr": c["tp"] / n_fake if n_fake else None,
+        "measured_tpr": tpr,
+        "tpr_floor": floor,
+        "auc": auc,
+        "auc_interval": list(interval) if interval is not None else None,
+        "separates": not problems,
+        "problems": problems,  # why it does not separate (also the first warnings)
         "n_real": n_real,
         "n_fake": n_fake,
+        "n_flagged_by_provenance": n_provenance,
         "detector_id": ident[0]["detector_id"] if ident else None,
         "weights_sha256": ident[0]["weights_sha256"] if ident else None,
         "created_at": utc_now(),
         "warnings": warnings,
     }
+
+
+def refusal_message(threshold_file: dict[str, Any], path: str) -> str:
+    """Why `--calibrate` did not write `path`, with the measured figures, in one line."""
+    figures = "; ".join(threshold_file["problems"])
+    return (f"--calibrate: not writing {path}: the detector's scores do not separate real from fake on this set "
+            f"({figures}); a threshold from them would flag at random. Add labelled images, try another "
+            "detector, or write it anyway with --force")
 
 
 # ---------------------------------------------------------------- terminal text
@@ -304,8 +371,11 @@ def render_eval_text(report: dict[str, Any]) -> str:
         right = f"{b:<16}{_fmt(vb):>8}" if b else ""
         lines.append(f"  {a:<16}{_fmt(va):>8}      {right}".rstrip())
     c = report["confusion"]
+    by_provenance = report.get("n_flagged_by_provenance") or 0
     lines += [
         "",
+        f"flagged: provenance says AI ({by_provenance} file{'s' if by_provenance != 1 else ''}), or the "
+        f"detector's score >= {report['threshold']:.4g}",
         "confusion (fake = positive)   flagged fake   passed as real",
         f"  actually fake               {c['tp']:>12}   {c['fn']:>14}",
         f"  actually real               {c['fp']:>12}   {c['tn']:>14}",

@@ -105,6 +105,18 @@ class GateOutcome:
         }
 
 
+def say_gate_outcome(outcome: GateOutcome) -> None:
+    """Why the exit code is 1 or 3, in one line on stderr; printed even with --quiet, as it is the
+    reason for the exit code, not a note. File names are shown with control characters escaped."""
+    import sys
+
+    from fakescope_cli.render._common import display_text
+
+    message = outcome.message()
+    if message is not None:
+        print(f"fakescope: {display_text(message)}", file=sys.stderr)
+
+
 def _files(paths: list[str]) -> str:
     return f"{len(paths)} file{'s' if len(paths) != 1 else ''}"
 

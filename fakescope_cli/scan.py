@@ -19,7 +19,7 @@ from fakescope_cli.errors import (
     DetectorUnavailable,
     UsageError,
 )
-from fakescope_cli.gates import Gate, GateOutcome
+from fakescope_cli.gates import Gate, GateOutcome, say_gate_outcome
 from fakescope_cli.inputs import Candidate, InputExpander
 from fakescope_cli.output import check_output_target, output_stream, refuse_overwriting_images_in
 from fakescope_cli.record import count_records, run_header, utc_now
@@ -317,16 +317,6 @@ def run_scan(opts: RunOptions) -> RunResult:
     else:
         code = EXIT_OK
     return RunResult(code, counts)
-
-
-def say_gate_outcome(gate: GateOutcome) -> None:
-    """Why the exit code is 1 or 3, in one line on stderr (even with --quiet: it is the reason for
-    the exit code, not a note)."""
-    from fakescope_cli.render._common import display_text
-
-    message = gate.message()
-    if message is not None:
-        print(f"fakescope: {display_text(message)}", file=sys.stderr)
 
 
 def default_jobs_for(n_files: int) -> int:

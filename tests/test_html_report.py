@@ -169,7 +169,7 @@ def test_cards_chain_of_custody_and_summary(sample_report: Path, samples: list[d
     doc = Doc(text)
     cards = [a for a in doc.all("article") if "card" in (a.get("class") or "")]
     assert len(cards) == len(samples)
-    rows = re.findall(r"<tr><td><a href=\"#r(\d+)\">", text)
+    rows = re.findall(r"<tr><td class=\"c--\"><a href=\"#r(\d+)\">", text)
     assert rows == [str(i + 1) for i in range(len(samples))]
     custody = text[text.index('id="custody"'):]
     for record in samples:

@@ -73,7 +73,10 @@ def score_text(record: dict[str, Any], *, missing: str = "—") -> str:
     decided, "hint 0.85" (a ranking score, no per cent sign) when the detector cannot decide alone."""
     p = record.get("p_fake")
     if score_basis(record) == "hint" and isinstance(p, (int, float)) and math.isfinite(p):
-        return f"hint {p:.2f}"
+        # The detector's own value ranks better than p_fake, which fusion caps at 0.95.
+        raw = (record.get("detector") or {}).get("p_fake")
+        shown = raw if isinstance(raw, (int, float)) and math.isfinite(raw) else p
+        return f"hint {shown:.2f}"
     return percent(p, missing=missing)
 
 

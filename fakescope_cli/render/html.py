@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, TextIO
 
 from fakescope_cli import __version__
 from fakescope_cli.record import VERDICTS
-from fakescope_cli.render._common import display_text, percent, stop_notice
+from fakescope_cli.render._common import display_text, percent, score_basis, score_text, stop_notice
 
 THUMB_MAX = 256  # longest side of an embedded thumbnail, in pixels
 _PNG_MAX_PIXELS = 64 * 64  # tiny images (1x1 generator samples) stay lossless
@@ -51,6 +51,10 @@ SIGNAL_WORDS: dict[str, str] = {
     "editor": "editing software (says nothing about origin)",
     "none": "no signal",
 }
+
+HINT_WORDS = ("The detector's own score, 0 looks real, 1 looks generated. Its band is closed: it is not "
+              "reliable enough on held-out images to decide alone, so the score only ranks images for a "
+              "closer look.")
 
 VERDICT_WORDS: dict[str, str] = {
     "ai-generated": "provenance says a generative model made it",
@@ -253,7 +257,9 @@ def _region_grid(regions: Any) -> list[list[float | None]] | None:
     return out
 
 
-def _heatmap(grid: list[list[float | None]]) -> str:
+def _heatmap(grid: list[list[float | None]], *, hint: bool = False) -> str:
+    # A hint's map is drawn in a neutral slate, not red: it ranks regions, it finds nothing.
+    rgb = "70,85,105" if hint else "220,30,30"
     rows, cols = len(grid), len(grid[0])
     cells = []
     for row in grid:
@@ -262,13 +268,14 @@ def _heatmap(grid: list[list[float | None]]) -> str:
                 cells.append("<i></i>")
             else:
                 # Red, more opaque where the detector's p_fake is higher; the title gives the number.
-                cells.append(f'<i style="background:rgba(220,30,30,{0.08 + 0.6 * v:.3f})" '
+                cells.append(f'<i style="background:rgba({rgb},{0.08 + 0.6 * v:.3f})" '
                              f'title="p_fake {v * 100:.0f}%"></i>')
     return (f'<div class="heat" style="grid-template-columns:repeat({cols},1fr);'
             f'grid-template-rows:repeat({rows},1fr)">' + "".join(cells) + "</div>")
 
 
-def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[float | None]] | None) -> str:
+def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[float | None]] | None,
+            hint: bool = False) -> str:
     if preview is None or preview.uri is None:
         if preview is None:
             reason = "no preview: the file could not be analysed"
@@ -285,7 +292,7 @@ def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[flo
     overlay = ""
     caption = preview.note
     if grid is not None:
-        overlay = _heatmap(orient_grid(grid, preview.orientation))
+        overlay = _heatmap(orient_grid(grid, preview.orientation), hint=hint)
         caption += f"; region map {len(grid)}×{len(grid[0])}"
     alt = f"preview of {record.get('path', '')}"
     return (f'<figure><div class="frame"><div class="pic"><img{img_cls} src="{preview.uri}" width="{w}" '
@@ -293,11 +300,17 @@ def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[flo
             f"<figcaption>{_text(caption)}</figcaption></figure>")
 
 
-def _evidence_html(evidence: list[Any]) -> str:
+def _evidence_html(evidence: list[Any], reasons: list[Any]) -> str:
+    """The evidence items; a summary already given under "Why" (or by an earlier item) is not
+    repeated: Content Credentials read from C2PA and echoed in XMP say one thing once."""
     items = []
+    said = {str(r) for r in reasons}
     for item in evidence:
         if not isinstance(item, dict):
             continue
+        summary = str(item.get("summary", ""))
+        repeated = summary in said
+        said.add(summary)
         signal = str(item.get("signal", "none"))
         words = SIGNAL_WORDS.get(signal, signal)
         strong = ' <span class="strong">decisive</span>' if item.get("strong") is True else ""
@@ -310,7 +323,9 @@ def _evidence_html(evidence: list[Any]) -> str:
             extra = f"<details><summary>details</summary><pre>{chr(10).join(_lines(dumped))}</pre></details>"
         items.append(
             f'<li><span class="sig sig-{_text(signal)}">{_text(item.get("source", "?"))}</span> '
-            f'<span class="muted">{_text(words)}</span>{strong}<br>{_text(item.get("summary", ""))}{extra}</li>'
+            f'<span class="muted">{_text(words)}</span>{strong}'
+            + ('<span class="muted"> (said above)</span>' if repeated else f"<br>{_text(summary)}")
+            + f"{extra}</li>"
         )
     return "<h4>Evidence in the file</h4><ul class=\"evidence\">" + "".join(items) + "</ul>" if items else ""
 
@@ -362,10 +377,17 @@ def card_html(index: int, record: dict[str, Any], preview: Preview | None) -> st
         f"{record['width']}×{record['height']}" if record.get("width") and record.get("height") else "",
         _human_bytes(record.get("bytes")) if record.get("bytes") is not None else "",
     ) if x)
-    score = (f'<span class="pct">{percent(p)}</span>' if p is not None
-             else '<span class="pct muted">no score</span>')
+    hint = score_basis(record) == "hint"
+    if p is None:
+        score = '<span class="pct muted">no score</span>'
+    elif hint:
+        # No percentage and no coloured bar: this score ranks images, it does not decide one.
+        score = (f'<span class="pct hint" title="{_text(HINT_WORDS)}">{_text(score_text(record))}</span>'
+                 f'<span class="muted">pixel hint, for ranking only</span>')
+    else:
+        score = f'<span class="pct">{percent(p)}</span>'
     decided = verdict in ("ai-generated", "ai-edited", "likely-ai", "likely-real")
-    bar = _bar(p, label=f"p_fake {percent(p)}", decided=decided) if p is not None else ""
+    bar = _bar(p, label=f"p_fake {percent(p)}", decided=decided) if p is not None and not hint else ""
     reasons = record.get("reasons") or []
     reasons_html = ("<h4>Why</h4><ul>" + "".join(f"<li>{_text(r)}</li>" for r in reasons) + "</ul>"
                     if reasons else "")
@@ -377,34 +399,39 @@ def card_html(index: int, record: dict[str, Any], preview: Preview | None) -> st
         f"{_text(verdict)}</span>{score}"
         f'<span class="muted">#{index + 1}{" · " + _text(meta) if meta else ""}</span></div>'
         f'<h3 class="path mono">{_text(path)}</h3>{bar}'
-        f'<div class="card-body">{_figure(record, preview, grid)}<div>'
-        f"{reasons_html}{_evidence_html(record.get('evidence') or [])}{_detector_html(detector)}"
+        f'<div class="card-body">{_figure(record, preview, grid, hint)}<div>'
+        f"{reasons_html}{_evidence_html(record.get('evidence') or [], reasons)}{_detector_html(detector)}"
         f"{_problems_html(record)}</div></div></article>\n"
     )
 
 
 # --- the document -------------------------------------------------------------------------------
 
-def _custody_row(index: int, record: dict[str, Any]) -> str:
+def _custody_cells(index: int, record: dict[str, Any]) -> dict[str, str]:
+    """The custody columns of one record, as escaped HTML cells keyed by column heading."""
     custody = record.get("custody") if isinstance(record.get("custody"), dict) else {}
     detector = " ".join(str(custody[k]) for k in ("detector_id", "detector_version") if custody.get(k))
-    cells = [
-        f'<a href="#r{index + 1}">{index + 1}</a>',
-        f'<code>{_text(record.get("path", ""))}</code>',
-        f'<code>{_text(record.get("sha256") or "—")}</code>',
-        _text(record.get("bytes") if record.get("bytes") is not None else "—"),
-        _text(f"{custody.get('tool', 'fakescope')} {custody.get('tool_version', '')}".strip()),
-        _text(detector or "—"),
-        f'<code>{_text(custody.get("weights_sha256") or "—")}</code>',
-        _text(custody.get("protocol_version") or "—"),
-        _text(custody.get("file_mtime") or "—"),
-        _text(custody.get("scanned_at") or "—") + (" (cache)" if custody.get("from_cache") else ""),
-    ]
-    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n"
+    return {
+        "#": f'<a href="#r{index + 1}">{index + 1}</a>',
+        "path": f'<code>{_text(record.get("path", ""))}</code>',
+        "sha256": f'<code class="hash">{_text(record.get("sha256") or "—")}</code>',
+        "bytes": _text(record.get("bytes") if record.get("bytes") is not None else "—"),
+        "tool": _text(f"{custody.get('tool', 'fakescope')} {custody.get('tool_version', '')}".strip()),
+        "detector": _text(detector or "—"),
+        "weights sha256": f'<code class="hash">{_text(custody.get("weights_sha256") or "—")}</code>',
+        "protocol": _text(custody.get("protocol_version") or "—"),
+        "file modified (UTC)": _text(custody.get("file_mtime") or "—"),
+        "scanned (UTC)": _text(custody.get("scanned_at") or "—") + (" (cache)" if custody.get("from_cache") else ""),
+    }
 
 
-_CUSTODY_HEAD = ("#", "path", "sha256", "bytes", "tool", "detector", "weights sha256", "protocol",
-                 "file modified (UTC)", "scanned (UTC)")
+# Columns whose value is usually the run's, not the file's: shown once above the table when every
+# record has the same one, as a column otherwise (a merged report may mix detectors).
+_RUN_WIDE = ("tool", "detector", "weights sha256", "protocol")
+
+
+def _css_name(heading: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in heading.split(" (")[0])
 
 
 class HtmlRenderer:
@@ -522,8 +549,17 @@ class HtmlRenderer:
         )
 
     def _custody(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in _CUSTODY_HEAD)
-        rows = "".join(_custody_row(i, r) for i, r in enumerate(self.records))
+        table = [_custody_cells(i, r) for i, r in enumerate(self.records)]
+        common = {name: table[0][name] for name in _RUN_WIDE
+                  if table and all(cells[name] == table[0][name] for cells in table)}
+        columns = [name for name in table[0] if name not in common] if table else []
+        head = "".join(f'<th class="c-{_css_name(h)}">{h}</th>' for h in columns)
+        rows = "".join("<tr>" + "".join(f'<td class="c-{_css_name(name)}">{cells[name]}</td>' for name in columns) + "</tr>\n"
+                       for cells in table)
+        shared = ('<dl class="run custody-common">' + "".join(f"<dt>{name}</dt><dd>{value}</dd>"
+                                                             for name, value in common.items()) + "</dl>"
+                  if common else "")
         return (f'<section id="custody"><h2>Chain of custody</h2><p class="muted">Each file as fakescope '
-                f"read it: the sha256 identifies the exact bytes examined.</p>"
+                f"read it: the sha256 identifies the exact bytes examined."
+                f"{' The same for every file:' if common else ''}</p>{shared}"
                 f'<table class="custody"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>\n')

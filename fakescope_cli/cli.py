@@ -27,7 +27,7 @@ from fakescope_cli.errors import (
 )
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 done, no gate tripped; 1 a --fail-above gate tripped; 2 usage error (also an output "
+    "Exit codes: 0 done, no gate tripped; 1 a --fail-on or --fail-above gate tripped; 2 usage error (also an output "
     "that cannot be written); "
     "3 done, but some input could not be analysed (1 wins when both apply); "
     "4 a detector could not be loaded or reached; 130 interrupted (Ctrl-C / SIGTERM); "

@@ -60,7 +60,8 @@ def test_a_pixel_score_of_0999_stays_below_provenance_and_trips_no_gate(tmp_path
 def test_the_table_and_html_show_a_closed_band_score_as_a_hint(tmp_path: Path) -> None:
     photos = [_photo(tmp_path / f"photo{i}.png", 40 * i) for i in range(3)]
     model = _model(tmp_path, "model.json", p_fake=0.999, threshold_low=0.0, threshold_high=1.0)
-    table = run_cli("scan", "-b", FIXED, "-m", model, "-f", "table", *map(str, photos), str(GPT))
+    table = run_cli("scan", "-b", FIXED, "-m", model, "-f", "table", *map(str, photos), str(GPT),
+                    env={"COLUMNS": ""})  # an exported COLUMNS would still set the width
     text = table.stdout.decode()
     lines = text.splitlines()
     hint_rows = [line for line in lines if "photo" in line]
@@ -72,6 +73,7 @@ def test_the_table_and_html_show_a_closed_band_score_as_a_hint(tmp_path: Path) -
     # Not a terminal: full width (paths whole on one line) and no trailing spaces.
     assert all(line == line.rstrip() for line in lines)
     assert any(str(GPT) in line for line in lines)
+    assert max(len(line) for line in lines) > 80
 
     report = tmp_path / "r.html"
     proc = run_cli("scan", "-b", FIXED, "-m", model, "-f", "html", "-o", str(report), str(photos[0]), str(GPT))

@@ -1,7 +1,7 @@
 """`--format table` (the default on a terminal): a Rich table, readable at 80 columns.
 
 On a terminal the table fits its width; written to a file or a pipe (no terminal, no explicit
-width) it is as wide as its longest row needs, so paths and reasons are never broken, and no line
+width, no COLUMNS in the environment) it is as wide as its longest row needs, so paths and reasons are never broken, and no line
 ends in spaces. A reason that several rows share is printed once, as a numbered note under the
 table, and the rows say "[1]".
 
@@ -249,7 +249,8 @@ class TableRenderer:
         self.stream = stream
         # Not a terminal and no width asked for: the table takes the width its rows need (set in
         # `finish`), rather than Rich's 80 columns for a file.
-        self.full_width = width is None and not _is_terminal(stream)
+        # COLUMNS, when exported, still sets the width, as Rich and other tools read it.
+        self.full_width = width is None and not _is_terminal(stream) and not os.environ.get("COLUMNS")
         self.footnotes: dict[str, int] = {}
         # color_system=None makes Rich emit plain text only (no colour, bold or hyperlink codes),
         # whatever FORCE_COLOR or the terminal say: the caller has already decided.

@@ -12,7 +12,7 @@ from typing import Any
 
 from fakescope_cli import __version__
 
-RECORD_SCHEMA_VERSION = "1.0"
+RECORD_SCHEMA_VERSION = "1.1"  # 1.1: p_fake_basis; p_fake of pixels alone capped at 0.95
 PROTOCOL_VERSION = "fakescope-protocol/1"  # DESIGN.md prompt protocol; bumped when prompts change
 
 # Verdicts, from most to least alarming. Stable strings: scripts and SARIF rules key on them.

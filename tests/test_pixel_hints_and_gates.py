@@ -12,12 +12,14 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from fakescope_cli.fusion import PIXEL_P_FAKE_CAP, STRONG_P_FAKE
 from tests.conftest import FIXTURES, jsonl_records, run_cli
+from tests.test_render import _assert_valid_sarif, sarif_validator  # noqa: F401, F811  (a fixture)
 
 FIXED = "tests.plugins.fixed_detector:FixedDetector"
 GPT = FIXTURES / "provenance" / "openai" / "chatgpt_gpt4o_c2pa.png"  # Content Credentials: ai-generated
@@ -89,7 +91,9 @@ def test_the_table_and_html_show_a_closed_band_score_as_a_hint(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_a_tripped_gate_says_why_on_stderr_and_in_every_run_header(tmp_path: Path) -> None:
+def test_a_tripped_gate_says_why_on_stderr_and_in_every_run_header(
+    tmp_path: Path, sarif_validator: Any,  # noqa: F811  (the fixture imported above)
+) -> None:
     photo = _photo(tmp_path / "photo.png")
     model = _model(tmp_path, "model.json", p_fake=0.2)
     args = ["scan", "-b", FIXED, "-m", model, "--fail-on", "ai-generated,ai-edited", str(photo), str(GPT),
@@ -106,6 +110,7 @@ def test_a_tripped_gate_says_why_on_stderr_and_in_every_run_header(tmp_path: Pat
         elif fmt == "jsonl":
             headers[fmt] = json.loads(out.splitlines()[-1])["run"]["gate"]
         else:
+            _assert_valid_sarif(sarif_validator, json.loads(out))
             run = json.loads(out)["runs"][0]
             headers[fmt] = run["properties"]["gate"]
             notes = run["invocations"][0]["toolExecutionNotifications"]

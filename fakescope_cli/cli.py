@@ -680,7 +680,9 @@ def eval_cmd(
         raise _fail(refusal_message(calibration, str(calibrate)), EXIT_USAGE)
     if calibration is not None:
         typer.echo(f"fakescope: wrote {calibrate}: threshold {calibration['threshold']:.4f} "
-                   f"(measured FPR {calibration['measured_fpr']:.3f})", err=True)
+                   f"(measured FPR {calibration['measured_fpr']:.3f}"
+                   + (f", TPR {calibration['measured_tpr']:.3f}" if calibration["measured_tpr"] is not None else "")
+                   + ")", err=True)
         for warning in calibration.get("warnings", []):
             typer.echo(f"fakescope: warning: {warning}", err=True)
     if report.get("n_unscored"):  # measured on fewer images than asked: say so in the exit code too

@@ -48,7 +48,8 @@ def make_renderer(fmt: str, stream: TextIO, *, color: bool, width: int | None = 
     """The renderer for `fmt`, writing to `stream`.
 
     `color` is decided by the caller (TTY, --color/--no-color, NO_COLOR); only `table` uses it.
-    `width` overrides the terminal width for `table` (None: detect, 80 when not a terminal).
+    `width` overrides the terminal width for `table` (None: the terminal's; not a terminal, as wide
+    as the rows need unless COLUMNS is exported).
     """
     try:
         module_name, class_name = _RENDERERS[fmt]

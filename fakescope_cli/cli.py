@@ -630,7 +630,7 @@ def eval_cmd(
     batch_size: BatchSizeOpt = None,
     trust_pickle: TrustPickleOpt = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Threshold on the detector's own score for accuracy/confusion (default: the detector's); files provenance flags count as flagged whatever it is.")] = None,
     json_out: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to FILE (- for stdout).")] = None,
     records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,
     calibrate: Annotated[str | None, typer.Option("--calibrate", metavar="OUT.json", help="Pick a threshold at --target-fpr and write it for `scan --calibration`.")] = None,

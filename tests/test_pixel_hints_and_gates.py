@@ -87,7 +87,12 @@ def test_the_table_and_html_show_a_closed_band_score_as_a_hint(tmp_path: Path) -
     assert "%" not in card.split("<h4>")[0]  # no percentage and no bar above the reasons
     assert 'class="bar' not in card
     gpt_card = html[html.index('data-path="' + str(GPT)):]
-    assert '<span class="pct">99.9%</span>' in gpt_card[: gpt_card.index("</article>")]
+    gpt_card = gpt_card[: gpt_card.index("</article>")]
+    assert '<span class="pct">99.9%</span>' in gpt_card
+    # The Content Credentials sentence is the first reason; the evidence list does not repeat it.
+    credentials = gpt_card.split("<h4>Why</h4><ul><li>", 1)[1].split("</li>", 1)[0]
+    assert "Content Credentials" in credentials and gpt_card.count(credentials) == 1
+    assert "(said above)" in gpt_card
 
 
 @pytest.mark.slow

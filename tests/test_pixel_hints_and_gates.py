@@ -165,6 +165,7 @@ def test_only_attention_keeps_flagged_errors_and_warnings_in_every_format(tmp_pa
     assert row["score"] == "hint 0.50"
     table = run_cli(*args, "-f", "table").stdout.decode()
     assert str(photo) not in table and str(misnamed) in table and str(GPT) in table
+    assert table.splitlines()[-1].startswith("4 files (3 shown) · 1 ai-generated · 2 uncertain")
     flagged = json.loads(run_cli("scan", "-b", FIXED, "-m", model, "--only", "flagged", *files, "-f", "json").stdout)
     assert [r["path"] for r in flagged["results"]] == [str(GPT)]
 

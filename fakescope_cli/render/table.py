@@ -420,6 +420,8 @@ class TableRenderer:
         files = counts.get("files", len(self.records))
         text = Text(overflow="fold")
         text.append(f"{files} file{'s' if files != 1 else ''}", style="bold")
+        if len(self.records) < files:  # `--only` left some out; the counts below cover them all
+            text.append(f" ({len(self.records)} shown)", style="bold")
         # Verdicts first, which add up to the file count; then how many files carry errors or
         # warnings, which overlap the verdicts and so are worded "with …", never as a verdict.
         parts = [

@@ -1,9 +1,9 @@
 """`--format table` (the default on a terminal): a Rich table, readable at 80 columns.
 
 On a terminal the table fits its width; written to a file or a pipe (no terminal, no explicit
-width, no COLUMNS in the environment) it is as wide as its longest row needs, so paths and reasons are never broken, and no line
-ends in spaces. A reason that several rows share is printed once, as a numbered note under the
-table, and the rows say "[1]".
+width, no COLUMNS in the environment) it is as wide as its longest row needs, so paths and reasons
+are never broken, and no line ends in spaces. A reason that several rows share is printed once, as
+a numbered note under the table, and the rows say "[1]".
 
 Columns: verdict (a coloured badge), p_fake (percent, "—" without a score; "hint 0.85" in neutral
 style when the detector's band is closed and the score ranks but cannot decide), file (wrapped at folder
@@ -251,7 +251,8 @@ class TableRenderer:
         # `finish`), rather than Rich's 80 columns for a file.
         # COLUMNS, when exported, still sets the width, as Rich and other tools read it.
         self.full_width = width is None and not _is_terminal(stream) and not os.environ.get("COLUMNS")
-        self.footnotes: dict[str, int] = {}
+        self.footnotes: dict[str, int] = {}  # shared reason -> its note number (set by _table)
+        self._natural_width = 0  # the table's width without a terminal (set by _table)
         # color_system=None makes Rich emit plain text only (no colour, bold or hyperlink codes),
         # whatever FORCE_COLOR or the terminal say: the caller has already decided.
         self.console = _console_class()(

@@ -223,6 +223,9 @@ def _check_calibration(opts: RunOptions, detector_info: dict[str, Any] | None) -
         return
     from fakescope_cli.threshold_file import threshold_file_mismatch
 
+    if calibration.get("separates") is False and not opts.quiet:  # written by `eval --calibrate --force`
+        print("fakescope: warning: --calibration: this threshold did not separate real from fake on the images "
+              "it was picked on (written with --force); its verdicts may be no better than chance", file=sys.stderr)
     info = detector_info or {}
     problem = threshold_file_mismatch(calibration, info.get("id"), info.get("weights_sha256"))
     if problem is None:

@@ -225,3 +225,6 @@ def test_calibrate_refuses_scores_that_separate_nothing(tmp_path: Path) -> None:
     assert written["measured_tpr"] == 0.0 and written["auc"] == 0.5 and written["auc_interval"][0] <= 0.5
     assert any("below the floor" in w for w in written["warnings"])
     assert written["n_flagged_by_provenance"] == 2 and written["n_fake"] == 1
+    used = run_cli("scan", "-b", FIXED, "-m", model, "--calibration", str(out), "-f", "json",
+                   str(tmp_path / "set" / "real" / "real0.png"))
+    assert used.returncode == 0 and "did not separate real from fake" in used.stderr.decode()

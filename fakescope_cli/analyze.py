@@ -209,6 +209,7 @@ class Analyzer:
                 not_asked = "provenance only: --backend none"
         fused = fuse(st.items, detection, self.thresholds, unreadable, not_asked)
         record.p_fake = fused.p_fake
+        record.p_fake_basis = fused.basis
         record.reasons = fused.reasons
         record.verdict = fused.verdict
         for exc in problems:

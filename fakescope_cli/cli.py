@@ -25,7 +25,7 @@ from fakescope_cli.errors import (
 )
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 done, no gate tripped; 1 a --fail-above gate tripped; 2 usage error (also an output "
+    "Exit codes: 0 done, no gate tripped; 1 a --fail-on or --fail-above gate tripped; 2 usage error (also an output "
     "that cannot be written); "
     "3 done, but some input could not be analysed (1 wins when both apply); "
     "4 a detector could not be loaded or reached; 130 interrupted (Ctrl-C / SIGTERM); "
@@ -106,6 +106,13 @@ MODEL_HELP = "Model folder or file (hf, gguf; cycle: its ONNX file); the served 
 SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
 API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
                     "the key is never a flag value.")
+FAIL_ABOVE_HELP = ("Exit 1 if any image has p_fake above P. A pixel score alone is capped at 0.95, so P >= 0.95 "
+                   "trips on provenance only.")
+FAIL_ON_HELP = ("Exit 1 if any image gets one of these verdicts (repeat or comma-separate), e.g. "
+                "ai-generated,ai-edited: only provenance gives those, so a pixel hint alone never trips it.")
+ONLY_HELP = ("Output only these records (all formats; counts, gates and exit code still cover every file): "
+             "attention (flagged, errors, warnings), flagged (ai-generated, ai-edited, likely-ai), errors, "
+             "warnings, or verdicts. Repeat or comma-separate.")
 JOBS_HELP = "Worker processes (0: one per core); with --backend server: requests in flight (0: 8)."
 
 
@@ -235,7 +242,9 @@ def scan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the backend's own log output (llama.cpp, transformers).")] = False,
     no_pixels: Annotated[bool, typer.Option("--no-pixels", help="Metadata only: EXIF, XMP, PNG chunks, C2PA; no pixel decoding, no detector.")] = False,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Scan only shard K of N (deterministic by path hash); combine with `fakescope merge`.")] = None,
-    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help=FAIL_ABOVE_HELP)] = None,
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", metavar="VERDICT[,VERDICT...]", help=FAIL_ON_HELP)] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", metavar="WHAT[,WHAT...]", help=ONLY_HELP)] = None,
     calibration: Annotated[Path | None, typer.Option("--calibration", metavar="FILE", help="Threshold file from `fakescope eval --calibrate`.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help=JOBS_HELP)] = 0,
     file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, metavar="SEC", help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
@@ -265,10 +274,10 @@ def scan(
             expanded.append(p)
     calib = None
     if calibration is not None:
-        from fakescope_cli.evaluate import load_calibration
+        from fakescope_cli.threshold_file import load_threshold_file
 
         try:
-            calib = load_calibration(calibration)
+            calib = load_threshold_file(calibration)
             if output is not None:
                 from fakescope_cli.output import refuse_overwriting_inputs
 
@@ -287,9 +296,12 @@ def scan(
         backend=backend, backend_options=options, calibration=calib,
         cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()),
     )
+    from fakescope_cli.gates import parse_fail_on
     from fakescope_cli.merge import parse_shard
+    from fakescope_cli.render import parse_only
 
     run = RunOptions(
+        fail_on=parse_fail_on(fail_on), only=parse_only(only),
         shard=parse_shard(shard) if shard is not None else None,
         paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
         recursive=recursive, follow_symlinks=follow_symlinks, exts=normalise_exts(ext),
@@ -587,27 +599,33 @@ def merge(
     inputs: Annotated[list[str], typer.Argument(metavar="FILE", help="JSONL (or JSON) outputs of `fakescope scan`, e.g. one per shard.")],
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.json,
     output: Annotated[str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")] = None,
-    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help="Exit 1 if any image has p_fake above P.")] = None,
+    fail_above: Annotated[float | None, typer.Option("--fail-above", min=0.0, max=1.0, metavar="P", help=FAIL_ABOVE_HELP)] = None,
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", metavar="VERDICT[,VERDICT...]", help=FAIL_ON_HELP)] = None,
 ) -> None:
     """Merge shard outputs into one report with one run header (sorted by path, duplicates dropped)."""
     from fakescope_cli.errors import outcome_exit_code
+    from fakescope_cli.gates import Gate, GateOutcome, parse_fail_on, say_gate_outcome
     from fakescope_cli.merge import merge_files
     from fakescope_cli.output import check_output_target, output_stream
     from fakescope_cli.render import make_renderer
 
+    gate = GateOutcome(Gate(fail_above, parse_fail_on(fail_on)))
     merged = merge_files(inputs, sys.argv[1:])
     check_output_target(output, inputs)
     if merged.duplicates:
         typer.echo(f"fakescope: {len(merged.duplicates)} duplicate record(s) dropped "
                    f"(first: {merged.duplicates[0]})", err=True)
+    for rec in merged.records:
+        gate.add(rec)
+    merged.header["gate"] = gate.to_header()
     with output_stream(output, fmt.value) as stream:
         renderer = make_renderer(fmt.value, stream, color=_use_color() and fmt == OutputFormat.table and output is None)
         renderer.start(merged.header)
         for rec in merged.records:
             renderer.add(rec)
         renderer.finish(merged.header)
-    gate = fail_above is not None and any(r["p_fake"] is not None and r["p_fake"] > fail_above for r in merged.records)
-    raise typer.Exit(outcome_exit_code(gate_tripped=gate, unanalysed=merged.header["counts"]["errors"]))
+    say_gate_outcome(gate)
+    raise typer.Exit(outcome_exit_code(gate_tripped=gate.tripped, unanalysed=merged.header["counts"]["errors"]))
 
 
 @app.command("eval", epilog=EXIT_CODES_HELP)
@@ -627,11 +645,12 @@ def eval_cmd(
     batch_size: BatchSizeOpt = None,
     trust_pickle: TrustPickleOpt = False,
     trust_remote_code: TrustRemoteCodeOpt = False,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Decision threshold for accuracy/confusion (default: the detector's).")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0, metavar="P", help="Threshold on the detector's own score for accuracy/confusion (default: the detector's); files provenance flags count as flagged whatever it is.")] = None,
     json_out: Annotated[str | None, typer.Option("--json", metavar="FILE", help="Write the JSON report to FILE (- for stdout).")] = None,
     records_out: Annotated[str | None, typer.Option("--records", metavar="FILE", help="Also write the scan records as JSONL.")] = None,
     calibrate: Annotated[str | None, typer.Option("--calibrate", metavar="OUT.json", help="Pick a threshold at --target-fpr and write it for `scan --calibration`.")] = None,
     target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, metavar="F", help="False-positive rate on real images for --calibrate.")] = 0.05,
+    force: Annotated[bool, typer.Option("--force", help="Write the --calibrate file even when the scores do not separate real from fake (TPR below the floor, or an AUC interval that includes 0.5).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, metavar="N", help=JOBS_HELP)] = 0,
 ) -> None:
     """Measure a detector on labelled images: AUC, AP, accuracy, TPR at 1%/5% FPR, ECE, by group."""
@@ -650,7 +669,7 @@ def eval_cmd(
         with interrupts.interruptible():  # as scan: SIGTERM (a CI timeout, `kill`) ends with 130
             report, text, calibration = run_eval(EvalOptions(
                 path=path, config=config, threshold=threshold, jobs=jobs, calibrate=calibrate,
-                target_fpr=target_fpr, records_out=records_out, json_out=json_out))
+                target_fpr=target_fpr, records_out=records_out, json_out=json_out, force=force))
     except OSError as exc:  # the labels file or an output: one line, exit 2
         raise UsageError(str(exc)) from None
     doc = json.dumps(report, indent=2, ensure_ascii=False)
@@ -663,9 +682,15 @@ def eval_cmd(
 
             with output_stream(json_out, "json", "--json") as fh:
                 fh.write(doc + "\n")
+    if calibration is not None and not (calibration["separates"] or force):
+        from fakescope_cli.evaluate import refusal_message
+
+        raise UsageError(refusal_message(calibration, str(calibrate)))
     if calibration is not None:
         typer.echo(f"fakescope: wrote {calibrate}: threshold {calibration['threshold']:.4f} "
-                   f"(measured FPR {calibration['measured_fpr']:.3f})", err=True)
+                   f"(measured FPR {calibration['measured_fpr']:.3f}"
+                   + (f", TPR {calibration['measured_tpr']:.3f}" if calibration["measured_tpr"] is not None else "")
+                   + ")", err=True)
         for warning in calibration.get("warnings", []):
             typer.echo(f"fakescope: warning: {warning}", err=True)
     # Measured on fewer images than asked: say so in the exit code too.

@@ -8,8 +8,9 @@ from typing import Any
 
 from fakescope_cli.analyze import ScanConfig
 from fakescope_cli.engine import analysis_engine
-from fakescope_cli.evaluate import calibration_from_eval, evaluate, load_labelled, render_eval_text
+from fakescope_cli.evaluate import evaluate, render_eval_text, threshold_file_from_eval
 from fakescope_cli.inputs import Candidate
+from fakescope_cli.labels import load_labelled
 from fakescope_cli.output import check_output_target, output_stream, refuse_same_outputs
 
 
@@ -24,10 +25,12 @@ class EvalOptions:
     target_fpr: float = 0.05
     records_out: str | None = None
     json_out: str | None = None  # checked here with the other outputs; written by the CLI
+    force: bool = False  # write the threshold file even when the scores do not separate
 
 
 def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
-    """Return (report, text for the terminal, calibration or None)."""
+    """Return (report, text for the terminal, threshold file or None). A threshold file whose scores
+    do not separate (`separates` false) is not written unless `force`: the caller says why, exit 2."""
     items = load_labelled(opts.path)
     candidates = [Candidate(item.path, True) for item in items]
     inputs = [opts.path, *(c.path for c in candidates)]  # the labels CSV is an input too
@@ -57,7 +60,9 @@ def run_eval(opts: EvalOptions) -> tuple[dict[str, Any], str, dict[str, Any] | N
         )
     calibration = None
     if opts.calibrate:
-        calibration = calibration_from_eval(items, records, opts.target_fpr)
-        with output_stream(opts.calibrate, "json", "--calibrate") as fh:
-            fh.write(json.dumps(calibration, indent=2) + "\n")
+        calibration = threshold_file_from_eval(items, records, opts.target_fpr)
+        calibration["forced"] = bool(opts.force and not calibration["separates"])
+        if calibration["separates"] or opts.force:
+            with output_stream(opts.calibrate, "json", "--calibrate") as fh:
+                fh.write(json.dumps(calibration, indent=2) + "\n")
     return report, render_eval_text(report), calibration

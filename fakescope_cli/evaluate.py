@@ -1,19 +1,16 @@
-"""`fakescope eval`: labelled inputs, the metric report, and threshold calibration.
+"""`fakescope eval`: join scan records to labelled items, the metric report, and its text.
 
-Labelled input is a folder with `real/` and `fake/` subfolders or a CSV (path,label[,group]).
-The CLI scans the items' paths with any backend and hands the result records to `evaluate`,
-which joins them back by path. Items the scan could not score (error records, a null p_fake) are
-counted by reason and left out of the metrics, never guessed.
+Labelled input (labels.py) is a folder with `real/` and `fake/` subfolders or a CSV
+(path,label[,group]). The CLI scans the items' paths with any backend and hands the result records
+to `evaluate`, which joins them back by path. Items the scan could not score (error records, a null
+p_fake) are counted by reason and left out of the metrics, never guessed. `threshold_file_from_eval`
+picks the threshold that `eval --calibrate` writes (format: threshold_file.py).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
-import re
-import stat
 import textwrap
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -21,167 +18,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from fakescope_cli import metrics
-from fakescope_cli.errors import InputError, UsageError
-from fakescope_cli.media import display_path, has_image_extension, read_file_readonly, sniff_format
+from fakescope_cli.errors import UsageError
+
+# Re-exported: train/ reads labelled pools through this module.
+from fakescope_cli.labels import FAKE, REAL, LabelledItem, load_labelled, parse_label  # noqa: F401
+from fakescope_cli.media import display_path
+from fakescope_cli.threshold_file import THRESHOLD_FILE_FORMAT
 
 EVAL_FORMAT = "fakescope-eval/1"
-CALIBRATION_FORMAT = "fakescope-calibration/1"
+DECISION_RULE = ("fake when provenance says so (ai-generated, ai-edited) or the detector's own score "
+                 ">= threshold")
+# --calibrate refuses a threshold that flags fewer fakes than this share, or than twice the share
+# of real images it allows (a coin tossed at FPR f flags f of the fakes).
+MIN_CALIBRATED_TPR = 0.10
 REPORTED_FPRS = (0.01, 0.05)
-MAX_CALIBRATION_BYTES = 1 << 20  # a calibration file is a few hundred bytes
 MAX_UNSCORED_EXAMPLES = 20
-
-REAL, FAKE = 0, 1
-_LABEL_WORDS = {"real": REAL, "0": REAL, "human": REAL, "fake": FAKE, "1": FAKE, "ai": FAKE}
-_CLASS_DIRS = {"real": REAL, "fake": FAKE}
-_GROUP_COLUMNS = ("generator", "group", "source")  # first one present names the group
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
-class CalibrationError(UsageError, ValueError):
-    """A calibration file that cannot be used: a usage error (exit 2), also a ValueError."""
-
-
-@dataclass(frozen=True)
-class LabelledItem:
-    path: str
-    label: int  # 0 real, 1 fake
-    group: str
-
-
-def _class_name(label: int) -> str:
-    return "fake" if label == FAKE else "real"
-
-
-# ---------------------------------------------------------------- loading
-
-
-def _is_image_file(path: str) -> bool:
-    """An image by extension, or by its leading bytes when the extension says nothing."""
-    if has_image_extension(path):
-        return True  # a broken .jpg must reach the scan and show up as unscored, not vanish
-    # O_NONBLOCK and the fstat check: a FIFO or device in the tree must never hang the walk
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        head = os.read(fd, 64)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return sniff_format(head) is not None
-
-
-def _walk_error(exc: OSError) -> None:
-    # An unreadable subfolder would silently drop labelled images and bias every number.
-    raise UsageError(f"{exc.filename}: cannot list folder: {exc.strerror or exc}")
-
-
-def _load_folder(root: str, skipped: list[str] | None) -> list[LabelledItem]:
-    class_dirs: list[tuple[str, int]] = []
-    for entry in sorted(os.listdir(root)):
-        label = _CLASS_DIRS.get(entry.lower())
-        if label is not None and os.path.isdir(os.path.join(root, entry)):
-            class_dirs.append((entry, label))
-    if not class_dirs:
-        raise UsageError(f"{root}: expected a 'real/' and/or 'fake/' subfolder (or pass a CSV)")
-    items: list[LabelledItem] = []
-    for entry, label in class_dirs:
-        class_root = os.path.join(root, entry)
-        for dirpath, dirnames, filenames in os.walk(class_root, onerror=_walk_error):
-            dirnames.sort()
-            rel = os.path.relpath(dirpath, class_root)
-            group = _class_name(label) if rel == os.curdir else rel.split(os.sep)[0]
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                if _is_image_file(path):
-                    items.append(LabelledItem(path, label, group))
-                elif skipped is not None:
-                    skipped.append(path)
-    return items
-
-
-def parse_label(text: str) -> int:
-    """real/human/0 -> 0 and fake/ai/1 -> 1, case-insensitive; UsageError otherwise."""
-    label = _LABEL_WORDS.get(text.strip().lower())
-    if label is None:
-        raise UsageError(f"label {text!r} is not one of real, fake, 0, 1, human, ai")
-    return label
-
-
-def _load_csv(csv_path: str) -> list[LabelledItem]:
-    base = os.path.dirname(csv_path)
-    delimiter = "\t" if csv_path.lower().endswith(".tsv") else ","
-    try:
-        fh = open(csv_path, encoding="utf-8-sig", newline="")  # utf-8-sig: spreadsheets add a BOM
-    except OSError as exc:
-        raise UsageError(f"{csv_path}: cannot read: {exc.strerror or exc}") from None
-    with fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise UsageError(f"{csv_path}: not a readable UTF-8 CSV: {exc}") from None
-        if header is None:
-            raise UsageError(f"{csv_path}: empty file; expected a header 'path,label[,generator]'")
-        columns = [h.strip().lower() for h in header]
-        if "path" not in columns or "label" not in columns:
-            raise UsageError(f"{csv_path}: the header must name 'path' and 'label' columns")
-        i_path, i_label = columns.index("path"), columns.index("label")
-        i_group = next((columns.index(c) for c in _GROUP_COLUMNS if c in columns), None)
-        items: list[LabelledItem] = []
-        seen: dict[str, tuple[int, int]] = {}
-        try:
-            for row in reader:
-                line = reader.line_num
-                if not row or all(not cell.strip() for cell in row):
-                    continue
-                if len(row) <= max(i_path, i_label):
-                    raise UsageError(f"{csv_path}:{line}: missing path or label")
-                raw_path = row[i_path].strip()
-                if not raw_path:
-                    raise UsageError(f"{csv_path}:{line}: empty path")
-                try:
-                    label = parse_label(row[i_label])
-                except UsageError as exc:
-                    raise UsageError(f"{csv_path}:{line}: {exc}") from None
-                path = raw_path if os.path.isabs(raw_path) else os.path.join(base, raw_path)
-                if path in seen:
-                    first_line, first_label = seen[path]
-                    if first_label != label:
-                        raise UsageError(
-                            f"{csv_path}:{line}: {raw_path!r} is labelled differently on line {first_line}"
-                        )
-                    continue  # an exact repeat would count the image twice
-                seen[path] = (line, label)
-                group = row[i_group].strip() if i_group is not None and i_group < len(row) else ""
-                items.append(LabelledItem(path, label, group or _class_name(label)))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise UsageError(f"{csv_path}: not a readable UTF-8 CSV: {exc}") from None
-    return items
-
-
-def load_labelled(path: str | os.PathLike[str], *, skipped: list[str] | None = None) -> list[LabelledItem]:
-    """Labelled items from a folder with real/ and fake/ subfolders, or from a CSV file.
-
-    Folder: both subfolders are walked recursively (names matched case-insensitively); the group
-    is the first folder below real/ or fake/ (fake/midjourney/a/x.png -> 'midjourney'), else
-    'real' or 'fake'. Non-image files are left out and, when `skipped` is given, appended to it.
-    CSV: header with `path` and `label` and optionally `generator`, `group` or `source` (the first
-    present names the group); relative paths are resolved against the CSV's folder; files are
-    listed as given, so a missing one becomes an unscored error record rather than vanishing.
-    Raises UsageError for anything that cannot be read as labelled input.
-    """
-    p = os.fspath(path)
-    if os.path.isdir(p):
-        return _load_folder(p, skipped)
-    if os.path.isfile(p):
-        return _load_csv(p)
-    raise UsageError(f"{p}: no such folder or CSV file")
-
 
 # ---------------------------------------------------------------- joining records
 
@@ -217,11 +68,32 @@ def _score_of(record: dict[str, Any] | None) -> tuple[float | None, str | None]:
     return float(p), None
 
 
+PROVENANCE_VERDICTS = frozenset({"ai-generated", "ai-edited"})
+
+
+def _pixel_score(record: dict[str, Any], fused: float) -> float | None:
+    """The detector's own score, on the scale its thresholds use (fusion caps p_fake below
+    provenance's band; the raw value is in `detector.p_fake`); None when provenance decided."""
+    if record.get("verdict") in PROVENANCE_VERDICTS:
+        return None
+    raw = (record.get("detector") or {}).get("p_fake")
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and 0.0 <= raw <= 1.0:
+        return float(raw)
+    return fused
+
+
 @dataclass(frozen=True)
 class _Joined:
-    scored: list[tuple[LabelledItem, float]]
+    scored: list[tuple[LabelledItem, float]]  # the fused p_fake of each scored item
     unscored: list[tuple[LabelledItem, str]]
     records: list[dict[str, Any]]  # the records that matched an item
+    pixel: list[float | None]  # per scored item: the detector's own score, None where provenance decided
+
+    def decisions(self, threshold: float) -> list[float]:
+        """Per scored item, a score that is >= threshold exactly when the item is flagged: by
+        provenance (ai-generated, ai-edited) whatever the pixels say, else by its pixel score."""
+        return [max(threshold, p) if pix is None else pix
+                for (_, p), pix in zip(self.scored, self.pixel, strict=True)]
 
 
 def _join(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]]) -> _Joined:
@@ -229,6 +101,7 @@ def _join(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]]) -> _
     scored: list[tuple[LabelledItem, float]] = []
     unscored: list[tuple[LabelledItem, str]] = []
     matched: list[dict[str, Any]] = []
+    pixel: list[float | None] = []
     for item in items:
         rec = exact.get(item.path)
         if rec is None:
@@ -239,8 +112,10 @@ def _join(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]]) -> _
         if p is None:
             unscored.append((item, reason or "no-score"))
         else:
+            assert rec is not None
             scored.append((item, p))
-    return _Joined(scored, unscored, matched)
+            pixel.append(_pixel_score(rec, p))
+    return _Joined(scored, unscored, matched, pixel)
 
 
 def _detector_identities(records: Iterable[dict[str, Any]]) -> list[dict[str, str | None]]:
@@ -279,6 +154,7 @@ def evaluate(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
     joined = _join(items, records)
     labels = [it.label for it, _ in joined.scored]
     scores = [p for _, p in joined.scored]
+    decisions = joined.decisions(threshold)
     notes: list[str] = []
 
     auc = metrics.roc_auc(labels, scores)
@@ -318,16 +194,17 @@ def evaluate(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
             for name, lab in (("real", REAL), ("fake", FAKE))
         },
         "threshold": float(threshold),
-        "rule": "fake when p_fake >= threshold",
+        "rule": DECISION_RULE,
+        "n_flagged_by_provenance": sum(1 for pix in joined.pixel if pix is None),
         "auc": auc,
         "ap": metrics.average_precision(labels, scores),
-        "accuracy": metrics.accuracy_at(labels, scores, threshold),
+        "accuracy": metrics.accuracy_at(labels, decisions, threshold),
         "tpr_at_fpr": tpr,
         "threshold_at_fpr": thr_at,
         "ece": metrics.ece(labels, scores),
         "ece_bins": 10,
         "brier": metrics.brier(labels, scores),
-        "confusion": metrics.confusion(labels, scores, threshold),
+        "confusion": metrics.confusion(labels, decisions, threshold),
         "by_group": _by_group(items, joined, threshold),
         "detectors": ident,  # distinct (detector_id, weights_sha256) among the matched records
         "notes": notes,
@@ -339,35 +216,39 @@ def evaluate(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
 
 def _by_group(items: Sequence[LabelledItem], joined: _Joined, threshold: float) -> dict[str, Any]:
     totals = Counter(it.group for it in items)
-    scored: dict[str, list[tuple[int, float]]] = {g: [] for g in totals}
-    for it, p in joined.scored:
-        scored[it.group].append((it.label, p))
+    scored: dict[str, list[tuple[int, float, float]]] = {g: [] for g in totals}
+    for (it, p), decision in zip(joined.scored, joined.decisions(threshold), strict=True):
+        scored[it.group].append((it.label, p, decision))
     out: dict[str, Any] = {}
     for group in sorted(totals):
-        pairs = scored[group]
-        y = [lab for lab, _ in pairs]
-        s = [p for _, p in pairs]
+        triples = scored[group]
+        y = [lab for lab, _, _ in triples]
+        s = [p for _, p, _ in triples]
         out[display_path(group)] = {
             "n": totals[group],
-            "n_scored": len(pairs),
+            "n_scored": len(triples),
             "n_real": y.count(REAL),
             "n_fake": y.count(FAKE),
             "auc": metrics.roc_auc(y, s),
-            "accuracy": metrics.accuracy_at(y, s, threshold),
+            "accuracy": metrics.accuracy_at(y, [d for _, _, d in triples], threshold),
             "mean_p_fake": _mean(s),
         }
     return out
 
 
-# ---------------------------------------------------------------- calibration
+# ---------------------------------------------------------------- the threshold file
 
 
-def calibration_from_eval(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
-                          target_fpr: float) -> dict[str, Any]:
-    """A threshold that keeps the measured FPR on the real items at or below target_fpr.
+def threshold_file_from_eval(items: Sequence[LabelledItem], records: Iterable[dict[str, Any]],
+                             target_fpr: float) -> dict[str, Any]:
+    """A threshold for the detector's own score that keeps the measured FPR on the real items at or
+    below target_fpr, with the figures that say whether it separates anything.
 
-    The threshold is `metrics.threshold_at_fpr` over the scored items (`p_fake >= threshold`
-    flags). Raises UsageError when no real item was scored or the records mix detectors.
+    Picked over the items the pixels decide (provenance flags the others whatever the threshold),
+    on the detector's own score (`detector.p_fake`, the scale fusion compares thresholds with).
+    `separates` is False, and `problems` says why, when the threshold flags fewer fakes than
+    `tpr_floor` or the AUC's 95% interval reaches 0.5. Raises UsageError when no real item was
+    scored or the records mix detectors.
     """
     from fakescope_cli.record import utc_now
 
@@ -376,17 +257,31 @@ def calibration_from_eval(items: Sequence[LabelledItem], records: Iterable[dict[
     ):
         raise UsageError(f"target FPR must be between 0 and 1, not {target_fpr!r}")
     joined = _join(items, records)
-    labels = [it.label for it, _ in joined.scored]
-    scores = [p for _, p in joined.scored]
+    pairs = [(it.label, pix) for (it, _), pix in zip(joined.scored, joined.pixel, strict=True) if pix is not None]
+    labels = [lab for lab, _ in pairs]
+    scores = [pix for _, pix in pairs]
     n_real, n_fake = labels.count(REAL), labels.count(FAKE)
     if n_real == 0:
-        raise UsageError("calibration needs scored real images; none were scored")
+        raise UsageError("calibration needs scored real images; none were scored by the detector")
     ident = _detector_identities(joined.records)
     if len(ident) > 1:
         raise UsageError("the records come from more than one detector; calibrate one at a time")
     t = metrics.threshold_at_fpr(labels, scores, target_fpr)
     c = metrics.confusion(labels, scores, t)
-    warnings: list[str] = []
+    tpr = c["tp"] / n_fake if n_fake else None
+    auc = metrics.roc_auc(labels, scores)
+    interval = metrics.auc_interval(labels, scores)
+    floor = max(MIN_CALIBRATED_TPR, 2 * float(target_fpr))
+    problems: list[str] = []
+    if tpr is None:
+        problems.append("no fake image was scored by the detector: nothing shows the threshold catches fakes")
+    elif tpr < floor:
+        problems.append(f"at threshold {t:.4g} (measured FPR {c['fp'] / n_real:.3f}) it flags {c['tp']} of "
+                        f"{n_fake} fakes: TPR {tpr:.3f}, below the floor {floor:.2f}")
+    if interval is not None and interval[0] <= 0.5:
+        problems.append(f"the detector's AUC here is {auc:.3f}, 95% interval {interval[0]:.3f}-{interval[1]:.3f}, "
+                        "which includes 0.5 (chance)")
+    warnings = list(problems)
     if target_fpr * n_real < 1:
         warnings.append(
             f"{n_real} real images cannot resolve an FPR of {target_fpr:g}: the threshold allows "
@@ -396,15 +291,25 @@ def calibration_from_eval(items: Sequence[LabelledItem], records: Iterable[dict[
         warnings.append("a real image scored 1.0: no threshold in [0, 1] meets the target; nothing is flagged")
     if joined.unscored:
         warnings.append(f"{len(joined.unscored)} item(s) could not be scored and were left out")
+    n_provenance = sum(1 for pix in joined.pixel if pix is None)
+    if n_provenance:
+        warnings.append(f"{n_provenance} item(s) flagged by provenance were left out of the pick: provenance "
+                        "flags them whatever the threshold")
     return {
-        "format": CALIBRATION_FORMAT,
+        "format": THRESHOLD_FILE_FORMAT,
         "threshold": t,
-        "rule": "fake when p_fake >= threshold",
+        "rule": "fake when the detector's own score >= threshold (provenance verdicts are flagged anyway)",
         "target_fpr": float(target_fpr),
         "measured_fpr": c["fp"] / n_real,
-        "measured_tpr": c["tp"] / n_fake if n_fake else None,
+        "measured_tpr": tpr,
+        "tpr_floor": floor,
+        "auc": auc,
+        "auc_interval": list(interval) if interval is not None else None,
+        "separates": not problems,
+        "problems": problems,  # why it does not separate (also the first warnings)
         "n_real": n_real,
         "n_fake": n_fake,
+        "n_flagged_by_provenance": n_provenance,
         "detector_id": ident[0]["detector_id"] if ident else None,
         "weights_sha256": ident[0]["weights_sha256"] if ident else None,
         "created_at": utc_now(),
@@ -412,72 +317,12 @@ def calibration_from_eval(items: Sequence[LabelledItem], records: Iterable[dict[
     }
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_rate(v: Any) -> bool:
-    return _is_num(v) and 0.0 <= v <= 1.0
-
-
-def validate_calibration(data: Any, source: str = "calibration") -> dict[str, Any]:
-    """Check a parsed calibration object; return it, or raise CalibrationError naming the bad field."""
-
-    def bad(msg: str) -> CalibrationError:
-        return CalibrationError(f"{source}: not a valid fakescope calibration: {msg}")
-
-    if not isinstance(data, dict):
-        raise bad("expected a JSON object")
-    if data.get("format") != CALIBRATION_FORMAT:
-        raise bad(f"'format' must be {CALIBRATION_FORMAT!r}, found {data.get('format')!r}")
-    t = data.get("threshold")
-    # A threshold may sit one float above 1.0 when a real image scored 1.0 (flags nothing).
-    if not _is_num(t) or not 0.0 <= t <= 1.0 + 1e-9:
-        raise bad("'threshold' must be a number in [0, 1]")
-    if not _is_rate(data.get("target_fpr")):
-        raise bad("'target_fpr' must be a number in [0, 1]")
-    if not _is_rate(data.get("measured_fpr")):
-        raise bad("'measured_fpr' must be a number in [0, 1]")
-    if data.get("measured_tpr") is not None and not _is_rate(data["measured_tpr"]):
-        raise bad("'measured_tpr' must be a number in [0, 1] or null")
-    for key, least in (("n_real", 1), ("n_fake", 0)):
-        v = data.get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < least:
-            raise bad(f"'{key}' must be an integer >= {least}")
-    if data.get("detector_id") is not None and not isinstance(data["detector_id"], str):
-        raise bad("'detector_id' must be a string or null")
-    w = data.get("weights_sha256")
-    if w is not None and not (isinstance(w, str) and _SHA256_RE.fullmatch(w)):
-        raise bad("'weights_sha256' must be 64 lowercase hex digits or null")
-    if not isinstance(data.get("created_at"), str):
-        raise bad("'created_at' must be a string")
-    return data
-
-
-def load_calibration(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate a calibration file written by `eval --calibrate`; CalibrationError if not."""
-    p = os.fspath(path)
-    try:
-        # the guarded reader: never blocks on a FIFO, refuses empty and oversized files
-        raw, _ = read_file_readonly(p, MAX_CALIBRATION_BYTES)
-    except InputError as exc:
-        raise CalibrationError(f"{p}: cannot read calibration: {exc}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CalibrationError(f"{p}: not a valid fakescope calibration: not JSON ({exc})") from None
-    return validate_calibration(data, p)
-
-
-def calibration_mismatch(calibration: dict[str, Any], detector_id: str | None,
-                         weights_sha256: str | None) -> str | None:
-    """A warning when a calibration was made for another detector or weights file, else None."""
-    cal_id, cal_w = calibration.get("detector_id"), calibration.get("weights_sha256")
-    if cal_id is not None and detector_id is not None and cal_id != detector_id:
-        return f"calibration was made for detector {cal_id!r}, not {detector_id!r}"
-    if cal_w is not None and weights_sha256 is not None and cal_w != weights_sha256:
-        return "calibration was made for other weights (sha256 differs); its threshold may not hold"
-    return None
+def refusal_message(threshold_file: dict[str, Any], path: str) -> str:
+    """Why `--calibrate` did not write `path`, with the measured figures, in one line."""
+    figures = "; ".join(threshold_file["problems"])
+    return (f"--calibrate: not writing {path}: the detector's scores do not separate real from fake on this set "
+            f"({figures}); a threshold from them would flag at random. Add labelled images, try another "
+            "detector, or write it anyway with --force")
 
 
 # ---------------------------------------------------------------- terminal text
@@ -526,8 +371,11 @@ def render_eval_text(report: dict[str, Any]) -> str:
         right = f"{b:<16}{_fmt(vb):>8}" if b else ""
         lines.append(f"  {a:<16}{_fmt(va):>8}      {right}".rstrip())
     c = report["confusion"]
+    by_provenance = report.get("n_flagged_by_provenance") or 0
     lines += [
         "",
+        f"flagged: provenance says AI ({by_provenance} file{'s' if by_provenance != 1 else ''}), or the "
+        f"detector's score >= {report['threshold']:.4g}",
         "confusion (fake = positive)   flagged fake   passed as real",
         f"  actually fake               {c['tp']:>12}   {c['fn']:>14}",
         f"  actually real               {c['fp']:>12}   {c['tn']:>14}",

@@ -3,7 +3,12 @@
 Policy (DESIGN.md):
 - strong AI provenance (declared AI manifest, SD watermark, generator metadata) decides:
   p_fake >= 0.99 and verdict ai-generated / ai-edited;
-- otherwise the pixel detector's calibrated p_fake decides, read through an uncertain band;
+- otherwise the pixel detector's calibrated p_fake decides, read through an uncertain band; a score
+  no provenance backs is capped at PIXEL_P_FAKE_CAP, below provenance's band, whatever the backend
+  (the detector's own value stays in the record's `detector.p_fake`): a gate at 0.99 or on
+  provenance verdicts is never tripped by pixels alone;
+- a detector whose band is closed (it never decides alone) gives a hint: the verdict stays
+  `uncertain` and renderers show the score as a ranking hint, not a percentage;
 - camera EXIF is reported but never moves p_fake: it is easy to forge or strip;
 - absence of provenance proves nothing, and without a detector score there is no verdict;
 - a file whose pixels could not be read is an `error`, unless strong provenance decides anyway.
@@ -19,6 +24,11 @@ from fakescope_cli.detectors.base import DetectorResult
 from fakescope_cli.evidence.base import EvidenceItem, weak_sign_note
 
 STRONG_P_FAKE = 0.99
+PIXEL_P_FAKE_CAP = 0.95  # the most a pixel score alone may claim; provenance starts at STRONG_P_FAKE
+
+# What p_fake rests on (the record's `p_fake_basis`): provenance decided; a pixel score read
+# through the detector's band; a pixel score from a detector whose band is closed (ranking only).
+BASIS_PROVENANCE, BASIS_PIXELS, BASIS_HINT = "provenance", "pixels", "hint"
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class Fused:
     verdict: str
     p_fake: float | None
     reasons: list[str]
+    basis: str | None = None  # BASIS_*; None without a score
 
 
 def fuse(
@@ -66,14 +77,16 @@ def fuse(
             reasons.append(
                 f"The pixel detector alone scored {detector_p:.0%}; provenance outweighs it."
             )
-        return Fused(verdict, round(p_fake, 6), reasons)
+        return Fused(verdict, round(p_fake, 6), reasons, BASIS_PROVENANCE)
 
+    basis: str | None = None
     if unreadable is not None:
         verdict, detector_p = "error", None
         reasons.append(f"The image could not be analysed ({unreadable}).")
     elif detector_p is not None:
         verdict, why = _pixel_verdict(detector_p, thresholds)
         reasons.append(why)
+        basis = BASIS_HINT if band_is_closed(thresholds) else BASIS_PIXELS
     else:
         verdict = "no-verdict"
         skipped = detection.raw.get("skipped") if detection is not None else None
@@ -107,7 +120,9 @@ def fuse(
                        "No provenance metadata found in what could be read; the file could not be fully analysed.")
     elif neutral and len(neutral) == len(evidence):
         reasons.append("The metadata found declares neither AI nor a camera capture; that proves nothing.")
-    return Fused(verdict, detector_p, reasons)
+    if detector_p is None:
+        return Fused(verdict, None, reasons)
+    return Fused(verdict, min(detector_p, PIXEL_P_FAKE_CAP), reasons, basis)
 
 
 def is_unreadable(item: EvidenceItem) -> bool:
@@ -120,27 +135,37 @@ def _sentence(text: str) -> str:
     return text.rstrip().rstrip(".")
 
 
+def band_is_closed(thresholds: Thresholds) -> bool:
+    """A band that never decides: every pixel score is `uncertain`, a hint for ranking."""
+    return thresholds.low <= 0.0 and thresholds.high >= 1.0
+
+
 def _pixel_verdict(p: float, thresholds: Thresholds) -> tuple[str, str]:
     """The verdict a pixel score alone gives, and the reason in words."""
-    if thresholds.low <= 0.0 and thresholds.high >= 1.0:
+    if band_is_closed(thresholds):
         # Checked first: a score rounded to 0 or 1 must not slip through a band that never decides.
-        return "uncertain", (f"The pixel detector scores {p:.0%}: a hint for ranking only, not reliable enough "
-                             "on held-out images to decide alone.")
+        # No value in the words: the same sentence on every such row folds into one table footnote,
+        # and the score itself is in p_fake (shown as "hint 0.85").
+        return "uncertain", ("The pixel score is a hint for ranking only (0 looks real, 1 looks generated): this "
+                             "detector is not reliable enough on held-out images to decide alone.")
     if p >= thresholds.high:
-        return "likely-ai", f"The pixel detector scores {p:.0%} (at or above {thresholds.high:.0%})."
+        capped = (f"; p_fake is capped at {PIXEL_P_FAKE_CAP:.0%}, below what provenance gives" if p > PIXEL_P_FAKE_CAP
+                  else "")
+        return "likely-ai", f"The pixel detector scores {p:.0%} (at or above {thresholds.high:.0%}){capped}."
     if p <= thresholds.low:
         return "likely-real", f"The pixel detector scores {p:.0%} (at or below {thresholds.low:.0%})."
     return "uncertain", (f"The pixel detector scores {p:.0%}, inside the uncertain band "
                          f"{thresholds.low:.0%}–{thresholds.high:.0%}: the pixels say little either way.")
 
 
-def thresholds_from(detector_info: dict[str, Any] | None, calibration: dict[str, Any] | None) -> Thresholds:
-    """The detector's own band, overridden by a user calibration from `fakescope eval --calibrate`."""
+def thresholds_from(detector_info: dict[str, Any] | None, threshold_file: dict[str, Any] | None) -> Thresholds:
+    """The detector's own band; its upper threshold replaced by a threshold file's (`fakescope eval
+    --calibrate`, read by `scan --calibration`)."""
     low, high = Thresholds.low, Thresholds.high
     if detector_info:
         low = float(detector_info.get("threshold_low", low))
         high = float(detector_info.get("threshold_high", high))
-    if calibration is not None:
-        high = float(calibration["threshold"])
+    if threshold_file is not None:
+        high = float(threshold_file["threshold"])
         low = min(low, high)
     return Thresholds(low, high)

@@ -27,8 +27,14 @@ DESCRIPTION = (
     "digital source type, generator metadata from AUTOMATIC1111, ComfyUI, InvokeAI, NovelAI and "
     "Fooocus, Stable Diffusion invisible watermarks, camera EXIF), runs a pixel detector, and fuses "
     "both into p_fake, the probability that the image is AI-generated, with a verdict and reasons in "
-    "plain words. Strong provenance decides; the absence of provenance proves nothing; camera EXIF "
-    "is reported but never moves the score.\n\n"
+    "plain words. Strong provenance decides (p_fake 0.99 or more); the absence of provenance proves "
+    "nothing; camera EXIF is reported but never moves the score.\n\n"
+    "A pixel score that no provenance backs is a hint: p_fake is capped at 0.95, whatever the backend "
+    "(the detector's own value stays in detector.p_fake), so a gate at 0.99 or on provenance verdicts "
+    "is never tripped by pixels alone. Where the detector's band is closed (it is not reliable enough "
+    "to decide alone, as with the shipped detectors) the verdict is uncertain and the table, HTML "
+    "report and CSV show the score as \"hint 0.85\": a rank from 0 (looks real) to 1 (looks "
+    "generated), never a percentage.\n\n"
     "Machine output goes to standard output; progress, notes and errors go to standard error. "
     "Evidence files are opened read-only and never changed."
 )
@@ -38,13 +44,17 @@ ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("XDG_CACHE_HOME", "Base of the default cache folder (see FILES); ~/.cache when unset."),
     ("FAKESCOPE_CACHE_DIR", "Where the digests of large weights files are remembered, instead of the "
      "user cache folder."),
+    ("ORT_DISABLE_TELEMETRY, HF_HUB_DISABLE_TELEMETRY, DO_NOT_TRACK", "Set to 1 by fakescope when unset, "
+     "before any library loads, so that no library writes telemetry files (onnxruntime would write a "
+     "device id and an events database under ~/.cache/Microsoft/DeveloperTools/). Set one to 0 "
+     "yourself to let that library's telemetry run."),
 )
 
 FILES: tuple[tuple[str, str], ...] = (
     ("$XDG_CACHE_HOME/fakescope/", "The result cache (default ~/.cache/fakescope/): one entry per file "
      "identity and detector configuration, so a repeated scan of unchanged files is served without "
      "analysing them again. Change it with --cache-dir, bypass it with --no-cache. Deleting the "
-     "folder is always safe."),
+     "folder is always safe. fakescope writes nothing else outside its outputs."),
 )
 
 EXAMPLES: tuple[tuple[str, str], ...] = (
@@ -55,12 +65,16 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
     ("SARIF for GitHub code scanning, from the repository root:", "fakescope scan -f sarif -o fakescope.sarif ."),
     ("Metadata only (no pixel decoding, no detector), paths from find:",
      "find . -name '*.jpg' -print0 | fakescope scan --no-pixels -0 -f jsonl -"),
-    ("Fail a CI job when any image is probably AI-generated:", "fakescope scan --fail-above 0.8 -q assets/"),
+    ("Fail a CI job when provenance proves an image AI-generated or AI-edited (a pixel hint alone "
+     "cannot trip it; the reason is printed on standard error and recorded in the run header):",
+     "fakescope scan --fail-on ai-generated,ai-edited -q assets/"),
+    ("List only what needs a look (flagged verdicts, errors, warnings):", "fakescope scan --only attention ./evidence"),
     ("Scan in shards on several machines, then merge into one report:",
      "fakescope scan --shard 1/2 -f jsonl -o a.jsonl photos/\n"
      "fakescope scan --shard 2/2 -f jsonl -o b.jsonl photos/\n"
      "fakescope merge a.jsonl b.jsonl -f html -o report.html"),
-    ("Measure the detector on a labelled folder and write a calibrated threshold:",
+    ("Measure the detector on a labelled folder and write a threshold at a 1% false-positive rate "
+     "(refused, exit 2, when the scores do not separate real from fake; --force writes it anyway):",
      "fakescope eval labelled/ --calibrate threshold.json --target-fpr 0.01"),
     ("Install shell completion for the current shell, or print the script for one:",
      "fakescope --install-completion\nfakescope --show-completion bash"),

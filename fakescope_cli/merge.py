@@ -146,6 +146,13 @@ def _records_in(source: _Input) -> Iterator[dict[str, Any]]:
                     raise UsageError(f"{path}:{lineno}: not a JSON record") from None
                 source.truncated = True
                 return
+            if isinstance(rec, dict) and set(rec) == {"run"}:
+                # The run trailer a gated jsonl scan ends with (render/jsonl.py): the shard's header.
+                problem = _run_problem(rec["run"])
+                if problem is not None:
+                    raise UsageError(f"{path}:{lineno}: {problem}: is this fakescope output?")
+                source.run = rec["run"]
+                continue
             yield _checked(rec, f"{path}:{lineno}")
 
 

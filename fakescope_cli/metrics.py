@@ -217,6 +217,21 @@ def confusion(labels: Sequence[Any] | np.ndarray, scores: Sequence[Any] | np.nda
     }
 
 
+def auc_interval(labels: Sequence[Any] | np.ndarray, scores: Sequence[Any] | np.ndarray,
+                 z: float = 1.96) -> tuple[float, float] | None:
+    """An approximate 95% interval for the AUC (Hanley and McNeil 1982 standard error, clipped to
+    [0, 1]); None where the AUC is undefined. Deterministic: no resampling."""
+    auc = roc_auc(labels, scores)
+    if auc is None:
+        return None
+    y, _ = _as_arrays(labels, scores)
+    n_pos, n_neg = int(np.count_nonzero(y == 1)), int(np.count_nonzero(y == 0))
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    half = z * math.sqrt(max(var, 0.0))
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def accuracy_at(labels: Sequence[Any] | np.ndarray, scores: Sequence[Any] | np.ndarray,
                 threshold: float) -> float | None:
     """Fraction of samples whose `score >= threshold` call matches the label; None when empty."""

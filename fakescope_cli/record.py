@@ -12,7 +12,7 @@ from typing import Any
 
 from fakescope_cli import __version__
 
-RECORD_SCHEMA_VERSION = "1.0"
+RECORD_SCHEMA_VERSION = "1.1"  # 1.1: p_fake_basis; p_fake of pixels alone capped at 0.95
 PROTOCOL_VERSION = "fakescope-protocol/1"  # DESIGN.md prompt protocol; bumped when prompts change
 
 # Verdicts, from most to least alarming. Stable strings: scripts and SARIF rules key on them.
@@ -48,6 +48,7 @@ class ScanRecord:
     height: int | None = None
     verdict: str = "no-verdict"
     p_fake: float | None = None
+    p_fake_basis: str | None = None  # fusion.BASIS_*: provenance, pixels, hint; None without a score
     reasons: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     detector: dict[str, Any] | None = None
@@ -74,6 +75,7 @@ class ScanRecord:
             "height": self.height,
             "verdict": self.verdict,
             "p_fake": self.p_fake,
+            "p_fake_basis": self.p_fake_basis,
             "reasons": self.reasons,
             "evidence": self.evidence,
             "detector": self.detector,

@@ -14,6 +14,7 @@ from fakescope_cli import interrupts
 from fakescope_cli.analyze import ScanConfig
 from fakescope_cli.engine import analysis_engine
 from fakescope_cli.errors import DetectorUnavailable, UsageError, outcome_exit_code
+from fakescope_cli.gates import Gate, GateOutcome, say_gate_outcome
 from fakescope_cli.inputs import Candidate, InputExpander
 from fakescope_cli.output import check_output_target, output_stream, refuse_overwriting_images_in
 from fakescope_cli.record import count_records, run_header, utc_now
@@ -31,6 +32,8 @@ class RunOptions:
     follow_symlinks: bool = False
     exts: frozenset[str] | None = None
     fail_above: float | None = None
+    fail_on: frozenset[str] = frozenset()  # --fail-on verdicts (gates.py)
+    only: frozenset[str] = frozenset()  # --only: which records the output shows (render.parse_only)
     shard: tuple[int, int] | None = None  # (K, N): scan only the K-th of N path-hash shards
     quiet: bool = False
     color: bool = True
@@ -65,10 +68,13 @@ def _check_calibration(opts: RunOptions, detector_info: dict[str, Any] | None) -
     calibration = opts.config.calibration
     if calibration is None:
         return
-    from fakescope_cli.evaluate import calibration_mismatch
+    from fakescope_cli.threshold_file import threshold_file_mismatch
 
+    if calibration.get("separates") is False and not opts.quiet:  # written by `eval --calibrate --force`
+        print("fakescope: warning: --calibration: this threshold did not separate real from fake on the images "
+              "it was picked on (written with --force); its verdicts may be no better than chance", file=sys.stderr)
     info = detector_info or {}
-    problem = calibration_mismatch(calibration, info.get("id"), info.get("weights_sha256"))
+    problem = threshold_file_mismatch(calibration, info.get("id"), info.get("weights_sha256"))
     if problem is None:
         return
     if calibration.get("detector_id") not in (None, info.get("id")):
@@ -79,7 +85,7 @@ def _check_calibration(opts: RunOptions, detector_info: dict[str, Any] | None) -
 
 
 def run_scan(opts: RunOptions) -> RunResult:
-    from fakescope_cli.render import make_renderer
+    from fakescope_cli.render import make_renderer, record_filter
 
     expander = InputExpander(recursive=opts.recursive, follow_symlinks=opts.follow_symlinks, exts=opts.exts)
     candidates: list[Candidate] = list(expander.expand(opts.paths))
@@ -96,7 +102,7 @@ def run_scan(opts: RunOptions) -> RunResult:
     started = utc_now()
     counts: dict[str, int] = {"files": 0, "errors": 0, "skipped": expander.stats.skipped
                               + expander.stats.skipped_special, "skipped_by_ext": expander.stats.skipped_by_ext}
-    gate_tripped = False
+    gate = GateOutcome(Gate(opts.fail_above, opts.fail_on))
     interrupted = False
     lost: DetectorUnavailable | None = None
 
@@ -107,6 +113,7 @@ def run_scan(opts: RunOptions) -> RunResult:
     ) as (detector_info, analyse_all):
         _check_calibration(opts, detector_info)
         header = run_header(opts.arguments, detector_info, started)
+        shown = record_filter(opts.only)
         show_progress = not opts.quiet and sys.stderr.isatty()
         # The bar (and its refresh thread) starts with the first record, after the workers: a scan
         # with no thread running may fork them directly (see workers.fork_is_safe).
@@ -118,13 +125,12 @@ def run_scan(opts: RunOptions) -> RunResult:
                 try:
                     interrupts.stop_holding()
                     for record in analyse_all(candidates):
-                        renderer.add(record)
+                        if shown(record):
+                            renderer.add(record)
                         count_records(counts, record)
                         if record["errors"]:
                             counts["errors"] += 1
-                        p = record["p_fake"]
-                        if opts.fail_above is not None and p is not None and p > opts.fail_above:
-                            gate_tripped = True
+                        gate.add(record)
                         if progress is None and show_progress:
                             progress = _progress(len(candidates), enabled=True)
                         if progress is not None:
@@ -143,6 +149,7 @@ def run_scan(opts: RunOptions) -> RunResult:
                 if lost is not None:
                     header["error"] = {"code": lost.code, "message": lost.message}
                 header["counts"] = counts
+                header["gate"] = gate.to_header()
                 renderer.finish(header)
         finally:
             if progress is not None:
@@ -153,7 +160,9 @@ def run_scan(opts: RunOptions) -> RunResult:
         raise DetectorUnavailable(
             f"{lost.message} (stopped after {done} file(s); their records were written)" if done else lost.message
         )
-    code = outcome_exit_code(gate_tripped=gate_tripped, unanalysed=counts["errors"], interrupted=interrupted)
+    if not interrupted:
+        say_gate_outcome(gate)
+    code = outcome_exit_code(gate_tripped=gate.tripped, unanalysed=counts["errors"], interrupted=interrupted)
     return RunResult(code, counts, interrupted=interrupted)
 
 

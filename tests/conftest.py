@@ -67,6 +67,8 @@ def jsonl_records(stdout: bytes) -> list[dict]:
     from fakescope_cli.schema import validate_record
 
     records = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    # A gated scan ends with its run header, {"run": {...}} (render/jsonl.py): not a record.
+    records = [rec for rec in records if set(rec) != {"run"}]
     for rec in records:
         validate_record(rec)
     return records

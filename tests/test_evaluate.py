@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from fakescope_cli import evaluate as ev
+from fakescope_cli import threshold_file as tf
 from fakescope_cli.errors import InputError, UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.record import ScanRecord
@@ -98,7 +99,7 @@ def test_load_folder_never_blocks_on_a_fifo(tmp_path: Path) -> None:
     assert [Path(p).name for p in skipped] == ["pipe"]
     os.mkfifo(tmp_path / "cal.json")
     with pytest.raises(UsageError, match="not a regular file"):
-        ev.load_calibration(tmp_path / "cal.json")
+        tf.load_threshold_file(tmp_path / "cal.json")
 
 
 def test_load_folder_class_names_are_case_insensitive(tmp_path: Path) -> None:
@@ -326,7 +327,7 @@ def test_evaluate_rejects_out_of_range_scores_as_unscored() -> None:
 
 def test_calibration_on_the_tree(tree: Path, tmp_path: Path) -> None:
     items = ev.load_labelled(tree)
-    cal = ev.calibration_from_eval(items, _tree_records(tree, items), target_fpr=0.34)
+    cal = ev.threshold_file_from_eval(items, _tree_records(tree, items), target_fpr=0.34)
     # 3 reals, k = floor(0.34 * 3) = 1 false positive allowed: threshold above the second-highest
     # real 0.4 -> the next observed score 0.7; flags 0.9 F, 0.8 R, 0.7 F
     assert cal["threshold"] == 0.7
@@ -337,7 +338,7 @@ def test_calibration_on_the_tree(tree: Path, tmp_path: Path) -> None:
     assert any("left out" in w for w in cal["warnings"])
     out = tmp_path / "cal.json"
     out.write_text(json.dumps(cal, allow_nan=False))
-    assert ev.load_calibration(out) == cal
+    assert tf.load_threshold_file(out) == cal
 
 
 def test_calibration_threshold_meets_the_target_fpr() -> None:
@@ -350,7 +351,7 @@ def test_calibration_threshold_meets_the_target_fpr() -> None:
     recs = [{"path": it.path, "verdict": "uncertain", "p_fake": float(p)}
             for it, p in zip(items, np.r_[real_p, fake_p], strict=True)]
     for target in (0.01, 0.05, 0.2):
-        cal = ev.calibration_from_eval(items, recs, target)
+        cal = ev.threshold_file_from_eval(items, recs, target)
         t = cal["threshold"]
         flagged_real = int(np.count_nonzero(real_p >= t))
         assert flagged_real / n_real <= target
@@ -369,20 +370,20 @@ def test_calibration_threshold_meets_the_target_fpr() -> None:
 def test_calibration_errors_and_warnings() -> None:
     fakes = [ev.LabelledItem("a", 1, "g")]
     with pytest.raises(UsageError, match="scored real images"):
-        ev.calibration_from_eval(fakes, [{"path": "a", "verdict": "likely-ai", "p_fake": 0.9}], 0.05)
+        ev.threshold_file_from_eval(fakes, [{"path": "a", "verdict": "likely-ai", "p_fake": 0.9}], 0.05)
     items = [ev.LabelledItem("a", 0, "g"), ev.LabelledItem("b", 0, "g")]
     mixed = [_rec_with("a", 0.2, "builtin"), _rec_with("b", 0.3, "hf")]
     with pytest.raises(UsageError, match="more than one detector"):
-        ev.calibration_from_eval(items, mixed, 0.05)
+        ev.threshold_file_from_eval(items, mixed, 0.05)
     with pytest.raises(UsageError, match="between 0 and 1"):
-        ev.calibration_from_eval(items, mixed, 5)
+        ev.threshold_file_from_eval(items, mixed, 5)
     # a real at 1.0 and FPR 0: nothing in [0, 1] works; no fakes: measured_tpr is null
     same = [_rec_with("a", 1.0, "builtin"), _rec_with("b", 0.3, "builtin")]
-    cal = ev.calibration_from_eval(items, same, 0.0)
+    cal = ev.threshold_file_from_eval(items, same, 0.0)
     assert cal["threshold"] > 1.0 and cal["measured_fpr"] == 0.0 and cal["measured_tpr"] is None
     assert any("scored 1.0" in w for w in cal["warnings"])
     assert any("cannot resolve" in w for w in cal["warnings"])
-    ev.validate_calibration(cal)  # still a loadable file
+    tf.validate_threshold_file(cal)  # still a loadable file
 
 
 def _rec_with(path: str, p: float, detector_id: str) -> dict[str, Any]:
@@ -418,7 +419,7 @@ def test_load_calibration_rejects_bad_fields(tmp_path: Path, change: dict[str, A
     f = tmp_path / "cal.json"
     f.write_text(json.dumps(data))
     with pytest.raises(UsageError, match=match):
-        ev.load_calibration(f)
+        tf.load_threshold_file(f)
 
 
 @pytest.mark.parametrize(
@@ -429,34 +430,34 @@ def test_load_calibration_rejects_bad_fields(tmp_path: Path, change: dict[str, A
         (b"[0.5]", "JSON object"),
         (b'{"format": "fakescope-calibration/1", "threshold": NaN}', "'threshold'"),
         (b"\xff\xfe{}", "not JSON"),
-        (b" " * (ev.MAX_CALIBRATION_BYTES + 1), "byte limit"),
+        (b" " * (tf.MAX_THRESHOLD_FILE_BYTES + 1), "byte limit"),
     ],
 )
 def test_load_calibration_rejects_malformed_files(tmp_path: Path, raw: bytes, match: str) -> None:
     f = tmp_path / "cal.json"
     f.write_bytes(raw)
     with pytest.raises(UsageError, match=match):
-        ev.load_calibration(f)
+        tf.load_threshold_file(f)
 
 
 def test_load_calibration_valid_and_missing(tmp_path: Path) -> None:
     f = tmp_path / "cal.json"
     f.write_text(json.dumps(_valid_cal()))
-    assert ev.load_calibration(f)["threshold"] == 0.83
-    with pytest.raises(UsageError, match="cannot read calibration"):
-        ev.load_calibration(tmp_path / "nope.json")
+    assert tf.load_threshold_file(f)["threshold"] == 0.83
+    with pytest.raises(UsageError, match="cannot read threshold file"):
+        tf.load_threshold_file(tmp_path / "nope.json")
     # both a usage error (exit 2) and a ValueError, whichever a caller catches
     f.write_text("{}")
     with pytest.raises(ValueError, match="'format'"):
-        ev.load_calibration(f)
+        tf.load_threshold_file(f)
 
 
 def test_calibration_mismatch() -> None:
     cal = _valid_cal()
-    assert ev.calibration_mismatch(cal, "builtin", WEIGHTS) is None
-    assert ev.calibration_mismatch(cal, "builtin", None) is None  # unknown weights: nothing to compare
-    assert "detector 'builtin'" in (ev.calibration_mismatch(cal, "hf", WEIGHTS) or "")
-    assert "other weights" in (ev.calibration_mismatch(cal, "builtin", "cd" * 32) or "")
+    assert tf.threshold_file_mismatch(cal, "builtin", WEIGHTS) is None
+    assert tf.threshold_file_mismatch(cal, "builtin", None) is None  # unknown weights: nothing to compare
+    assert "detector 'builtin'" in (tf.threshold_file_mismatch(cal, "hf", WEIGHTS) or "")
+    assert "other weights" in (tf.threshold_file_mismatch(cal, "builtin", "cd" * 32) or "")
 
 
 # ---------------------------------------------------------------- rendering

@@ -4,7 +4,7 @@ import pytest
 
 from fakescope_cli.detectors.base import DetectorResult
 from fakescope_cli.evidence.base import EvidenceItem
-from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
+from fakescope_cli.fusion import PIXEL_P_FAKE_CAP, STRONG_P_FAKE, Thresholds, fuse, thresholds_from
 
 AI = EvidenceItem("generator", "ai", "AUTOMATIC1111 parameters name the model.", strong=True)
 EDIT = EvidenceItem("c2pa", "ai-edited", "Content Credentials: generative fill.", strong=True)
@@ -59,8 +59,10 @@ def test_a_detector_with_a_closed_band_never_decides_and_says_why():
     closed = Thresholds(0.0, 1.0)
     for p in (0.02, 0.5, 0.98):
         out = fuse([], DetectorResult(p_fake=p), closed)
-        assert out.verdict == "uncertain" and out.p_fake == pytest.approx(p)
+        assert out.verdict == "uncertain" and out.p_fake == pytest.approx(min(p, PIXEL_P_FAKE_CAP))
+        assert out.basis == "hint"
         assert "a hint for ranking only" in out.reasons[0], out.reasons
+        assert "%" not in out.reasons[0]  # no percentage that reads like a verdict
     # a score rounded to the band's edges still gives no verdict
     for p in (0.0, 1.0):
         assert fuse([], DetectorResult(p_fake=p), closed).verdict == "uncertain"
@@ -153,3 +155,18 @@ def test_every_distinct_camera_claim_is_reported_with_its_own_caveat():
     assert lines[1].startswith(xmp_make.summary) and "XMP is unsigned text" in lines[1]
     assert lines[2].startswith(CAMERA.summary) and "EXIF is easy to forge" in lines[2]
     assert f.verdict == "uncertain" and f.p_fake == pytest.approx(0.5)
+
+
+def test_a_pixel_score_alone_stays_below_provenances_band():
+    """Whatever the backend says, pixels alone never claim what provenance claims (issue 21)."""
+    for band in (T, Thresholds(0.0, 1.0)):
+        out = fuse([], DetectorResult(p_fake=0.999), band)
+        assert out.p_fake == PIXEL_P_FAKE_CAP < STRONG_P_FAKE
+        assert out.basis in ("pixels", "hint")
+    out = fuse([], DetectorResult(p_fake=0.999), T)
+    assert out.verdict == "likely-ai" and "capped at 95%" in out.reasons[0]
+    below = fuse([], DetectorResult(p_fake=0.6), T)
+    assert below.p_fake == pytest.approx(0.6) and below.basis == "pixels"  # under the cap: unchanged
+    proven = fuse([AI], DetectorResult(p_fake=0.999), T)
+    assert proven.p_fake == pytest.approx(0.999) and proven.basis == "provenance"
+    assert fuse([], None, T).basis is None

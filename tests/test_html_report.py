@@ -171,7 +171,7 @@ def test_cards_chain_of_custody_and_summary(sample_report: Path, samples: list[d
     doc = Doc(text)
     cards = [a for a in doc.all("article") if "card" in (a.get("class") or "")]
     assert len(cards) == len(samples)
-    rows = re.findall(r"<tr><td><a href=\"#r(\d+)\">", text)
+    rows = re.findall(r"<tr><td class=\"c--\"><a href=\"#r(\d+)\">", text)
     assert rows == [str(i + 1) for i in range(len(samples))]
     custody = text[text.index('id="custody"'):]
     for record in samples:
@@ -462,3 +462,57 @@ def test_an_undecided_score_is_drawn_on_a_neutral_track(sample_report: Path, sam
         undecided = verdict in ("uncertain", "no-verdict", "error")
         assert ("undecided" in bar) == undecided, (verdict, bar)
     assert any(v == "uncertain" for v, _ in cards) and any(v == "ai-generated" for v, _ in cards)
+
+
+def test_custody_table_is_readable_at_1280_px(browser: Chromium, tmp_path: Path) -> None:
+    """Run-wide custody values are shown once, and the rest of the table fits a 1280-px window: each
+    hash in at most two lines, times on one, nothing pushed past the right edge."""
+    records = scanned_records(PROVENANCE)
+    out = tmp_path / "custody.html"
+    text = write_report(records, out)
+    custody = text[text.index('id="custody"'):]
+    assert custody.count("fakescope-protocol/1") == 1  # once above the table, not once per row
+    assert browser.width == 1280
+    browser.open(out.as_uri())
+    assert browser.problems() == []
+    heads = browser.eval("Array.from(document.querySelectorAll('#custody th')).map(t => t.textContent)")
+    assert heads == ["#", "path", "sha256", "bytes", "file modified (UTC)", "scanned (UTC)"]
+    assert browser.eval("document.querySelectorAll('dl.custody-common dt').length") == 4
+    fits = browser.eval("document.querySelector('table.custody').getBoundingClientRect().right "
+                        "<= document.documentElement.clientWidth")
+    assert fits is True
+
+    def lines(selector: str) -> list[int]:
+        # One client rect per line box that the cell's text occupies.
+        return browser.eval(f"Array.from(document.querySelectorAll('{selector}')).map(td => {{"
+                            "const r = document.createRange(); r.selectNodeContents(td); "
+                            "return new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top))).size; })")
+
+    hashes = lines("#custody td.c-sha256")
+    assert len(hashes) == len(records) and max(hashes) <= 2, hashes
+    assert max(lines("#custody td.c-scanned")) == 1 and max(lines("#custody td.c-file-modified")) == 1
+    browser.eval("document.getElementById('custody').scrollIntoView()")
+    png = browser.screenshot()
+    (tmp_path / "custody.png").write_bytes(png)
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as shot:
+        assert shot.width == 1280
+        low, high = shot.convert("L").getextrema()
+        assert high - low > 100  # text on a background, not a blank page
+
+
+def test_a_hint_card_has_no_percentage_or_bar_in_chromium(browser: Chromium, tmp_path: Path) -> None:
+    record = detector_record(FLUX, verdict="uncertain", p_fake=0.85, rows=2, cols=2)
+    record["p_fake_basis"] = "hint"
+    record["detector"]["p_fake"] = 0.87
+    out = tmp_path / "hint.html"
+    write_report([record], out)
+    browser.open(out.as_uri())
+    assert browser.problems() == []
+    assert browser.eval("document.querySelector('article .pct').textContent") == "hint 0.87"
+    assert browser.eval("document.querySelectorAll('article .bar').length") == 0
+    # The region map is drawn in neutral slate, not red.
+    colours = browser.eval("Array.from(document.querySelectorAll('.heat i')).map(i => getComputedStyle(i)"
+                           ".backgroundColor)")
+    assert colours and all(c.startswith("rgba(70, 85, 105") for c in colours), colours

@@ -94,7 +94,7 @@ def test_rendered_page_reads_as_typed() -> None:
     text = proc.stdout.decode("utf-8")
     # Options come out as ASCII hyphen-minus (copy-pasteable), not U+2010/U+2212.
     assert "-f, --format <table|json|jsonl|csv|sarif|html>" in text
-    assert "fakescope scan --fail-above 0.8 -q assets/" in text
+    assert "fakescope scan --fail-on ai-generated,ai-edited -q assets/" in text
     for heading in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "EXIT STATUS", "DIAGNOSTICS",
                     "ENVIRONMENT", "FILES", "EXAMPLES", "SEE ALSO"):
         assert re.search(rf"^{heading}$", text, re.M), heading

@@ -253,3 +253,22 @@ def test_against_scikit_learn_on_random_tied_data() -> None:
         assert np.allclose(fpr, fpr2) and np.allclose(tpr, tpr2) and np.allclose(thr[1:], thr2[1:])
         for target in (0.0, 0.01, 0.05, 0.2):
             assert m.tpr_at_fpr(y, s, target) == pytest.approx(tpr2[fpr2 <= target + 1e-12].max())
+
+
+def test_auc_interval_hanley_mcneil() -> None:
+    """Hanley and McNeil (1982), Radiology 143:29-36: SE of an AUC of 0.5 from 10 positives and 10
+    negatives is sqrt((0.25 + 9*(1/3 - 0.25) + 9*(1/3 - 0.25)) / 100) = sqrt(1.75) / 10."""
+    from fakescope_cli import metrics
+
+    labels = [1] * 10 + [0] * 10
+    tied = [0.5] * 20  # every pair tied: AUC 0.5
+    low, high = metrics.auc_interval(labels, tied)
+    half = 1.96 * math.sqrt(1.75) / 10
+    assert (low, high) == pytest.approx((0.5 - half, 0.5 + half))
+    separated = [0.9] * 10 + [0.1] * 10
+    assert metrics.auc_interval(labels, separated) == (1.0, 1.0)
+    # More data, narrower interval around the same AUC.
+    few = metrics.auc_interval([1, 1, 0, 0], [0.9, 0.4, 0.5, 0.1])
+    many = metrics.auc_interval([1, 1, 0, 0] * 25, [0.9, 0.4, 0.5, 0.1] * 25)
+    assert few is not None and many is not None and many[1] - many[0] < few[1] - few[0]
+    assert metrics.auc_interval([1, 1], [0.2, 0.3]) is None  # one class only: undefined

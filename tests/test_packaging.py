@@ -28,6 +28,8 @@ def test_wheel_contents(tmp_path):
         if weight.is_file():
             assert f"fakescope_cli/weights/{weight.name}" in names
     assert any(n.endswith(".data/data/share/man/man1/fakescope.1") for n in names)
+    for asset in (REPO / "fakescope_cli" / "render" / "assets").glob("*"):  # the HTML report's script and style
+        assert f"fakescope_cli/render/assets/{asset.name}" in names
 
 
 _IMPORTS_OF_CORE_COMMANDS = """

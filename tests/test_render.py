@@ -446,13 +446,20 @@ def test_table_lets_a_closed_pipe_surface_as_broken_pipe(monkeypatch: pytest.Mon
 @pytest.mark.slow
 def test_table_scan_piped_into_head_exits_141() -> None:
     """`fakescope scan DIR | head -1` under pipefail: 141 like the other formats, not 1, no traceback."""
+    import fcntl
+    import os
+
     from tests.conftest import DATA, cli_env
 
+    read_end, write_end = os.pipe()
+    # A small pipe: the table (about 300 KB) must not fit in it whatever the system's default size.
+    fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
     proc = subprocess.Popen([sys.executable, "-m", "fakescope_cli", "scan", "--backend", "none", "-f", "table",
-                             str(DATA)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    proc.stdout.close()  # far more table than a pipe buffer holds is still to come
+                             str(DATA)], stdout=write_end, stderr=subprocess.PIPE, env=cli_env())
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        first = reader.readline()
+    # closed: far more table than the pipe holds is still to come
     _, err = proc.communicate(timeout=300)
     assert first.startswith(b"verdict")
     assert proc.returncode == 141, err.decode()[-2000:]

@@ -19,6 +19,7 @@ for Rich tables or SARIF rule tables.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TextIO
 
 from fakescope_cli.errors import UsageError
@@ -47,7 +48,8 @@ def make_renderer(fmt: str, stream: TextIO, *, color: bool, width: int | None = 
     """The renderer for `fmt`, writing to `stream`.
 
     `color` is decided by the caller (TTY, --color/--no-color, NO_COLOR); only `table` uses it.
-    `width` overrides the terminal width for `table` (None: detect, 80 when not a terminal).
+    `width` overrides the terminal width for `table` (None: the terminal's; not a terminal, as wide
+    as the rows need unless COLUMNS is exported).
     """
     try:
         module_name, class_name = _RENDERERS[fmt]
@@ -56,3 +58,45 @@ def make_renderer(fmt: str, stream: TextIO, *, color: bool, width: int | None = 
     cls = getattr(importlib.import_module(module_name), class_name)
     renderer: Renderer = cls(stream, color=color, width=width)
     return renderer
+
+
+# `--only` words besides the verdicts themselves. "attention" is what an investigator must look at:
+# what provenance or a decided pixel score flags, and every file with an error or warning. An
+# `uncertain` pixel hint is not in it: ranking hints are what it filters out.
+_FLAGGED = ("ai-generated", "ai-edited", "likely-ai")
+ONLY_WORDS: tuple[str, ...] = ("attention", "flagged", "errors", "warnings")
+
+
+def parse_only(values: Iterable[str] | None) -> frozenset[str]:
+    """`--only` values (repeated or comma-separated); UsageError for an unknown word."""
+    from fakescope_cli.record import VERDICTS
+
+    words: set[str] = set()
+    for value in values or ():
+        for word in value.split(","):
+            word = word.strip().lower()
+            if not word:
+                continue
+            if word not in ONLY_WORDS and word not in VERDICTS:
+                raise UsageError(f"--only: {word!r} is not one of {', '.join(ONLY_WORDS)} or a verdict "
+                                 f"({', '.join(VERDICTS)})")
+            words.add(word)
+    return frozenset(words)
+
+
+def record_filter(only: frozenset[str]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record is written under `--only` (every record when `only` is empty)."""
+    if not only:
+        return lambda record: True
+    verdicts = {w for w in only if w not in ONLY_WORDS}
+    if only & {"attention", "flagged"}:
+        verdicts.update(_FLAGGED)
+    want_errors = bool(only & {"attention", "errors"})
+    want_warnings = bool(only & {"attention", "warnings"})
+
+    def shown(record: dict[str, Any]) -> bool:
+        return (record.get("verdict") in verdicts
+                or (want_errors and (bool(record.get("errors")) or record.get("verdict") == "error"))
+                or (want_warnings and bool(record.get("warnings"))))
+
+    return shown

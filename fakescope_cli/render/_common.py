@@ -50,6 +50,36 @@ def percent(p: float | None, *, missing: str = "—") -> str:
     return f"{p * 100:.1f}%"
 
 
+def score_basis(record: dict[str, Any]) -> str | None:
+    """What the record's p_fake rests on: "provenance", "pixels", "hint" or None (no score).
+
+    Records from before `p_fake_basis` existed are read the same way fusion decides it.
+    """
+    if record.get("p_fake") is None:
+        return None
+    basis = record.get("p_fake_basis")
+    if isinstance(basis, str):
+        return basis
+    if record.get("verdict") in ("ai-generated", "ai-edited"):
+        return "provenance"
+    detector = record.get("detector") or {}
+    low, high = detector.get("threshold_low"), detector.get("threshold_high")
+    closed = isinstance(low, (int, float)) and isinstance(high, (int, float)) and low <= 0.0 and high >= 1.0
+    return "hint" if closed else "pixels"
+
+
+def score_text(record: dict[str, Any], *, missing: str = "—") -> str:
+    """p_fake as a reader should take it: a percentage when provenance or the detector's band
+    decided, "hint 0.85" (a ranking score, no per cent sign) when the detector cannot decide alone."""
+    p = record.get("p_fake")
+    if score_basis(record) == "hint" and isinstance(p, (int, float)) and math.isfinite(p):
+        # The detector's own value ranks better than p_fake, which fusion caps at 0.95.
+        raw = (record.get("detector") or {}).get("p_fake")
+        shown = raw if isinstance(raw, (int, float)) and math.isfinite(raw) else p
+        return f"hint {shown:.2f}"
+    return percent(p, missing=missing)
+
+
 def main_reason(record: dict[str, Any]) -> str:
     """The one line that says why: first reason, else the evidence, else the error."""
     reasons = record.get("reasons") or []

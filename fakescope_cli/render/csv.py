@@ -2,10 +2,14 @@
 
 Columns (stable; new ones are only ever appended):
 path, verdict, p_fake, sha256, bytes, format, width, height, evidence_signals, reasons,
-error_codes, detector_id, scanned_at.
+error_codes, detector_id, scanned_at, warning_codes, p_fake_basis, score.
 - p_fake: a plain decimal in [0, 1]; empty when there is no score (as are other null fields).
+- p_fake_basis: provenance, pixels or hint (record.schema.json). score: p_fake as a person should
+  read it: a percentage ("99.0%") where provenance or the detector's band decided, "hint 0.85"
+  where the detector's band is closed and its score only ranks images (sort by it, never read it
+  as a probability).
 - evidence_signals: `source:signal` pairs joined by `;` (e.g. `c2pa:ai;exif:camera`).
-- reasons: joined by `; `. error_codes: joined by `;`.
+- reasons: joined by `; `. error_codes, warning_codes: joined by `;`.
 Rows end in `\\n`; fields holding commas, quotes or line breaks are quoted (RFC 4180 quoting), so
 a file name with a newline stays one field.
 
@@ -22,11 +26,12 @@ from __future__ import annotations
 import csv
 from typing import Any, TextIO
 
-from fakescope_cli.render._common import detector_id
+from fakescope_cli.render._common import detector_id, score_basis, score_text
 
 COLUMNS: tuple[str, ...] = (
     "path", "verdict", "p_fake", "sha256", "bytes", "format", "width", "height",
     "evidence_signals", "reasons", "error_codes", "detector_id", "scanned_at",
+    "warning_codes", "p_fake_basis", "score",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -66,6 +71,9 @@ def row(record: dict[str, Any]) -> list[str]:
         "error_codes": ";".join(_unique([str(e.get("code")) for e in record.get("errors") or []])),
         "detector_id": detector_id(record) or "",
         "scanned_at": custody.get("scanned_at") or "",
+        "warning_codes": ";".join(_unique([str(e.get("code")) for e in record.get("warnings") or []])),
+        "p_fake_basis": score_basis(record) or "",
+        "score": score_text(record, missing=""),
     }
     return [guard(str(cells[name])) for name in COLUMNS]
 

@@ -1,6 +1,7 @@
 """`--format html`: one self-contained report file for people (and for printing to PDF).
 
-No network, no external file: thumbnails are data: URIs, CSS and the one script are inline, and a
+No network, no external file: thumbnails are data: URIs, CSS and the one script are inline (kept as
+package data in render/assets/ and copied into the page), and a
 Content-Security-Policy meta tag forbids everything else (the script is allowed by its sha256, so
 nothing injected could run even if escaping failed). Every string that comes from a record — paths,
 summaries, explanations, evidence details, all ultimately from hostile files — is HTML-escaped, with
@@ -31,7 +32,7 @@ from typing import Any, NamedTuple, TextIO
 
 from fakescope_cli import __version__
 from fakescope_cli.record import VERDICTS
-from fakescope_cli.render._common import display_text, percent, stop_notice
+from fakescope_cli.render._common import display_text, percent, score_basis, score_text, stop_notice
 
 THUMB_MAX = 256  # longest side of an embedded thumbnail, in pixels
 _PNG_MAX_PIXELS = 64 * 64  # tiny images (1x1 generator samples) stay lossless
@@ -51,6 +52,10 @@ SIGNAL_WORDS: dict[str, str] = {
     "none": "no signal",
 }
 
+HINT_WORDS = ("The detector's own score, 0 looks real, 1 looks generated. Its band is closed: it is not "
+              "reliable enough on held-out images to decide alone, so the score only ranks images for a "
+              "closer look.")
+
 VERDICT_WORDS: dict[str, str] = {
     "ai-generated": "provenance says a generative model made it",
     "ai-edited": "provenance says generative tools changed it",
@@ -61,70 +66,16 @@ VERDICT_WORDS: dict[str, str] = {
     "error": "the file could not be analysed",
 }
 
-# The page's only script. It must stay byte-identical to what SCRIPT_SHA256 hashes (the CSP allows
-# exactly this text), so it is a constant and never formatted with data.
-SCRIPT = r"""
-(function () {
-  "use strict";
-  var list = document.getElementById("cards");
-  var controls = document.getElementById("controls");
-  if (!list || !controls) { return; }
-  var cards = Array.prototype.slice.call(list.querySelectorAll("article.card"));
-  var boxes = Array.prototype.slice.call(controls.querySelectorAll("input[data-verdict]"));
-  var sortBy = document.getElementById("sort");
-  var search = document.getElementById("search");
-  var heat = document.getElementById("heat");
-  var shown = document.getElementById("shown");
-  function score(card) {
-    var v = card.getAttribute("data-p");
-    return v === "" ? null : parseFloat(v);
-  }
-  function index(card) { return parseInt(card.getAttribute("data-i"), 10); }
-  function filter() {
-    var on = {};
-    boxes.forEach(function (b) { on[b.getAttribute("data-verdict")] = b.checked; });
-    var q = search.value.toLowerCase();
-    var n = 0;
-    cards.forEach(function (card) {
-      var ok = on[card.getAttribute("data-verdict")] === true &&
-        (q === "" || card.getAttribute("data-path").toLowerCase().indexOf(q) !== -1);
-      card.hidden = !ok;
-      if (ok) { n += 1; }
-    });
-    shown.textContent = n + " of " + cards.length + " shown";
-  }
-  function order() {
-    var key = sortBy.value;
-    var sorted = cards.slice().sort(function (a, b) {
-      if (key === "path") {
-        var pa = a.getAttribute("data-path"), pb = b.getAttribute("data-path");
-        if (pa !== pb) { return pa < pb ? -1 : 1; }
-      } else if (key === "p-desc" || key === "p-asc") {
-        var sa = score(a), sb = score(b);
-        if (sa === null && sb !== null) { return 1; }
-        if (sb === null && sa !== null) { return -1; }
-        if (sa !== null && sb !== null && sa !== sb) { return key === "p-desc" ? sb - sa : sa - sb; }
-      }
-      return index(a) - index(b);
-    });
-    var frag = document.createDocumentFragment();
-    sorted.forEach(function (card) { frag.appendChild(card); });
-    list.appendChild(frag);
-  }
-  boxes.forEach(function (b) { b.addEventListener("change", filter); });
-  search.addEventListener("input", filter);
-  sortBy.addEventListener("change", order);
-  heat.addEventListener("change", function () { document.body.classList.toggle("noheat", !heat.checked); });
-  function setAll(value) {
-    boxes.forEach(function (b) { b.checked = value; });
-    filter();
-  }
-  document.getElementById("all").addEventListener("click", function () { setAll(true); });
-  document.getElementById("none").addEventListener("click", function () { setAll(false); });
-  controls.hidden = false;
-  filter();
-})();
-"""
+
+def _asset(name: str) -> str:
+    from importlib.resources import files
+
+    return files("fakescope_cli.render").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+# The page's only script and its style sheet, package data (render/assets/). The script is written
+# exactly as read: the CSP allows it by its sha256, so it is never formatted with data.
+SCRIPT = _asset("report.js")
 SCRIPT_SHA256 = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
 # Inline style attributes carry only numbers this module formats (bar widths, cell colours).
 CSP = (
@@ -132,110 +83,7 @@ CSP = (
     f"script-src 'sha256-{SCRIPT_SHA256}'; base-uri 'none'; form-action 'none'"
 )
 
-STYLE = """
-:root { --fg: #1b1f24; --muted: #59636e; --line: #d0d7de; --card: #fff; --bg: #f4f6f8; }
-* { box-sizing: border-box; }
-[hidden] { display: none !important; }
-body { margin: 0; padding: 1.2rem; background: var(--bg); color: var(--fg);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", sans-serif; }
-h1 { font-size: 1.4rem; margin: 0 0 .3rem; }
-h2 { font-size: 1.05rem; margin: 1.4rem 0 .5rem; }
-code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .86em; }
-.muted { color: var(--muted); }
-.banner { padding: .5rem .8rem; border-radius: 6px; margin: .6rem 0; font-weight: 600; }
-.banner.warn { background: #fff4d6; border: 1px solid #d4a72c; }
-.tiles { display: flex; flex-wrap: wrap; gap: .5rem; margin: .6rem 0; }
-.tile { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .35rem .7rem;
-  display: flex; gap: .5rem; align-items: center; }
-.tile b { font-size: 1.15rem; }
-dl.run { display: grid; grid-template-columns: max-content 1fr; gap: .1rem .8rem; margin: .4rem 0; }
-dl.run dt { color: var(--muted); } dl.run dd { margin: 0; overflow-wrap: anywhere; }
-.badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-weight: 700; font-size: .82rem;
-  white-space: nowrap; border: 1px solid transparent; }
-.b-ai-generated { background: #c62828; color: #fff; }
-.b-ai-edited { background: #8e24aa; color: #fff; }
-.b-likely-ai { background: #f9c513; color: #000; }
-.b-uncertain { background: #fff; color: #000; border-color: #8c959f; }
-.b-likely-real { background: #2e7d32; color: #fff; }
-.b-no-verdict { background: #e6e9ed; color: #444; }
-.b-error { background: #fff; color: #b71c1c; border-color: #b71c1c; }
-#controls { position: sticky; top: 0; z-index: 2; background: var(--bg); padding: .5rem 0;
-  border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; }
-#controls label { display: inline-flex; gap: .25rem; align-items: center; cursor: pointer; }
-#controls fieldset { border: 0; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem .8rem; }
-#controls input[type=search] { min-width: 14rem; }
-#cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(36rem, 1fr)); gap: .8rem;
-  margin-top: .8rem; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .7rem .8rem;
-  content-visibility: auto; contain-intrinsic-size: auto 22rem; min-width: 0; }
-.card-head { display: flex; gap: .6rem; align-items: center; flex-wrap: wrap; }
-.card h3 { font-size: .95rem; margin: .3rem 0 .1rem; overflow-wrap: anywhere; font-weight: 600; }
-.card h4 { font-size: .78rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted);
-  margin: .6rem 0 .2rem; }
-.pct { font-weight: 700; font-size: 1.05rem; }
-.card-body { display: grid; grid-template-columns: 12.5rem 1fr; gap: .8rem; margin-top: .4rem; }
-.card-body > div { min-width: 0; }
-figure { margin: 0; }
-.frame { position: relative; width: 12.5rem; height: 12.5rem; background: #eef1f4
-  repeating-conic-gradient(#e3e7eb 0 25%, transparent 0 50%) 0 0 / 16px 16px;
-  display: flex; align-items: center; justify-content: center; border-radius: 4px; overflow: hidden; }
-.frame .pic { position: relative; max-width: 100%; max-height: 100%; }
-.frame img { display: block; max-width: 12.5rem; max-height: 12.5rem; }
-.frame img.up-w { width: 12.5rem; height: auto; }
-.frame img.up-h { height: 12.5rem; width: auto; }
-.frame img.px { image-rendering: pixelated; }
-.heat { position: absolute; inset: 0; display: grid; pointer-events: none; }
-.heat i { display: block; border: 1px solid rgba(255,255,255,.35); }
-body.noheat .heat { display: none; }
-.nopic { padding: .8rem; text-align: center; color: var(--muted); font-size: .85rem; }
-.nopic.changed { color: #b71c1c; font-weight: 700; }
-figcaption { font-size: .78rem; color: var(--muted); margin-top: .25rem; overflow-wrap: anywhere; }
-.bar { position: relative; height: .7rem; border-radius: 999px; overflow: hidden; margin: .3rem 0 .1rem;
-  background: linear-gradient(90deg, #2e7d32, #f9c513 50%, #c62828); }
-.bar span { position: absolute; top: 0; right: 0; bottom: 0; background: #e6e9ed; }
-.bar.sm { height: .45rem; margin: 0; }
-.bar.undecided { background: #8a96a3; }
-ul { margin: .1rem 0; padding-left: 1.1rem; }
-li { overflow-wrap: anywhere; }
-.sig { font-size: .75rem; font-weight: 700; padding: 0 .35rem; border-radius: 4px; background: #e6e9ed; }
-.sig-ai, .sig-ai-edited { background: #ffd8d6; color: #8a1c14; }
-.sig-camera { background: #dcefdc; color: #1e5a21; }
-.strong { font-size: .72rem; font-weight: 700; color: #8a1c14; text-transform: uppercase; }
-details { margin: .15rem 0; } summary { cursor: pointer; color: var(--muted); font-size: .82rem; }
-pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f8fa; padding: .4rem; border-radius: 4px;
-  max-height: 16rem; overflow: auto; margin: .2rem 0; font-size: .78rem; }
-table.attrs { border-collapse: collapse; width: 100%; font-size: .82rem; }
-table.attrs td { padding: .05rem .3rem .05rem 0; vertical-align: middle; }
-table.attrs td.name { width: 40%; overflow-wrap: anywhere; } table.attrs td.num { width: 3.5rem; text-align: right; }
-.explanation p { margin: .15rem 0; overflow-wrap: anywhere; }
-.problems li { color: #b71c1c; } .problems li.warning { color: #7d5b00; }
-table.custody { border-collapse: collapse; width: 100%; background: var(--card); font-size: .78rem; }
-table.custody th, table.custody td { border: 1px solid var(--line); padding: .2rem .35rem; text-align: left;
-  vertical-align: top; overflow-wrap: anywhere; }
-table.custody th { background: #eef1f4; }
-table.custody code { word-break: break-all; }
-footer { margin-top: 1.2rem; font-size: .8rem; color: var(--muted); }
-@media (max-width: 44rem) {
-  #cards { grid-template-columns: 1fr; }
-  .card-body { grid-template-columns: 1fr; }
-}
-@media print {
-  @page { size: A4; margin: 12mm; }
-  body { background: #fff; padding: 0; font-size: 9pt; }
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  #controls { display: none !important; }
-  #cards { display: block; }
-  .card { break-inside: avoid; page-break-inside: avoid; margin: 0 0 6pt; border-color: #999;
-    content-visibility: visible; }
-  pre { max-height: none; overflow: visible; }
-  details > summary { display: none; }
-  table.custody { font-size: 7pt; }
-  table.custody thead { display: table-header-group; }
-  table.custody tr { break-inside: avoid; }
-  h2 { break-after: avoid; }
-  a { color: inherit; text-decoration: none; }
-}
-"""
+STYLE = _asset("report.css")
 
 
 def _text(value: object) -> str:
@@ -409,7 +257,9 @@ def _region_grid(regions: Any) -> list[list[float | None]] | None:
     return out
 
 
-def _heatmap(grid: list[list[float | None]]) -> str:
+def _heatmap(grid: list[list[float | None]], *, hint: bool = False) -> str:
+    # A hint's map is drawn in a neutral slate, not red: it ranks regions, it finds nothing.
+    rgb = "70,85,105" if hint else "220,30,30"
     rows, cols = len(grid), len(grid[0])
     cells = []
     for row in grid:
@@ -418,13 +268,14 @@ def _heatmap(grid: list[list[float | None]]) -> str:
                 cells.append("<i></i>")
             else:
                 # Red, more opaque where the detector's p_fake is higher; the title gives the number.
-                cells.append(f'<i style="background:rgba(220,30,30,{0.08 + 0.6 * v:.3f})" '
+                cells.append(f'<i style="background:rgba({rgb},{0.08 + 0.6 * v:.3f})" '
                              f'title="p_fake {v * 100:.0f}%"></i>')
     return (f'<div class="heat" style="grid-template-columns:repeat({cols},1fr);'
             f'grid-template-rows:repeat({rows},1fr)">' + "".join(cells) + "</div>")
 
 
-def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[float | None]] | None) -> str:
+def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[float | None]] | None,
+            hint: bool = False) -> str:
     if preview is None or preview.uri is None:
         if preview is None:
             reason = "no preview: the file could not be analysed"
@@ -441,7 +292,7 @@ def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[flo
     overlay = ""
     caption = preview.note
     if grid is not None:
-        overlay = _heatmap(orient_grid(grid, preview.orientation))
+        overlay = _heatmap(orient_grid(grid, preview.orientation), hint=hint)
         caption += f"; region map {len(grid)}×{len(grid[0])}"
     alt = f"preview of {record.get('path', '')}"
     return (f'<figure><div class="frame"><div class="pic"><img{img_cls} src="{preview.uri}" width="{w}" '
@@ -449,11 +300,17 @@ def _figure(record: dict[str, Any], preview: Preview | None, grid: list[list[flo
             f"<figcaption>{_text(caption)}</figcaption></figure>")
 
 
-def _evidence_html(evidence: list[Any]) -> str:
+def _evidence_html(evidence: list[Any], reasons: list[Any]) -> str:
+    """The evidence items; a summary already given under "Why" (or by an earlier item) is not
+    repeated: Content Credentials read from C2PA and echoed in XMP say one thing once."""
     items = []
+    said = {str(r) for r in reasons}
     for item in evidence:
         if not isinstance(item, dict):
             continue
+        summary = str(item.get("summary", ""))
+        repeated = summary in said
+        said.add(summary)
         signal = str(item.get("signal", "none"))
         words = SIGNAL_WORDS.get(signal, signal)
         strong = ' <span class="strong">decisive</span>' if item.get("strong") is True else ""
@@ -466,7 +323,9 @@ def _evidence_html(evidence: list[Any]) -> str:
             extra = f"<details><summary>details</summary><pre>{chr(10).join(_lines(dumped))}</pre></details>"
         items.append(
             f'<li><span class="sig sig-{_text(signal)}">{_text(item.get("source", "?"))}</span> '
-            f'<span class="muted">{_text(words)}</span>{strong}<br>{_text(item.get("summary", ""))}{extra}</li>'
+            f'<span class="muted">{_text(words)}</span>{strong}'
+            + ('<span class="muted"> (said above)</span>' if repeated else f"<br>{_text(summary)}")
+            + f"{extra}</li>"
         )
     return "<h4>Evidence in the file</h4><ul class=\"evidence\">" + "".join(items) + "</ul>" if items else ""
 
@@ -518,10 +377,17 @@ def card_html(index: int, record: dict[str, Any], preview: Preview | None) -> st
         f"{record['width']}×{record['height']}" if record.get("width") and record.get("height") else "",
         _human_bytes(record.get("bytes")) if record.get("bytes") is not None else "",
     ) if x)
-    score = (f'<span class="pct">{percent(p)}</span>' if p is not None
-             else '<span class="pct muted">no score</span>')
+    hint = score_basis(record) == "hint"
+    if p is None:
+        score = '<span class="pct muted">no score</span>'
+    elif hint:
+        # No percentage and no coloured bar: this score ranks images, it does not decide one.
+        score = (f'<span class="pct hint" title="{_text(HINT_WORDS)}">{_text(score_text(record))}</span>'
+                 f'<span class="muted">pixel hint, for ranking only</span>')
+    else:
+        score = f'<span class="pct">{percent(p)}</span>'
     decided = verdict in ("ai-generated", "ai-edited", "likely-ai", "likely-real")
-    bar = _bar(p, label=f"p_fake {percent(p)}", decided=decided) if p is not None else ""
+    bar = _bar(p, label=f"p_fake {percent(p)}", decided=decided) if p is not None and not hint else ""
     reasons = record.get("reasons") or []
     reasons_html = ("<h4>Why</h4><ul>" + "".join(f"<li>{_text(r)}</li>" for r in reasons) + "</ul>"
                     if reasons else "")
@@ -533,34 +399,39 @@ def card_html(index: int, record: dict[str, Any], preview: Preview | None) -> st
         f"{_text(verdict)}</span>{score}"
         f'<span class="muted">#{index + 1}{" · " + _text(meta) if meta else ""}</span></div>'
         f'<h3 class="path mono">{_text(path)}</h3>{bar}'
-        f'<div class="card-body">{_figure(record, preview, grid)}<div>'
-        f"{reasons_html}{_evidence_html(record.get('evidence') or [])}{_detector_html(detector)}"
+        f'<div class="card-body">{_figure(record, preview, grid, hint)}<div>'
+        f"{reasons_html}{_evidence_html(record.get('evidence') or [], reasons)}{_detector_html(detector)}"
         f"{_problems_html(record)}</div></div></article>\n"
     )
 
 
 # --- the document -------------------------------------------------------------------------------
 
-def _custody_row(index: int, record: dict[str, Any]) -> str:
+def _custody_cells(index: int, record: dict[str, Any]) -> dict[str, str]:
+    """The custody columns of one record, as escaped HTML cells keyed by column heading."""
     custody = record.get("custody") if isinstance(record.get("custody"), dict) else {}
     detector = " ".join(str(custody[k]) for k in ("detector_id", "detector_version") if custody.get(k))
-    cells = [
-        f'<a href="#r{index + 1}">{index + 1}</a>',
-        f'<code>{_text(record.get("path", ""))}</code>',
-        f'<code>{_text(record.get("sha256") or "—")}</code>',
-        _text(record.get("bytes") if record.get("bytes") is not None else "—"),
-        _text(f"{custody.get('tool', 'fakescope')} {custody.get('tool_version', '')}".strip()),
-        _text(detector or "—"),
-        f'<code>{_text(custody.get("weights_sha256") or "—")}</code>',
-        _text(custody.get("protocol_version") or "—"),
-        _text(custody.get("file_mtime") or "—"),
-        _text(custody.get("scanned_at") or "—") + (" (cache)" if custody.get("from_cache") else ""),
-    ]
-    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n"
+    return {
+        "#": f'<a href="#r{index + 1}">{index + 1}</a>',
+        "path": f'<code>{_text(record.get("path", ""))}</code>',
+        "sha256": f'<code class="hash">{_text(record.get("sha256") or "—")}</code>',
+        "bytes": _text(record.get("bytes") if record.get("bytes") is not None else "—"),
+        "tool": _text(f"{custody.get('tool', 'fakescope')} {custody.get('tool_version', '')}".strip()),
+        "detector": _text(detector or "—"),
+        "weights sha256": f'<code class="hash">{_text(custody.get("weights_sha256") or "—")}</code>',
+        "protocol": _text(custody.get("protocol_version") or "—"),
+        "file modified (UTC)": _text(custody.get("file_mtime") or "—"),
+        "scanned (UTC)": _text(custody.get("scanned_at") or "—") + (" (cache)" if custody.get("from_cache") else ""),
+    }
 
 
-_CUSTODY_HEAD = ("#", "path", "sha256", "bytes", "tool", "detector", "weights sha256", "protocol",
-                 "file modified (UTC)", "scanned (UTC)")
+# Columns whose value is usually the run's, not the file's: shown once above the table when every
+# record has the same one, as a column otherwise (a merged report may mix detectors).
+_RUN_WIDE = ("tool", "detector", "weights sha256", "protocol")
+
+
+def _css_name(heading: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in heading.split(" (")[0])
 
 
 class HtmlRenderer:
@@ -678,8 +549,17 @@ class HtmlRenderer:
         )
 
     def _custody(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in _CUSTODY_HEAD)
-        rows = "".join(_custody_row(i, r) for i, r in enumerate(self.records))
+        table = [_custody_cells(i, r) for i, r in enumerate(self.records)]
+        common = {name: table[0][name] for name in _RUN_WIDE
+                  if table and all(cells[name] == table[0][name] for cells in table)}
+        columns = [name for name in table[0] if name not in common] if table else []
+        head = "".join(f'<th class="c-{_css_name(h)}">{h}</th>' for h in columns)
+        rows = "".join("<tr>" + "".join(f'<td class="c-{_css_name(name)}">{cells[name]}</td>' for name in columns) + "</tr>\n"
+                       for cells in table)
+        shared = ('<dl class="run custody-common">' + "".join(f"<dt>{name}</dt><dd>{value}</dd>"
+                                                             for name, value in common.items()) + "</dl>"
+                  if common else "")
         return (f'<section id="custody"><h2>Chain of custody</h2><p class="muted">Each file as fakescope '
-                f"read it: the sha256 identifies the exact bytes examined.</p>"
+                f"read it: the sha256 identifies the exact bytes examined."
+                f"{' The same for every file:' if common else ''}</p>{shared}"
                 f'<table class="custody"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>\n')

@@ -247,6 +247,11 @@ class SarifRenderer:
         notice = stop_notice(header)
         if notice:
             notifications.append({"level": "error", "message": {"text": notice}})
+        gate = header.get("gate") if isinstance(header.get("gate"), dict) else {}
+        if gate.get("message"):
+            # The gate's outcome as the CI log shows it (gates.py): why the job exits 1 or 3.
+            notifications.append({"level": "error" if gate.get("tripped") else "warning",
+                                  "descriptor": {"id": "gate"}, "message": {"text": str(gate["message"])}})
         invocation: dict[str, Any] = {
             "executionSuccessful": not interrupted,
             "arguments": [str(a) for a in header.get("arguments") or []],
@@ -259,7 +264,7 @@ class SarifRenderer:
         run_properties = {
             key: header.get(key)
             for key in ("tool_version", "record_schema_version", "protocol_version", "started_at",
-                        "finished_at", "interrupted", "counts", "detector")
+                        "finished_at", "interrupted", "counts", "detector", "gate")
         }
         run_properties["results_dropped"] = dropped
         return {

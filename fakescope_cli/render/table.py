@@ -1,6 +1,12 @@
 """`--format table` (the default on a terminal): a Rich table, readable at 80 columns.
 
-Columns: verdict (a coloured badge), p_fake (percent, "—" without a score), file (wrapped at folder
+On a terminal the table fits its width; written to a file or a pipe (no terminal, no explicit
+width, no COLUMNS in the environment) it is as wide as its longest row needs, so paths and reasons
+are never broken, and no line ends in spaces. A reason that several rows share is printed once, as
+a numbered note under the table, and the rows say "[1]".
+
+Columns: verdict (a coloured badge), p_fake (percent, "—" without a score; "hint 0.85" in neutral
+style when the detector's band is closed and the score ranks but cannot decide), file (wrapped at folder
 boundaries; a long path loses its start, but never so much that two distinct files read the same),
 why (the first reason, else the evidence, else the error). Verdict and p_fake are the answer: they
 are never cut; on a narrow terminal file and why give way, and on an absurdly narrow one the lines
@@ -16,11 +22,12 @@ import errno
 import os
 import re
 import sys
+from collections import Counter
 from itertools import pairwise
 from typing import Any, TextIO
 
 from fakescope_cli.record import VERDICTS
-from fakescope_cli.render._common import display_text, main_reason, percent
+from fakescope_cli.render._common import display_text, main_reason, percent, score_basis, score_text
 
 BADGE_STYLES: dict[str, str] = {
     "ai-generated": "bold white on red",
@@ -32,6 +39,11 @@ BADGE_STYLES: dict[str, str] = {
     "error": "bold red",
 }
 _P_WIDTH = 6  # "100.0%"
+_HINT_WIDTH = 9  # "hint 0.85"
+_HINT_STYLE = "dim"  # neutral: a ranking hint must not look like a finding
+_FOOTNOTE_MIN_ROWS = 2  # a reason on this many rows or more is printed once, under the table
+_FOOTNOTE_MIN_CHARS = 40  # shorter reasons cost no more than their note mark
+_FULL_WIDTH_MAX = 1000  # no terminal: as wide as the rows need, up to this
 _WHY_MAX_CHARS = 140  # about four lines at 80 columns; the full reasons are in --format json
 _WHY_MIN_CHARS = 60  # the reason keeps at least this much beside the marks
 _MARK_MAX_CHARS = 70  # one "+warnings: …" mark; the codes are all in the record
@@ -172,7 +184,7 @@ def wrap_path(text: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _layout(total: int, verdict_w: int, longest_path: int) -> tuple[int, int, int]:
+def _layout(total: int, verdict_w: int, longest_path: int, p_w: int = _P_WIDTH) -> tuple[int, int, int]:
     """(padding, file width, why width) for a `total`-cell terminal.
 
     Verdict and p_fake keep their full width whatever happens. Below them, the gaps between
@@ -183,7 +195,7 @@ def _layout(total: int, verdict_w: int, longest_path: int) -> tuple[int, int, in
     for pad in (1, 0):
         # show_edge=False, pad_edge=False: three gaps, each `pad` cells either side of a
         # one-cell separator.
-        room = total - verdict_w - _P_WIDTH - 3 * (1 + 2 * pad)
+        room = total - verdict_w - p_w - 3 * (1 + 2 * pad)
         if room >= _MIN_FILE + _MIN_WHY:
             break
     room = max(room, _MIN_FILE + _MIN_WHY)
@@ -213,6 +225,20 @@ def _console_class() -> type:
     return PipeConsole
 
 
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _folded(text: str) -> Any:
+    """Plain text that folds at the console's width (Rich is imported on first use)."""
+    from rich.text import Text
+
+    return Text(text, overflow="fold")
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
@@ -220,6 +246,13 @@ def _clip(text: str, limit: int) -> str:
 class TableRenderer:
     def __init__(self, stream: TextIO, *, color: bool, width: int | None = None):
         self.color = color
+        self.stream = stream
+        # Not a terminal and no width asked for: the table takes the width its rows need (set in
+        # `finish`), rather than Rich's 80 columns for a file.
+        # COLUMNS, when exported, still sets the width, as Rich and other tools read it.
+        self.full_width = width is None and not _is_terminal(stream) and not os.environ.get("COLUMNS")
+        self.footnotes: dict[str, int] = {}  # shared reason -> its note number (set by _table)
+        self._natural_width = 0  # the table's width without a terminal (set by _table)
         # color_system=None makes Rich emit plain text only (no colour, bold or hyperlink codes),
         # whatever FORCE_COLOR or the terminal say: the caller has already decided.
         self.console = _console_class()(
@@ -243,11 +276,34 @@ class TableRenderer:
         self.records.append(record)
 
     def finish(self, header: dict[str, Any]) -> None:
+        if not self.color:
+            # Plain text: rendered whole, then written without the spaces Rich pads lines with.
+            with self.console.capture() as captured:
+                self._print_all(header)
+            lines = captured.get().split("\n")
+            for i, line in enumerate(lines):
+                # Line by line: one large write can vanish whole into a pipe whose reader has
+                # gone (`| head -1`), and the closed pipe must surface as exit 141.
+                self.stream.write(line.rstrip() + ("\n" if i < len(lines) - 1 else ""))
+            self.stream.flush()
+            return
+        self._print_all(header)
+
+    def _print_all(self, header: dict[str, Any]) -> None:
         if self.records:
+            if self.full_width:
+                self.console.width = _FULL_WIDTH_MAX
+            table = self._table()
+            if self.full_width:
+                self.console.width = max(80, self._natural_width)
             # crop=False: on an absurdly narrow terminal the table is wider than the console, and
             # a long line beats a verdict cut off at the edge.
-            self.console.print(self._table(), crop=False)
+            self.console.print(table, crop=False)
             self.console.print()
+            for text, number in self.footnotes.items():
+                self.console.print(_folded(f"[{number}] {text}"))
+            if self.footnotes:
+                self.console.print()
             for record in self.records:
                 if _has_detail(record):
                     self._detail(record)  # each block ends with a blank line
@@ -266,36 +322,56 @@ class TableRenderer:
         paths = [display_text(str(r.get("path", ""))) for r in self.records]
         verdicts = [str(r.get("verdict", "")) for r in self.records]
         verdict_w = max(len("verdict"), *(cell_len(v) for v in verdicts))
-        pad, file_w, why_w = _layout(total, verdict_w, max(cell_len(p) for p in paths))
+        p_w = _HINT_WIDTH if any(score_basis(r) == "hint" for r in self.records) else _P_WIDTH
+        reasons = [display_text(main_reason(r)) for r in self.records]
+        shared = Counter(reasons)
+        self.footnotes = {}
+        for reason in reasons:
+            if (shared[reason] >= _FOOTNOTE_MIN_ROWS and len(reason) >= _FOOTNOTE_MIN_CHARS
+                    and reason not in self.footnotes):
+                self.footnotes[reason] = len(self.footnotes) + 1
+        pad, file_w, why_w = _layout(total, verdict_w, max(cell_len(p) for p in paths), p_w)
 
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False,
                       padding=(0, pad))
-        width = verdict_w + _P_WIDTH + file_w + why_w + 3 * (1 + 2 * pad)
+        if self.full_width:
+            # As wide as the rows need: the longest path whole, the longest reason (as clipped below).
+            pad, file_w = 1, max(_MIN_FILE, max(cell_len(p) for p in paths))
+            why_w = max(_MIN_WHY, len("why"), *(cell_len(self._why(r, reason)) for r, reason in
+                                                 zip(self.records, reasons, strict=True)))
+        width = verdict_w + p_w + file_w + why_w + 3 * (1 + 2 * pad)
+        self._natural_width = width
         if width > total:
             table.width = width  # wider than the terminal: see _layout
         table.add_column("verdict", width=verdict_w, no_wrap=True)
-        table.add_column("p_fake", width=_P_WIDTH, justify="right", no_wrap=True)
+        table.add_column("p_fake", width=p_w, justify="right", no_wrap=True)
         # Pre-wrapped by wrap_path: every line already fits, "fold" is only a safety net.
         table.add_column("file", width=file_w, overflow="fold")
         table.add_column("why", width=why_w, overflow="fold")
         keeps = distinguishing_suffixes(paths)
-        for record, path, keep, verdict in zip(self.records, paths, keeps, verdicts, strict=True):
-            # Errors and warnings are marked on the row (the reason rarely says them); their room
-            # comes out of the reason's, so a marked row is no longer than another.
-            marks = [_clip(m, _MARK_MAX_CHARS) for m in _problem_marks(record)]
-            room = max(_WHY_MIN_CHARS, _WHY_MAX_CHARS - sum(len(m) + 2 for m in marks))
-            why = _clip(display_text(main_reason(record)), room)
-            extra = len(record.get("reasons") or []) - 1
-            tags = ([f"+{extra} more"] if extra > 0 else []) + marks
-            if tags:
-                why += f" ({'; '.join(tags)})"
+        for record, path, keep, verdict, reason in zip(self.records, paths, keeps, verdicts, reasons, strict=True):
+            hint = score_basis(record) == "hint"
             table.add_row(
                 Text(verdict, style=BADGE_STYLES.get(verdict, "")),
-                percent(record.get("p_fake")),
+                Text(score_text(record), style=_HINT_STYLE if hint else ""),
                 Text(wrap_path(shorten_path(path, file_w * _FILE_LINES, keep), file_w)),
-                Text(why),
+                Text(self._why(record, reason)),
             )
         return table
+
+    def _why(self, record: dict[str, Any], reason: str) -> str:
+        """The why cell: the first reason (or its note number), then "+N more" and problem marks.
+        Errors and warnings are marked on the row (the reason rarely says them); their room comes
+        out of the reason's, so a marked row is no longer than another."""
+        marks = [_clip(m, _MARK_MAX_CHARS) for m in _problem_marks(record)]
+        room = max(_WHY_MIN_CHARS, _WHY_MAX_CHARS - sum(len(m) + 2 for m in marks))
+        number = self.footnotes.get(reason)
+        why = f"[{number}]" if number is not None else _clip(reason, room)
+        extra = len(record.get("reasons") or []) - 1
+        tags = ([f"+{extra} more"] if extra > 0 else []) + marks
+        if tags:
+            why += f" ({'; '.join(tags)})"
+        return why
 
     # --- detail block ------------------------------------------------------------------------
     def _detail(self, record: dict[str, Any]) -> None:
@@ -309,7 +385,7 @@ class TableRenderer:
         head.append("  ")
         verdict = str(record.get("verdict", ""))
         head.append(verdict, style=BADGE_STYLES.get(verdict, ""))
-        head.append(f"  {percent(record.get('p_fake'))}")
+        head.append(f"  {score_text(record)}")
         ident = " ".join(str(detector[k]) for k in ("id", "version") if detector.get(k))
         if ident:
             head.append(f"  ({display_text(ident)})", style="dim")
@@ -345,6 +421,8 @@ class TableRenderer:
         files = counts.get("files", len(self.records))
         text = Text(overflow="fold")
         text.append(f"{files} file{'s' if files != 1 else ''}", style="bold")
+        if len(self.records) < files:  # `--only` left some out; the counts below cover them all
+            text.append(f" ({len(self.records)} shown)", style="bold")
         # Verdicts first, which add up to the file count; then how many files carry errors or
         # warnings, which overlap the verdicts and so are worded "with …", never as a verdict.
         parts = [

@@ -55,8 +55,12 @@ EXTENSION_FORMATS: dict[str, frozenset[str]] = {
     **dict.fromkeys(
         ("txt", "text", "log", "csv", "json", "xml", "html", "htm", "rtf", "pdf", "doc", "docx", "odt",
          "xls", "xlsx", "ppt", "pptx", "dat", "bin", "tmp", "db", "zip", "rar", "7z", "exe", "dll",
-         "mp3", "wav", "mp4", "mov", "avi"),
+         "mp3", "wav"),
         frozenset()),
+    # Video containers (fakescope_cli.video): MP4 and QuickTime are one family, as are WebM and Matroska.
+    **dict.fromkeys(("mp4", "m4v", "mov", "qt", "3gp", "3g2"), frozenset({"MP4", "MOV"})),
+    **dict.fromkeys(("webm", "mkv"), frozenset({"WEBM", "MKV"})),
+    "avi": frozenset({"AVI"}),
 }
 # Formats whose files may hold several frames or pages, of which only the first is analysed.
 # (JPEG/MPO previews and HEIF bursts are left out: their first image is the picture itself.)

@@ -58,13 +58,14 @@ class ScanRecord:
     weights_sha256: str | None = None
     scanned_at: str = field(default_factory=utc_now)
     mtime: str | None = None
+    video: dict[str, Any] | None = None  # videos and animations: container facts, frame timeline
 
     def add_error(self, code: str, message: str) -> None:
         self.errors.append({"code": code, "message": message})
         self.verdict = "error"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record = {
             "schema_version": RECORD_SCHEMA_VERSION,
             "path": self.path,
             "sha256": self.sha256,
@@ -90,6 +91,9 @@ class ScanRecord:
                 "scanned_at": self.scanned_at,
             },
         }
+        if self.video is not None:
+            record["video"] = self.video
+        return record
 
 
 def run_header(arguments: list[str], detector: dict[str, Any] | None, started_at: str) -> dict[str, Any]:

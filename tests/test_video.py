@@ -1,0 +1,202 @@
+"""Videos are scanned, not skipped: real clips encoded here with PyAV (FFmpeg), C2PA signed offline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakescope_cli import video as video_mod
+from fakescope_cli.analyze import Analyzer, ScanConfig
+from fakescope_cli.inputs import Candidate, InputExpander
+from tests import video_files as vf
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "fakescope_cli/schema/record.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer(ScanConfig(frames=6))
+
+
+def scan(analyzer: Analyzer, path: Path) -> dict[str, Any]:
+    import jsonschema
+
+    record = analyzer.analyze(Candidate(str(path), True))
+    jsonschema.validate(record, SCHEMA)
+    return record
+
+
+def test_h264_mp4_is_sampled_scored_and_described(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.encode(tmp_path / "clip.mp4", frames=48, fps=24, size=(320, 240))
+    rec = scan(analyzer, clip)
+    video = rec["video"]
+    assert rec["format"] == "MP4" and (rec["width"], rec["height"]) == (320, 240)
+    assert rec["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest() and rec["bytes"] == clip.stat().st_size
+    assert video["codecs"][0] == "h264" and video["fps"] == 24 and video["duration_s"] == pytest.approx(2.0, abs=0.05)
+    times = [f["t"] for f in video["timeline"]]
+    assert len(times) == video["frames_sampled"] == video["frames_scored"] == 6
+    assert times == sorted(times) and len(set(times)) == 6 and 0 <= times[0] and times[-1] < 2.0
+    scores = [f["p_fake"] for f in video["timeline"]]
+    assert rec["detector"]["p_fake"] == pytest.approx(video_mod.aggregate(scores), abs=1e-6)
+    assert rec["detector"]["raw"]["aggregate"] == "p75"
+    assert rec["verdict"] in ("likely-real", "uncertain", "likely-ai") and not rec["errors"]
+
+
+def test_vp9_webm_is_sampled(analyzer: Analyzer, tmp_path: Path) -> None:
+    rec = scan(analyzer, vf.encode(tmp_path / "clip.webm", "libvpx-vp9", frames=24, fps=12))
+    assert rec["format"] == "WEBM" and rec["video"]["codecs"][0] == "vp9"
+    assert rec["video"]["frames_scored"] == 6 and rec["p_fake"] is not None
+
+
+def test_phone_mov_metadata_is_a_weak_camera_hint(analyzer: Analyzer, tmp_path: Path) -> None:
+    rec = scan(analyzer, vf.phone_mov(tmp_path / "IMG_0001.MOV"))
+    assert rec["format"] == "MOV"
+    tags = rec["video"]["tags"]
+    assert tags["com.apple.quicktime.model"] == "iPhone 15 Pro"
+    camera = [e for e in rec["evidence"] if e["signal"] == "camera"]
+    assert len(camera) == 1 and not camera[0]["strong"]
+    assert "Apple iPhone 15 Pro" in camera[0]["summary"] and camera[0]["details"]["creation_date"].startswith("2024-05-01")
+    assert rec["verdict"] not in ("ai-generated", "ai-edited")
+    assert any("iPhone 15 Pro" in r and "weak sign" in r for r in rec["reasons"])
+
+
+def test_c2pa_signed_mp4_declaring_trained_algorithmic_media_is_ai_generated(analyzer: Analyzer, tmp_path: Path) -> None:
+    plain = vf.encode(tmp_path / "plain.mp4", frames=24)
+    signed = vf.sign_c2pa(plain, tmp_path / "generated.mp4")
+    rec = scan(analyzer, signed)
+    c2pa = [e for e in rec["evidence"] if e["source"] == "c2pa"]
+    assert len(c2pa) == 1 and c2pa[0]["signal"] == "ai" and c2pa[0]["strong"]
+    assert rec["verdict"] == "ai-generated" and rec["p_fake"] >= 0.99
+    assert rec["video"]["frames_scored"] == 6  # the frames were still scored, for the record
+    # The unsigned original says nothing of the kind.
+    assert scan(analyzer, plain)["verdict"] != "ai-generated"
+
+
+def test_c2pa_manifest_declaring_a_capture_does_not_decide(analyzer: Analyzer, tmp_path: Path) -> None:
+    signed = vf.sign_c2pa(vf.encode(tmp_path / "p.mp4", frames=12), tmp_path / "cam.mp4",
+                          "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture")
+    rec = scan(analyzer, signed)
+    assert rec["verdict"] not in ("ai-generated", "ai-edited")
+    assert [e["source"] for e in rec["evidence"]].count("c2pa") == 1
+
+
+def test_xmp_digital_source_type_in_an_mp4_uuid_box_decides(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.with_xmp_box(vf.encode(tmp_path / "x.mp4", frames=12), vf.xmp_packet(vf.TRAINED))
+    rec = scan(analyzer, clip)
+    xmp = [e for e in rec["evidence"] if e["source"] == "xmp"]
+    assert xmp and xmp[0]["signal"] == "ai" and xmp[0]["strong"] and xmp[0]["details"]["from"] == "container"
+    assert rec["verdict"] == "ai-generated"
+
+
+def test_generator_name_in_the_encoder_tag_is_a_generator_trace(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.encode(tmp_path / "g.mp4", frames=12, metadata={"comment": "Generated with Kling 2.1"})
+    rec = scan(analyzer, clip)
+    assert rec["verdict"] == "ai-generated"
+    assert any(e["source"] == "video-metadata" and e["details"].get("generator") == "Kling" for e in rec["evidence"])
+
+
+def test_comfyui_workflow_in_the_comment_tag_is_a_generator_trace(analyzer: Analyzer, tmp_path: Path) -> None:
+    workflow = {"prompt": {"3": {"class_type": "KSampler", "inputs": {}},
+                           "9": {"class_type": "VHS_VideoCombine", "inputs": {}}}}
+    rec = scan(analyzer, vf.encode(tmp_path / "c.mp4", frames=12, metadata={"comment": json.dumps(workflow)}))
+    comfy = [e for e in rec["evidence"] if e["details"].get("generator") == "ComfyUI"]
+    assert comfy and comfy[0]["details"]["nodes"] == ["KSampler", "VHS_VideoCombine"]
+    assert rec["verdict"] == "ai-generated"
+
+
+def test_truncated_and_empty_videos_are_error_records(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.encode(tmp_path / "whole.mp4", frames=48)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    rec = scan(analyzer, cut)
+    assert rec["verdict"] == "error" and rec["errors"][0]["code"] == "truncated"
+    assert rec["format"] == "MP4" and rec["sha256"] == hashlib.sha256(cut.read_bytes()).hexdigest()
+    rec = scan(analyzer, empty)
+    assert rec["verdict"] == "error" and rec["errors"][0]["code"] == "empty-file"
+
+
+def test_forged_ten_hour_duration_is_sampled_within_the_decode_bounds(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.declare_duration(vf.encode(tmp_path / "long.mp4", frames=48), 10 * 3600)
+    rec = scan(analyzer, clip)
+    assert rec["video"]["duration_s"] == 36000
+    assert 1 <= rec["video"]["frames_sampled"] < 6
+    assert any(w["code"] == "video-frames-short" for w in rec["warnings"])
+    assert rec["verdict"] != "error"
+
+
+def test_duration_past_a_day_is_refused_before_decoding(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.declare_duration(vf.encode(tmp_path / "forever.mp4", frames=12), 30 * 3600)
+    rec = scan(analyzer, clip)
+    assert rec["verdict"] == "error" and rec["errors"][0]["code"] == "duration-limit"
+    assert rec["video"]["frames_sampled"] == 0
+
+
+def test_16k_by_16k_stream_is_refused_by_the_pixel_limit(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.declare_size(vf.encode(tmp_path / "huge.mp4", frames=12), 16384, 16384)
+    rec = scan(analyzer, clip)
+    assert rec["verdict"] == "error" and rec["errors"][0]["code"] == "pixel-limit"
+    assert "16384x16384" in rec["errors"][0]["message"]
+
+
+def test_animated_gif_frames_are_all_sampled(analyzer: Analyzer, tmp_path: Path) -> None:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (96, 96), (i * 20, 255 - i * 20, (i * 50) % 256)) for i in range(10)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    rec = scan(analyzer, path)
+    assert rec["format"] == "GIF" and rec["video"]["frame_count"] == 10
+    assert [f["t"] for f in rec["video"]["timeline"]] == [0.0, 0.2, 0.4, 0.5, 0.7, 0.9]  # frames 0, 2, 4, 5, 7, 9 of 10
+    assert not any(w["code"] == "first-frame-only" for w in rec["warnings"])
+
+
+def test_without_pyav_a_video_gets_custody_provenance_and_a_hint(monkeypatch: pytest.MonkeyPatch,
+                                                                  analyzer: Analyzer, tmp_path: Path) -> None:
+    monkeypatch.setattr(video_mod, "pyav_available", lambda: False)
+    clip = vf.with_xmp_box(vf.encode(tmp_path / "x.mp4", frames=12), vf.xmp_packet(vf.TRAINED))
+    rec = scan(analyzer, clip)
+    assert rec["verdict"] == "ai-generated" and rec["video"]["frames_sampled"] == 0
+    assert rec["video"]["codecs"] == ["avc1"] and rec["video"]["duration_s"] == pytest.approx(0.5, abs=0.05)
+    hint = [w for w in rec["warnings"] if w["code"] == "video-decoder-missing"]
+    assert hint and "fakescope[video]" in hint[0]["message"]
+    plain = scan(analyzer, vf.encode(tmp_path / "p.mp4", frames=12))
+    assert plain["verdict"] == "no-verdict" and any("fakescope[video]" in r for r in plain["reasons"])
+
+
+def test_folders_pick_up_videos_by_name_and_by_signature(tmp_path: Path) -> None:
+    vf.encode(tmp_path / "a.mp4", frames=4)
+    (tmp_path / "renamed.dat").write_bytes((tmp_path / "a.mp4").read_bytes())
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "cut.webm").write_bytes(b"")
+    found = sorted(Path(c.path).name for c in InputExpander().expand([str(tmp_path)]))
+    assert found == ["a.mp4", "cut.webm", "renamed.dat"]
+
+
+def test_video_extensions_only_mismatch_across_families(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.encode(tmp_path / "a.mov", frames=4)  # an MP4 named .mov: one family, no warning
+    assert not any(w["code"] == "extension-mismatch" for w in scan(analyzer, clip)["warnings"])
+    webm = tmp_path / "a.avi"
+    webm.write_bytes(vf.encode(tmp_path / "w.webm", "libvpx-vp9", frames=4).read_bytes())
+    assert any(w["code"] == "extension-mismatch" for w in scan(analyzer, webm)["warnings"])
+
+
+def test_cli_default_frames_is_the_library_default() -> None:
+    import inspect
+
+    from fakescope_cli import cli
+
+    assert inspect.signature(cli.scan).parameters["frames"].default == video_mod.DEFAULT_FRAMES
+
+
+def test_aggregate_is_the_75th_percentile() -> None:
+    assert video_mod.aggregate([0.1]) == 0.1
+    assert video_mod.aggregate([0.0, 0.0, 0.0, 1.0, 1.0]) == pytest.approx(1.0)
+    assert video_mod.aggregate([0.0, 0.0, 0.0, 0.0, 1.0]) == pytest.approx(0.0)
+    assert video_mod.aggregate([0.2, 0.4]) == pytest.approx(0.35)

@@ -2,7 +2,8 @@
 
 Columns (stable; new ones are only ever appended):
 path, verdict, p_fake, sha256, bytes, format, width, height, evidence_signals, reasons,
-error_codes, detector_id, scanned_at.
+error_codes, detector_id, scanned_at, duration_s, codecs, fps, frames_scored, frame_scores.
+- the last five are a video's (empty for a still image): frame_scores is `t:p_fake` pairs joined by `;`.
 - p_fake: a plain decimal in [0, 1]; empty when there is no score (as are other null fields).
 - evidence_signals: `source:signal` pairs joined by `;` (e.g. `c2pa:ai;exif:camera`).
 - reasons: joined by `; `. error_codes: joined by `;`.
@@ -23,10 +24,12 @@ import csv
 from typing import Any, TextIO
 
 from fakescope_cli.render._common import detector_id
+from fakescope_cli.render._video import CSV_COLUMNS as VIDEO_COLUMNS
+from fakescope_cli.render._video import csv_cells as video_cells
 
 COLUMNS: tuple[str, ...] = (
     "path", "verdict", "p_fake", "sha256", "bytes", "format", "width", "height",
-    "evidence_signals", "reasons", "error_codes", "detector_id", "scanned_at",
+    "evidence_signals", "reasons", "error_codes", "detector_id", "scanned_at", *VIDEO_COLUMNS,
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -66,6 +69,7 @@ def row(record: dict[str, Any]) -> list[str]:
         "error_codes": ";".join(_unique([str(e.get("code")) for e in record.get("errors") or []])),
         "detector_id": detector_id(record) or "",
         "scanned_at": custody.get("scanned_at") or "",
+        **video_cells(record),
     }
     return [guard(str(cells[name])) for name in COLUMNS]
 

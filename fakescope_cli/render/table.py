@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from fakescope_cli.record import VERDICTS
 from fakescope_cli.render._common import display_text, main_reason, percent
+from fakescope_cli.render._video import summary_line as video_summary
 
 BADGE_STYLES: dict[str, str] = {
     "ai-generated": "bold white on red",
@@ -286,7 +287,8 @@ class TableRenderer:
             room = max(_WHY_MIN_CHARS, _WHY_MAX_CHARS - sum(len(m) + 2 for m in marks))
             why = _clip(display_text(main_reason(record)), room)
             extra = len(record.get("reasons") or []) - 1
-            tags = ([f"+{extra} more"] if extra > 0 else []) + marks
+            video = video_summary(record)
+            tags = ([video] if video else []) + ([f"+{extra} more"] if extra > 0 else []) + marks
             if tags:
                 why += f" ({'; '.join(tags)})"
             table.add_row(

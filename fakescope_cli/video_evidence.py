@@ -19,7 +19,7 @@ from typing import Any
 from fakescope_cli.evidence.base import EvidenceItem
 from fakescope_cli.video import VideoFacts, VideoMedia
 
-SOURCE = "video-metadata"
+SOURCE = "container"
 C2PA_MIME_TYPES = {"MP4": "video/mp4", "MOV": "video/quicktime", "AVI": "video/x-msvideo"}
 
 # Video generators as they name themselves in encoder/software/comment tags and claim generators.
@@ -120,7 +120,7 @@ def tag_evidence(tags: dict[str, str]) -> list[EvidenceItem]:
             name = model[1].strip()
         date = _first(tags, DATE_KEYS)
         details: dict[str, Any] = {"make": make[1] if make else None, "model": model[1] if model else None,
-                                   "keys": [k for k, _ in (make, model) if k]}
+                                   "keys": [hit[0] for hit in (make, model) if hit]}
         if date:
             details["creation_date"] = _short(date[1], 60)
         if not match_video_ai_tool(name):

@@ -96,7 +96,7 @@ def test_generator_name_in_the_encoder_tag_is_a_generator_trace(analyzer: Analyz
     clip = vf.encode(tmp_path / "g.mp4", frames=12, metadata={"comment": "Generated with Kling 2.1"})
     rec = scan(analyzer, clip)
     assert rec["verdict"] == "ai-generated"
-    assert any(e["source"] == "video-metadata" and e["details"].get("generator") == "Kling" for e in rec["evidence"])
+    assert any(e["source"] == "container" and e["details"].get("generator") == "Kling" for e in rec["evidence"])
 
 
 def test_comfyui_workflow_in_the_comment_tag_is_a_generator_trace(analyzer: Analyzer, tmp_path: Path) -> None:

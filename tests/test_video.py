@@ -200,3 +200,108 @@ def test_aggregate_is_the_75th_percentile() -> None:
     assert video_mod.aggregate([0.0, 0.0, 0.0, 1.0, 1.0]) == pytest.approx(1.0)
     assert video_mod.aggregate([0.0, 0.0, 0.0, 0.0, 1.0]) == pytest.approx(0.0)
     assert video_mod.aggregate([0.2, 0.4]) == pytest.approx(0.35)
+
+
+# --- the box walker on hostile bytes ---------------------------------------------------------------
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+
+def test_box_sizes_past_the_data_are_never_trusted() -> None:
+    from fakescope_cli import bmff
+
+    huge = (0xFFFFFFF0).to_bytes(4, "big") + b"moov" + b"\0" * 40  # declares 4 GB, holds 48 bytes
+    info = bmff.read(_box(b"ftyp", b"isom\0\0\0\0isom") + huge)
+    assert info.major_brand == "isom" and "runs past the end" in info.problems[0]
+    largesize = (1).to_bytes(4, "big") + b"mdat" + (1 << 62).to_bytes(8, "big") + b"\0" * 8
+    assert bmff.read(largesize).problems and bmff.read(b"\0\0\0\x04free").problems  # size < header
+
+
+def test_nesting_and_box_count_are_bounded() -> None:
+    from fakescope_cli import bmff
+
+    deep = b"\0" * 8
+    for _ in range(200):  # 200 nested 'udta' boxes: walked to MAX_DEPTH only
+        deep = _box(b"udta", deep)
+    assert max(b.depth for b in bmff.walk(deep)) == bmff.MAX_DEPTH - 1
+    many = _box(b"moov", b"".join(_box(b"free", b"") for _ in range(bmff.MAX_BOXES + 10)))
+    info = bmff.read(many)
+    assert any("more than" in p for p in info.problems)
+    assert sum(1 for _ in bmff.walk(many)) <= bmff.MAX_BOXES
+
+
+def test_a_hostile_container_is_one_error_record_and_the_scan_goes_on(analyzer: Analyzer, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(_box(b"ftyp", b"isom\0\0\0\0isom") + _box(b"moov", _box(b"trak", b"\xff" * 64))
+                        + _box(b"mdat", b"\x00\x00\x00\x01\x67" + b"\xff" * 500))
+    rec = scan(analyzer, garbage)
+    assert rec["verdict"] == "error" and len(rec["errors"]) == 1
+    assert rec["errors"][0]["code"] in ("corrupt-video", "truncated", "no-video-stream")
+    assert scan(analyzer, vf.encode(tmp_path / "ok.mp4", frames=6))["verdict"] != "error"
+
+
+# --- outputs -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip_record(analyzer: Analyzer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return analyzer.analyze(Candidate(str(vf.encode(tmp_path_factory.mktemp("v") / "clip.mp4", frames=24)), True))
+
+
+def test_csv_sarif_and_table_carry_the_video_fields(clip_record: dict[str, Any]) -> None:
+    import csv
+    import io
+
+    from fakescope_cli.render.csv import COLUMNS, row
+    from fakescope_cli.render.sarif import _result
+    from fakescope_cli.render.table import TableRenderer
+
+    cells = dict(zip(COLUMNS, row(clip_record), strict=True))
+    assert cells["codecs"].startswith("h264") and cells["duration_s"] == "1"
+    pairs = [p.split(":") for p in cells["frame_scores"].split(";")]
+    assert len(pairs) == 6 and all(0 <= float(t) < 1 and 0 <= float(p) <= 1 for t, p in pairs)
+    still = dict(zip(COLUMNS, row({**clip_record, "video": None}), strict=True))
+    assert still["frame_scores"] == "" and still["codecs"] == ""
+    assert list(csv.reader(io.StringIO(",".join(COLUMNS))))[0][-5:] == ["duration_s", "codecs", "fps",
+                                                                        "frames_scored", "frame_scores"]
+    props = _result({**clip_record, "verdict": "likely-ai"})["properties"]  # SARIF lists flagged files
+    assert props["video"]["timeline"] == clip_record["video"]["timeline"]
+    out = io.StringIO()
+    table = TableRenderer(out, color=False, width=160)
+    table.start({})
+    table.add(clip_record)
+    table.finish({"counts": {"files": 1}})
+    assert "MP4 h264, 1.0 s at 24 fps, 6 frames scored" in out.getvalue()
+
+
+def test_html_report_shows_the_sampled_frames_with_their_scores(clip_record: dict[str, Any]) -> None:
+    import io
+
+    from fakescope_cli.render.html import HtmlRenderer
+
+    out = io.StringIO()
+    renderer = HtmlRenderer(out, thumbnails=True)
+    renderer.start({})
+    renderer.add(clip_record)
+    renderer.finish({"counts": {"files": 1}})
+    page = out.getvalue()
+    strip = page[page.index("<h4>Frames</h4>"):]
+    assert strip.count('<img src="data:image/jpeg;base64,') == 6
+    for frame in clip_record["video"]["timeline"]:
+        assert f"{frame['t']:.2f} s · {frame['p_fake'] * 100:.0f}%" in strip
+
+
+@pytest.mark.slow
+def test_cli_scans_a_folder_of_videos_with_frames_option(tmp_path: Path) -> None:
+    from tests.conftest import jsonl_records, run_cli
+
+    vf.encode(tmp_path / "a.mp4", frames=24)
+    vf.encode(tmp_path / "b.webm", "libvpx-vp9", frames=12)
+    data = (tmp_path / "a.mp4").read_bytes()
+    (tmp_path / "c-cut.mp4").write_bytes(data[: len(data) // 2])
+    (tmp_path / "d-empty.mov").write_bytes(b"")
+    proc = run_cli("scan", "-f", "jsonl", "--frames", "3", str(tmp_path))
+    records = {Path(r["path"]).name: r for r in jsonl_records(proc.stdout)}
+    assert proc.returncode == 3, proc.stderr  # some files unanalysed; the others were scanned
+    assert [len(records[n]["video"]["timeline"]) for n in ("a.mp4", "b.webm")] == [3, 3]
+    assert records["c-cut.mp4"]["verdict"] == records["d-empty.mov"]["verdict"] == "error"

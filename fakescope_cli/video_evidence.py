@@ -84,8 +84,8 @@ def read(media: VideoMedia, facts: VideoFacts) -> list[EvidenceItem]:
 
 
 def tag_evidence(tags: dict[str, str]) -> list[EvidenceItem]:
-    """Items for what the container's tags say: a generator trace (strong), an editor or encoder,
-    a camera make/model (weak)."""
+    """Items for what the container's tags say: a generator's workflow graph (strong), a generator's
+    name (a hint), an editor or encoder, a camera make/model (weak)."""
     out: list[EvidenceItem] = []
     comfy = _comfy_workflow(tags)
     if comfy is not None:
@@ -95,9 +95,11 @@ def tag_evidence(tags: dict[str, str]) -> list[EvidenceItem]:
     for key, value in ([tool] if tool else []) + texts:
         name = match_video_ai_tool(value)
         if name and not any(i.signal == "ai" for i in out):
+            # A name in a free-text tag is a hint, as a Software string naming a generator is in an
+            # image: anyone can type it. The workflow graph above, or a signed manifest, decides.
             out.append(EvidenceItem(SOURCE, "ai", f"Video metadata names the generator {name} ({key}: "
                                     f"{_short(value)})", {"key": key, "value": _short(value, 300),
-                                                          "generator": name}, strong=True))
+                                                          "generator": name}))
     if tool and not any(i.signal == "ai" for i in out):
         key, value = tool
         from fakescope_cli.evidence.xmp import match_editor

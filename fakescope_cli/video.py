@@ -228,7 +228,11 @@ class VideoMedia(Media):
             names = [s.codec_context.name for s in container.streams if s.codec_context is not None]
             facts.codecs = [n for n in names if n] or facts.codecs
             for key, value in {**dict(container.metadata), **dict(vs.metadata)}.items():
-                if isinstance(value, str) and len(facts.tags) < 256 and str(key).lower() not in _HOUSEKEEPING:
+                if not isinstance(value, str) or str(key).lower() in _HOUSEKEEPING:
+                    continue
+                if "<x:xmpmeta" in value[:4096] and len(facts.xmp) < 4:
+                    facts.xmp.append(value.encode("utf-8")[:4 << 20])  # Matroska/FFmpeg XMP tag: to the XMP reader
+                elif len(facts.tags) < 256:
                     facts.tags.setdefault(str(key)[:200], value[:4096])
             self.check_limits(facts)
         except BaseException:

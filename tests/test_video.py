@@ -306,3 +306,21 @@ def test_cli_scans_a_folder_of_videos_with_frames_option(tmp_path: Path) -> None
     assert proc.returncode == 3, proc.stderr  # some files unanalysed; the others were scanned
     assert [len(records[n]["video"]["timeline"]) for n in ("a.mp4", "b.webm")] == [3, 3]
     assert records["c-cut.mp4"]["verdict"] == records["d-empty.mov"]["verdict"] == "error"
+
+
+def test_xmp_in_a_matroska_tag_reaches_the_xmp_reader(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.encode(tmp_path / "x.mkv", "libvpx-vp9", fmt="matroska", frames=6,
+                     metadata={"XMP": vf.xmp_packet(vf.TRAINED).decode()})
+    rec = scan(analyzer, clip)
+    assert rec["format"] == "MKV" and "XMP" not in rec["video"]["tags"]
+    xmp = [e for e in rec["evidence"] if e["source"] == "xmp"]
+    assert xmp and xmp[0]["strong"] and xmp[0]["details"]["from"] == "container"
+    assert rec["verdict"] == "ai-generated"
+
+
+def test_no_pixels_reads_container_facts_without_decoding(tmp_path: Path) -> None:
+    rec = Analyzer(ScanConfig(allow_pixels=False)).analyze(
+        Candidate(str(vf.encode(tmp_path / "a.mp4", frames=12)), True))
+    assert rec["verdict"] == "no-verdict" and rec["video"]["frames_sampled"] == 0
+    assert rec["video"]["codecs"][0] == "h264" and rec["video"]["fps"] == 24 and "timeline" not in rec["video"]
+    assert any("--no-pixels" in r for r in rec["reasons"])

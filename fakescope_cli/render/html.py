@@ -604,7 +604,9 @@ class HtmlRenderer:
         thumbs = self._want_thumbnails(header)
         for i, record in enumerate(self.records):
             preview = None
-            if record.get("verdict") != "error":
+            if record.get("video") and record.get("format") not in ("GIF", "PNG", "WEBP"):
+                preview = Preview(None, "a video: its sampled frames are shown with their scores")
+            elif record.get("verdict") != "error":
                 preview = (make_preview(str(record.get("path", "")), record.get("sha256")) if thumbs
                            else Preview(None, "no preview: --no-pixels"))
             frames = strip_html(record, thumbnails=thumbs) if record.get("video") else ""

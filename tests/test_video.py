@@ -324,3 +324,32 @@ def test_no_pixels_reads_container_facts_without_decoding(tmp_path: Path) -> Non
     assert rec["verdict"] == "no-verdict" and rec["video"]["frames_sampled"] == 0
     assert rec["video"]["codecs"][0] == "h264" and rec["video"]["fps"] == 24 and "timeline" not in rec["video"]
     assert any("--no-pixels" in r for r in rec["reasons"])
+
+
+def test_frames_reach_a_batching_detector_in_one_batch_and_are_aggregated(tmp_path: Path) -> None:
+    from tests.plugins.batch_detector import BatchDetector
+
+    detector = BatchDetector()
+    rec = Analyzer(ScanConfig(frames=5), detector=detector).analyze(
+        Candidate(str(vf.encode(tmp_path / "a.mp4", frames=48)), True))
+    assert detector.batches == [5]  # one batch call, as a multimodal backend gets them
+    scores = [f["p_fake"] for f in rec["video"]["timeline"]]
+    assert len(set(scores)) == 5  # the test clip's brightness changes from frame to frame
+    assert rec["p_fake"] == pytest.approx(video_mod.aggregate(scores), abs=1e-6)
+
+
+def test_batched_engine_scores_videos_frame_by_frame_beside_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.plugins.batch_detector import BatchDetector
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (64, 64), (200, 10, 10)).save(tmp_path / name)
+    clip = vf.encode(tmp_path / "c.mp4", frames=24)
+    detector = BatchDetector()
+    analyzer = Analyzer(ScanConfig(frames=4), detector=detector)
+    records = analyzer.compute_batch([Candidate(str(tmp_path / n), True) for n in ("a.png", "b.png")]
+                                     + [Candidate(str(clip), True)])
+    assert sorted(detector.batches) == [2, 4]  # the two images in one batch, the four frames in another
+    assert "video" not in records[0] and len(records[2]["video"]["timeline"]) == 4
+    assert all(r["p_fake"] is not None for r in records)

@@ -294,7 +294,11 @@ class Analyzer:
         record.video = facts.to_record()
         record.video["sampling"] = "uniform"
         record.video["frames_sampled"] = len(sampled)
-        if sampled and cfg.frames > len(sampled):
+        if sampled and facts.duration_s is None:
+            warnings.append({"code": "video-frames-short", "message": (
+                f"the container declares no duration (a live or endless stream): {len(sampled)} frames spread "
+                f"over its first {sampled[-1].t:.1f} s were analysed")})
+        elif sampled and cfg.frames > len(sampled):
             warnings.append({"code": "video-frames-short", "message": (
                 f"{len(sampled)} of {cfg.frames} frames could be decoded at the sample times (the declared "
                 "duration may be longer than the stream, or the decode bound was reached)")})

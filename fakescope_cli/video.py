@@ -273,33 +273,34 @@ def _frame_time(frame: Any) -> float:
 
 
 def _sequential(container: Any, vs: Any, times: list[float], n: int) -> list[Frame]:
-    """One pass from the start: the frame at or after each sample time. Without a known duration,
-    the first frames at an even stride within the decode budget."""
+    """One pass from the start: the frame at or after each sample time. Without a known duration (a
+    live or endless stream) frames are kept at a stride that doubles whenever more than n are held,
+    so that up to n frames spread evenly over what the decode bound let us read."""
     out: list[Frame] = []
     decoded = 0
     pending = list(times)
-    previous = None
+    stride = 1
     for frame in container.decode(vs):
         decoded += 1
         t = _frame_time(frame)
         if times:
+            taken = False
             while pending and t >= pending[0]:
                 pending.pop(0)
-                if previous is not frame:
+                if not taken:
                     out.append(Frame(t, frame.to_image(), bool(frame.key_frame)))
-                    previous = frame
+                    taken = True
             if not pending:
                 break
-        elif (decoded - 1) % 30 == 0:  # unknown length: one frame a second or so
+        elif (decoded - 1) % stride == 0:
             out.append(Frame(t, frame.to_image(), bool(frame.key_frame)))
-            if len(out) >= n:
-                break
+            if len(out) > n:
+                out, stride = out[::2], stride * 2
         if decoded >= MAX_DECODED_FRAMES:
             break
-    if not out and previous is None and decoded:
-        raise InputError("no frame could be decoded at the sample times", "corrupt-video")
-    if not out and decoded == 0:
-        raise InputError("the video stream holds no decodable frame", "corrupt-video")
+    if not out:
+        raise InputError("the video stream holds no decodable frame" if decoded == 0 else
+                         "no frame could be decoded at the sample times", "corrupt-video")
     return out
 
 
@@ -326,22 +327,26 @@ def _seeking(container: Any, vs: Any, times: list[float]) -> list[Frame]:
 
 
 def animation_frames(media: Media, n: int) -> list[Frame]:
-    """Up to n frames of an animated GIF, APNG or WebP, evenly spaced, with their times (Pillow)."""
+    """Up to n frames of an animated GIF, APNG or WebP, evenly spaced, with their times (Pillow).
+    Frames are decoded in order (these formats build each frame on the previous ones), at most
+    MAX_DECODED_FRAMES of them."""
     from PIL import Image
 
-    count = media.frame_count or 1
-    picks = sorted({min(count - 1, int(count * (i + 0.5) / n)) for i in range(min(n, count))})
+    from fakescope_cli.imageops import to_rgb8
+
+    count = min(media.frame_count or 1, MAX_DECODED_FRAMES)
+    picks = {min(count - 1, int(count * (i + 0.5) / n)) for i in range(min(n, count))}
     out: list[Frame] = []
     with Image.open(io.BytesIO(media.data)) as img:
-        elapsed, index = 0.0, 0
-        for wanted in picks:
-            while index < wanted:
-                elapsed += float(img.info.get("duration") or 0) / 1000
-                index += 1
+        elapsed = 0.0
+        for index in range(max(picks) + 1):
+            if index:
                 img.seek(index)
-            from fakescope_cli.imageops import to_rgb8
-
-            out.append(Frame(round(elapsed, 3), to_rgb8(img.convert("RGBA") if img.mode == "P" else img).copy()))
+            img.load()  # WebP reports a frame's duration only once it is decoded
+            if index in picks:
+                start = img.info.get("timestamp", elapsed * 1000) / 1000
+                out.append(Frame(round(float(start), 3), to_rgb8(img.convert("RGBA") if img.mode == "P" else img).copy()))
+            elapsed += float(img.info.get("duration") or 0) / 1000
     return out
 
 

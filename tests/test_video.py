@@ -146,14 +146,17 @@ def test_16k_by_16k_stream_is_refused_by_the_pixel_limit(analyzer: Analyzer, tmp
     assert "16384x16384" in rec["errors"][0]["message"]
 
 
-def test_animated_gif_frames_are_all_sampled(analyzer: Analyzer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt,suffix", [("GIF", "gif"), ("PNG", "png"), ("WEBP", "webp")])
+def test_animation_frames_are_sampled_not_just_the_first(analyzer: Analyzer, tmp_path: Path, fmt: str,
+                                                         suffix: str) -> None:
     from PIL import Image
 
     frames = [Image.new("RGB", (96, 96), (i * 20, 255 - i * 20, (i * 50) % 256)) for i in range(10)]
-    path = tmp_path / "anim.gif"
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    path = tmp_path / f"anim.{suffix}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
     rec = scan(analyzer, path)
-    assert rec["format"] == "GIF" and rec["video"]["frame_count"] == 10
+    assert rec["format"] == fmt and rec["video"]["frame_count"] == 10
+    assert len({f["p_fake"] for f in rec["video"]["timeline"]}) > 1  # different frames, different scores
     assert [f["t"] for f in rec["video"]["timeline"]] == [0.0, 0.2, 0.4, 0.5, 0.7, 0.9]  # frames 0, 2, 4, 5, 7, 9 of 10
     assert not any(w["code"] == "first-frame-only" for w in rec["warnings"])
 
@@ -353,3 +356,13 @@ def test_batched_engine_scores_videos_frame_by_frame_beside_images(tmp_path: Pat
     assert sorted(detector.batches) == [2, 4]  # the two images in one batch, the four frames in another
     assert "video" not in records[0] and len(records[2]["video"]["timeline"]) == 4
     assert all(r["p_fake"] is not None for r in records)
+
+
+def test_a_stream_without_duration_is_sampled_across_what_was_decoded(analyzer: Analyzer, tmp_path: Path) -> None:
+    clip = vf.encode(tmp_path / "live.mkv", "libvpx-vp9", fmt="matroska", frames=90, options={"live": "1"})
+    rec = scan(analyzer, clip)  # 90 frames at 24 fps, no duration written (a live stream)
+    video = rec["video"]
+    assert video["duration_s"] is None and 3 <= video["frames_sampled"] <= 6
+    times = [f["t"] for f in video["timeline"]]
+    assert times[0] == 0 and times[-1] >= 2.5 and times == sorted(times)
+    assert any(w["code"] == "video-frames-short" and "no duration" in w["message"] for w in rec["warnings"])

@@ -300,8 +300,8 @@ class Analyzer:
                 f"over its first {sampled[-1].t:.1f} s were analysed")})
         elif sampled and cfg.frames > len(sampled):
             warnings.append({"code": "video-frames-short", "message": (
-                f"{len(sampled)} of {cfg.frames} frames could be decoded at the sample times (the declared "
-                "duration may be longer than the stream, or the decode bound was reached)")})
+                f"{len(sampled)} of {cfg.frames} frames sampled: the clip holds fewer distinct frames at the "
+                "sample times, its declared duration is longer than its stream, or a decode bound was reached")})
         record.evidence = [item.to_dict() for item in items]
         record.warnings = warnings
         frames = [_Frame(f.t, FrameMedia.of(media, f, container)) for f in sampled]

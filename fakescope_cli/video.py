@@ -39,6 +39,9 @@ VIDEO_EXTRA_HINT = "frame analysis needs PyAV: pip install 'fakescope[video]'"
 AGGREGATE_RULE = "p75"  # the 75th percentile of the frame scores (linear interpolation)
 
 
+_AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "})
+
+
 def sniff_video(head: bytes) -> str | None:
     """Name the video container from its leading bytes (at least 32), or None.
 
@@ -46,6 +49,8 @@ def sniff_video(head: bytes) -> str | None:
     brands MP4 (HEIF/AVIF images are named by media.sniff_format first); EBML with DocType 'webm'
     is WEBM, other EBML MKV; RIFF 'AVI ' is AVI."""
     if head[4:8] == b"ftyp":
+        if head[8:12] in _AUDIO_BRANDS:
+            return None  # iTunes audio (.m4a, .m4b): no pictures to look at
         return "MOV" if head[8:12] == b"qt  " else "MP4"
     if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
         return "MOV"
@@ -280,6 +285,7 @@ def _sequential(container: Any, vs: Any, times: list[float], n: int) -> list[Fra
     decoded = 0
     pending = list(times)
     stride = 1
+    last: tuple[Any, bool] | None = None  # the latest frame decoded, and whether it was taken
     for frame in container.decode(vs):
         decoded += 1
         t = _frame_time(frame)
@@ -290,6 +296,7 @@ def _sequential(container: Any, vs: Any, times: list[float], n: int) -> list[Fra
                 if not taken:
                     out.append(Frame(t, frame.to_image(), bool(frame.key_frame)))
                     taken = True
+            last = (frame, taken)
             if not pending:
                 break
         elif (decoded - 1) % stride == 0:
@@ -298,6 +305,9 @@ def _sequential(container: Any, vs: Any, times: list[float], n: int) -> list[Fra
                 out, stride = out[::2], stride * 2
         if decoded >= MAX_DECODED_FRAMES:
             break
+    if pending and last is not None and not last[1] and decoded < MAX_DECODED_FRAMES:
+        # The last sample time falls after the last frame's start (inside its display time): that frame.
+        out.append(Frame(_frame_time(last[0]), last[0].to_image(), bool(last[0].key_frame)))
     if not out:
         raise InputError("the video stream holds no decodable frame" if decoded == 0 else
                          "no frame could be decoded at the sample times", "corrupt-video")

@@ -54,7 +54,7 @@ def test_vp9_webm_is_sampled(analyzer: Analyzer, tmp_path: Path) -> None:
 
 def test_phone_mov_metadata_is_a_weak_camera_hint(analyzer: Analyzer, tmp_path: Path) -> None:
     rec = scan(analyzer, vf.phone_mov(tmp_path / "IMG_0001.MOV"))
-    assert rec["format"] == "MOV"
+    assert rec["format"] == "MOV" and rec["video"]["frames_sampled"] == 6 and not rec["warnings"]
     tags = rec["video"]["tags"]
     assert tags["com.apple.quicktime.model"] == "iPhone 15 Pro"
     camera = [e for e in rec["evidence"] if e["signal"] == "camera"]
@@ -179,6 +179,9 @@ def test_folders_pick_up_videos_by_name_and_by_signature(tmp_path: Path) -> None
     (tmp_path / "renamed.dat").write_bytes((tmp_path / "a.mp4").read_bytes())
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "cut.webm").write_bytes(b"")
+    audio = bytearray((tmp_path / "a.mp4").read_bytes())
+    audio[8:12] = b"M4A "  # an iTunes audio file: not evidence fakescope reads
+    (tmp_path / "song.m4a").write_bytes(bytes(audio))
     found = sorted(Path(c.path).name for c in InputExpander().expand([str(tmp_path)]))
     assert found == ["a.mp4", "cut.webm", "renamed.dat"]
 

@@ -30,7 +30,7 @@ ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})  # animated GIF, APNG, anim
 # Chosen by measurement (bench/results/video.txt): the smallest N whose p_fake stayed within 0.02 of
 # the 32-frame value on the benchmark clips; 8 moved it by up to 0.06 for about half the time per clip.
 DEFAULT_FRAMES = 16
-MAX_FRAMES = 256
+MAX_FRAMES = 256  # --frames at most (cli.py keeps a copy: --help imports nothing of this)
 MAX_DURATION_S = 24 * 3600.0  # a declared duration beyond a day is refused, not walked
 MAX_DECODED_FRAMES = 2_000  # frames decoded per file, samples together (long GOPs cost frames per seek)
 MAX_DECODED_PER_SAMPLE = 300  # frames decoded forward from a seek point to reach one sample time

@@ -196,10 +196,15 @@ def test_video_extensions_only_mismatch_across_families(analyzer: Analyzer, tmp_
 
 def test_cli_default_frames_is_the_library_default() -> None:
     import inspect
+    from typing import get_args, get_type_hints
 
     from fakescope_cli import cli
 
-    assert inspect.signature(cli.scan).parameters["frames"].default == video_mod.DEFAULT_FRAMES
+    parameter = inspect.signature(cli.scan).parameters["frames"]
+    assert parameter.default == video_mod.DEFAULT_FRAMES
+    hint = get_type_hints(cli.scan, include_extras=True)["frames"]  # cli.py's annotations are strings
+    option = next(a for a in get_args(hint) if hasattr(a, "max"))
+    assert option.max == video_mod.MAX_FRAMES
 
 
 def test_aggregate_is_the_75th_percentile() -> None:

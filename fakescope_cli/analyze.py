@@ -256,7 +256,14 @@ class Analyzer:
     def _prepare_video(self, raw: Media, container: str, record: ScanRecord) -> _Staged:
         """A video: container facts and limits, provenance, then frames sampled for the detector."""
         from fakescope_cli import video_evidence
-        from fakescope_cli.video import VIDEO_EXTRA_HINT, FrameMedia, VideoMedia, pyav_available
+        from fakescope_cli.video import (
+            FRAME_MEMORY,
+            VIDEO_EXTRA_HINT,
+            FrameMedia,
+            VideoMedia,
+            frames_that_fit,
+            pyav_available,
+        )
 
         cfg = self.config
         media = VideoMedia.from_media(raw, container)
@@ -298,6 +305,10 @@ class Analyzer:
             warnings.append({"code": "video-frames-short", "message": (
                 f"the container declares no duration (a live or endless stream): {len(sampled)} frames spread "
                 f"over its first {sampled[-1].t:.1f} s were analysed")})
+        elif sampled and frames_that_fit(facts, cfg.frames) < cfg.frames:
+            warnings.append({"code": "video-frames-short", "message": (
+                f"{len(sampled)} of {cfg.frames} frames sampled: {cfg.frames} decoded frames of {facts.width}x"
+                f"{facts.height} would hold more than {FRAME_MEMORY >> 20} MiB at once")})
         elif sampled and cfg.frames > len(sampled):
             warnings.append({"code": "video-frames-short", "message": (
                 f"{len(sampled)} of {cfg.frames} frames sampled: the clip holds fewer distinct frames at the "

@@ -35,6 +35,7 @@ MAX_DURATION_S = 24 * 3600.0  # a declared duration beyond a day is refused, not
 MAX_DECODED_FRAMES = 2_000  # frames decoded per file, samples together (long GOPs cost frames per seek)
 MAX_DECODED_PER_SAMPLE = 300  # frames decoded forward from a seek point to reach one sample time
 SEQUENTIAL_FRAMES = 900  # clips up to about this many frames are decoded in one pass, not seeked
+FRAME_MEMORY = 512 << 20  # bytes of decoded RGB frames held at once (16 frames of 4K fit; of 8K, 5)
 VIDEO_EXTRA_HINT = "frame analysis needs PyAV: pip install 'fakescope[video]'"
 AGGREGATE_RULE = "p75"  # the 75th percentile of the frame scores (linear interpolation)
 
@@ -81,6 +82,12 @@ def aggregate(scores: list[float]) -> float:
     low, frac = int(math.floor(pos)), pos - math.floor(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * frac
+
+
+def frames_that_fit(facts: VideoFacts, n: int) -> int:
+    """n, or fewer when n decoded RGB frames of this size would pass FRAME_MEMORY (at least 1)."""
+    frame_bytes = max(1, (facts.width or 0) * (facts.height or 0) * 3)
+    return max(1, min(n, FRAME_MEMORY // frame_bytes))
 
 
 def sample_times(duration: float | None, n: int) -> list[float]:
@@ -246,10 +253,11 @@ class VideoMedia(Media):
         return container
 
     def sample_frames(self, n: int) -> list[Frame]:
-        """Up to n frames spread over the clip, decoded within the bounds. Raises InputError."""
+        """Up to n frames spread over the clip (fewer where FRAME_MEMORY would not hold them all),
+        decoded within the bounds. Raises InputError."""
         container = self.probe()
         try:
-            return _sample(container, self.facts, n)
+            return _sample(container, self.facts, frames_that_fit(self.facts, n))
         except InputError:
             raise
         except Exception as exc:  # the native decoder on hostile bytes

@@ -374,3 +374,11 @@ def test_a_stream_without_duration_is_sampled_across_what_was_decoded(analyzer: 
     times = [f["t"] for f in video["timeline"]]
     assert times[0] == 0 and times[-1] >= 2.5 and times == sorted(times)
     assert any(w["code"] == "video-frames-short" and "no duration" in w["message"] for w in rec["warnings"])
+
+
+def test_frames_held_at_once_are_bounded_by_memory(monkeypatch: pytest.MonkeyPatch, analyzer: Analyzer,
+                                                   tmp_path: Path) -> None:
+    monkeypatch.setattr(video_mod, "FRAME_MEMORY", 320 * 240 * 3 * 4)  # room for 4 frames of this clip
+    rec = scan(analyzer, vf.encode(tmp_path / "a.mp4", frames=48))
+    assert rec["video"]["frames_sampled"] == 4
+    assert any(w["code"] == "video-frames-short" and "MiB at once" in w["message"] for w in rec["warnings"])

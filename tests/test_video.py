@@ -46,10 +46,14 @@ def test_h264_mp4_is_sampled_scored_and_described(analyzer: Analyzer, tmp_path: 
     assert rec["verdict"] in ("likely-real", "uncertain", "likely-ai") and not rec["errors"]
 
 
-def test_vp9_webm_is_sampled(analyzer: Analyzer, tmp_path: Path) -> None:
-    rec = scan(analyzer, vf.encode(tmp_path / "clip.webm", "libvpx-vp9", frames=24, fps=12))
-    assert rec["format"] == "WEBM" and rec["video"]["codecs"][0] == "vp9"
-    assert rec["video"]["frames_scored"] == 6 and rec["p_fake"] is not None
+@pytest.mark.parametrize("name,codec,container,fmt", [("clip.webm", "libvpx-vp9", "WEBM", None),
+                                                     ("clip.avi", "mpeg4", "AVI", "avi"),
+                                                     ("clip.mkv", "libx264", "MKV", "matroska")])
+def test_webm_avi_and_mkv_are_sampled(analyzer: Analyzer, tmp_path: Path, name: str, codec: str, container: str,
+                                      fmt: str | None) -> None:
+    rec = scan(analyzer, vf.encode(tmp_path / name, codec, fmt=fmt, frames=24, fps=12))
+    assert rec["format"] == container and rec["video"]["codecs"][0] == {"libvpx-vp9": "vp9", "libx264": "h264"}.get(codec, codec)
+    assert rec["video"]["frames_scored"] == 6 and rec["p_fake"] is not None and not rec["errors"]
 
 
 def test_phone_mov_metadata_is_a_weak_camera_hint(analyzer: Analyzer, tmp_path: Path) -> None:

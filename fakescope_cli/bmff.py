@@ -18,7 +18,8 @@ from typing import Any
 
 MAX_DEPTH = 12
 MAX_BOXES = 20_000  # boxes visited per file, all depths together
-MAX_TEXT = 4096  # characters kept of one metadata value
+MAX_TEXT = 1 << 20  # bytes read of one metadata value (a ComfyUI workflow in 'comment' runs to ~100 KB)
+MAX_TAG_BYTES = 4 << 20  # all metadata values of a file together
 MAX_XMP = 4 << 20  # bytes of one XMP packet
 MAX_TAGS = 256
 
@@ -250,7 +251,8 @@ def _keys(data: bytes, pos: int, end: int, count: int) -> list[str]:
 
 
 def _add_tag(info: BmffInfo, key: str, value: str | None) -> None:
-    if value and len(info.tags) < MAX_TAGS and key not in info.tags:
+    if value and len(info.tags) < MAX_TAGS and key not in info.tags \
+            and sum(map(len, info.tags.values())) + len(value) <= MAX_TAG_BYTES:
         info.tags[key] = value
 
 

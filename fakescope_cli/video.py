@@ -35,6 +35,7 @@ MAX_DURATION_S = 24 * 3600.0  # a declared duration beyond a day is refused, not
 MAX_DECODED_FRAMES = 2_000  # frames decoded per file, samples together (long GOPs cost frames per seek)
 MAX_DECODED_PER_SAMPLE = 300  # frames decoded forward from a seek point to reach one sample time
 SEQUENTIAL_FRAMES = 900  # clips up to about this many frames are decoded in one pass, not seeked
+RECORD_TAG_CHARS = 1000  # characters of one container tag kept in the record
 FRAME_MEMORY = 512 << 20  # bytes of decoded RGB frames held at once (16 frames of 4K fit; of 8K, 5)
 VIDEO_EXTRA_HINT = "frame analysis needs PyAV: pip install 'fakescope[video]'"
 AGGREGATE_RULE = "p75"  # the 75th percentile of the frame scores (linear interpolation)
@@ -132,7 +133,9 @@ class VideoFacts:
             "fps": None if self.fps is None else round(self.fps, 3),
             "frame_count": self.frame_count,
             "creation_time": self.creation_time,
-            "tags": dict(self.tags),
+            # Values are cut for the record (the evidence readers saw them whole, up to 1 MiB).
+            "tags": {k: v if len(v) <= RECORD_TAG_CHARS else v[:RECORD_TAG_CHARS - 1] + "…"
+                     for k, v in self.tags.items()},
         }
 
 
@@ -245,7 +248,7 @@ class VideoMedia(Media):
                 if "<x:xmpmeta" in value[:4096] and len(facts.xmp) < 4:
                     facts.xmp.append(value.encode("utf-8")[:4 << 20])  # Matroska/FFmpeg XMP tag: to the XMP reader
                 elif len(facts.tags) < 256:
-                    facts.tags.setdefault(str(key)[:200], value[:4096])
+                    facts.tags.setdefault(str(key)[:200], value[:1 << 20])
             self.check_limits(facts)
         except BaseException:
             container.close()

@@ -105,11 +105,12 @@ def test_generator_name_in_a_tag_is_a_hint_as_in_an_image(analyzer: Analyzer, tm
 
 
 def test_comfyui_workflow_in_the_comment_tag_is_a_generator_trace(analyzer: Analyzer, tmp_path: Path) -> None:
-    workflow = {"prompt": {"3": {"class_type": "KSampler", "inputs": {}},
-                           "9": {"class_type": "VHS_VideoCombine", "inputs": {}}}}
-    rec = scan(analyzer, vf.encode(tmp_path / "c.mp4", frames=12, metadata={"comment": json.dumps(workflow)}))
+    prompt = {"3": {"inputs": {"text": "x" * 20_000}, "class_type": "KSampler"},  # a long prompt first
+              "9": {"inputs": {}, "class_type": "VHS_VideoCombine"}}
+    rec = scan(analyzer, vf.encode(tmp_path / "c.mp4", frames=12, metadata={"comment": json.dumps({"prompt": prompt})}))
     comfy = [e for e in rec["evidence"] if e["details"].get("generator") == "ComfyUI"]
-    assert comfy and comfy[0]["details"]["nodes"] == ["KSampler", "VHS_VideoCombine"]
+    assert comfy and comfy[0]["details"]["nodes"] == ["KSampler", "VHS_VideoCombine"] and comfy[0]["details"]["parsed"]
+    assert len(rec["video"]["tags"]["comment"]) == 1000  # the record keeps a bounded excerpt
     assert rec["verdict"] == "ai-generated"
 
 

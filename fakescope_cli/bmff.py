@@ -124,6 +124,7 @@ class BmffInfo:
     xmp: list[bytes] = field(default_factory=list)  # XMP packets, in file order
     c2pa_box: bool = False  # a C2PA manifest-store uuid box is present
     problems: list[str] = field(default_factory=list)  # structure that did not parse (cut, over budget)
+    cut: bool = False  # a box's declared size runs past the data: the file is truncated (or forged)
 
     @property
     def video(self) -> Track | None:
@@ -178,6 +179,7 @@ def read(data: bytes) -> BmffInfo:
         del path[box.depth:]
         path.append(box.kind)
         if box.cut:
+            info.cut = True
             info.problems.append(f"box '{_fourcc(box.kind)}' at offset {box.start} runs past the end of "
                                  "the data (file truncated or size forged)")
         body, end, kind = box.body, box.end, box.kind

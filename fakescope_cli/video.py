@@ -196,7 +196,7 @@ class VideoMedia(Media):
             facts.xmp = list(info.xmp)
             facts.c2pa_box = info.c2pa_box
             facts.problems = list(info.problems)
-            facts.truncated = any("runs past the end" in p for p in info.problems)
+            facts.truncated = info.cut
             if track is not None:
                 facts.width, facts.height = track.width, track.height
                 facts.codecs = [t.codec for t in info.tracks if t.codec]
@@ -250,9 +250,12 @@ class VideoMedia(Media):
                 elif len(facts.tags) < 256:
                     facts.tags.setdefault(str(key)[:200], value[:1 << 20])
             self.check_limits(facts)
-        except BaseException:
+        except InputError:
             container.close()
             raise
+        except Exception as exc:  # the native layer on hostile bytes: one error record, never a crash
+            container.close()
+            raise _av_error(exc) from None
         return container
 
     def sample_frames(self, n: int) -> list[Frame]:

@@ -18,6 +18,7 @@ from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path, png_crc_mismatches
 from fakescope_cli.record import ScanRecord, file_time
+from fakescope_cli.video import ANIMATED_FORMATS, DEFAULT_FRAMES
 
 # Options that change how a result is fetched, never what it is: not part of cache keys.
 TRANSPORT_OPTIONS = frozenset({"request_timeout", "retries", "api_key_env", "verbose", "batch_size"})
@@ -34,6 +35,7 @@ class ScanConfig:
     backend_options: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
     cache_dir: str | None = None  # None: no cache. Not a result option.
+    frames: int = DEFAULT_FRAMES  # frames sampled per video or animation (--frames)
 
     def result_options(self) -> dict[str, Any]:
         """Options that change a result (for cache keys): not paths, not job counts."""
@@ -44,6 +46,7 @@ class ScanConfig:
             "backend_options": {k: str(v) for k, v in sorted(self.backend_options.items())
                                 if k not in TRANSPORT_OPTIONS},
             "calibration_threshold": (self.calibration or {}).get("threshold"),
+            "frames": self.frames,
         }
 
 
@@ -121,7 +124,10 @@ class Analyzer:
                 raise
             except Exception as exc:  # a bug must cost one file, not the run
                 staged.append(refused(record, "internal-error", f"{type(exc).__name__}: {exc}"))
-        ready = [st for st in staged if isinstance(st, _Staged) and st.wants_detector]
+        ready = [st for st in staged if isinstance(st, _Staged) and st.wants_detector and st.frames is None]
+        for st in staged:
+            if isinstance(st, _Staged) and st.wants_detector and st.frames is not None:
+                st.outcome = self._score_frames(st)
         if ready:
             detector = self.detector
             assert detector is not None  # a file wants the detector only when one is loaded
@@ -145,9 +151,43 @@ class Analyzer:
         staged = self._prepare(candidate, record)
         if isinstance(staged, dict):
             return staged
-        if staged.wants_detector:
+        if staged.wants_detector and staged.frames is not None:
+            staged.outcome = self._score_frames(staged)
+        elif staged.wants_detector:
             staged.outcome = _guarded(lambda: [self.detector.analyze(staged.media)], 1)[0]
         return self._finish(staged)
+
+    def _score_frames(self, st: _Staged) -> DetectorResult | InputError:
+        """Each sampled frame scored as a still (batched when the detector batches), the scores
+        aggregated by video.AGGREGATE_RULE; the per-frame timeline goes into the record."""
+        from fakescope_cli import video as video_mod
+
+        frames = st.frames or []
+        batch = getattr(self.detector, "analyze_batch", None)
+        if callable(batch) and len(frames) > 1:
+            outcomes = _guarded(lambda: batch([f.media for f in frames]), len(frames))
+        else:
+            outcomes = [_guarded(lambda f=f: [self.detector.analyze(f.media)], 1)[0] for f in frames]
+        timeline: list[dict[str, Any]] = []
+        scores: list[float] = []
+        failure: InputError | None = None
+        for frame, outcome in zip(frames, outcomes, strict=True):
+            entry: dict[str, Any] = {"t": round(frame.t, 3), "p_fake": None}
+            if isinstance(outcome, DetectorResult) and outcome.p_fake is not None:
+                entry["p_fake"] = round(float(outcome.p_fake), 6)
+                scores.append(float(outcome.p_fake))
+            elif isinstance(outcome, InputError):
+                entry["error"] = outcome.code
+                failure = failure or outcome
+            timeline.append(entry)
+        if st.record.video is not None:
+            st.record.video["timeline"] = timeline
+            st.record.video["frames_scored"] = len(scores)
+        if not scores:
+            return failure or DetectorResult(p_fake=None, raw={"skipped": "no frame could be scored"})
+        return DetectorResult(p_fake=round(video_mod.aggregate(scores), 6),
+                              raw={"aggregate": video_mod.AGGREGATE_RULE, "frames_scored": len(scores),
+                                   "frames_sampled": len(frames)})
 
     def _prepare(self, candidate: Candidate, record: ScanRecord) -> _Staged | dict[str, Any]:
         """media → evidence; a finished record dict when the file cannot go further."""
@@ -165,6 +205,11 @@ class Analyzer:
         record.format = media.format
         record.mtime = file_time(media.mtime_ns)
         if media.format is None:
+            from fakescope_cli.video import sniff_video
+
+            container = sniff_video(media.data[:64])
+            if container is not None:
+                return self._prepare_video(media, container, record)
             what = "named as an image" if not candidate.explicit else "named on the command line"
             return refused(record, "unsupported-format", f"not a recognised image format ({what})")
 
@@ -186,10 +231,95 @@ class Analyzer:
                 warnings.append({"code": "png-crc", "message": (
                     f"PNG chunk checksum mismatch in {', '.join(sorted(set(bad)))}: the file was damaged or "
                     "altered without updating its checksums; what those chunks say was still read")})
+        frames = None
+        wants = self.detector is not None and cfg.allow_pixels and not problems
+        if wants and media.format in ANIMATED_FORMATS and (media.frame_count or 1) > 1:
+            frames, warnings = self._animation_frames(media, record, warnings)
         record.evidence = [item.to_dict() for item in items]
         record.warnings = warnings
-        wants = self.detector is not None and cfg.allow_pixels and not problems
-        return _Staged(record, media, items, problems, wants)
+        return _Staged(record, media, items, problems, wants, frames=frames)
+
+    def _animation_frames(self, media: Media, record: ScanRecord, warnings: list[dict[str, str]]
+                          ) -> tuple[list[_Frame] | None, list[dict[str, str]]]:
+        """Frames of an animated GIF/APNG/WebP sampled like a video's (the first frame alone when
+        they cannot be read: the first-frame-only warning then stays)."""
+        from fakescope_cli.video import FrameMedia, animation_frames
+
+        try:
+            sampled = animation_frames(media, self.config.frames)
+        except Exception:  # a damaged later frame: the first frame is scored as before
+            return None, warnings
+        record.video = {"container": media.format, "frame_count": media.frame_count,
+                        "frames_sampled": len(sampled), "sampling": "uniform"}
+        kept = [w for w in warnings if w.get("code") != "first-frame-only"]
+        return [_Frame(f.t, FrameMedia.of(media, f, media.format)) for f in sampled], kept
+
+    def _prepare_video(self, raw: Media, container: str, record: ScanRecord) -> _Staged:
+        """A video: container facts and limits, provenance, then frames sampled for the detector."""
+        from fakescope_cli import video_evidence
+        from fakescope_cli.video import (
+            FRAME_MEMORY,
+            VIDEO_EXTRA_HINT,
+            FrameMedia,
+            VideoMedia,
+            frames_that_fit,
+            pyav_available,
+        )
+
+        cfg = self.config
+        media = VideoMedia.from_media(raw, container)
+        record.format = container
+        facts = media.facts
+        problems: list[InputError] = []
+        notes: list[dict[str, str]] = []
+        sampled = []
+        if facts.truncated:
+            problems.append(InputError(f"truncated video: {facts.problems[0]}", "truncated"))
+        else:
+            try:
+                media.check_limits(facts)
+            except InputError as exc:
+                problems.append(exc)
+        if not problems and pyav_available():
+            try:
+                if cfg.allow_pixels and self.detector is not None:
+                    sampled = media.sample_frames(cfg.frames)
+                else:
+                    media.probe().close()  # container facts and tags only
+            except InputError as exc:
+                problems.append(exc)
+        elif not problems:
+            notes.append({"code": "video-decoder-missing", "message": (
+                f"{VIDEO_EXTRA_HINT}; custody and provenance were read, frames were not")})
+        items, warnings = evidence_mod.collect(media, pixels_readable=False)
+        extra = video_evidence.read(media, facts)
+        if any(item.source == "c2pa" for item in items):
+            extra = [item for item in extra if item.source != "c2pa"]
+        items = items[:1] + extra + items[1:] if items and items[0].source == "c2pa" else extra + items
+        warnings.extend(notes)
+        warnings.extend({"code": "video-structure", "message": p} for p in facts.problems if not facts.truncated)
+        record.width, record.height = facts.width, facts.height
+        record.video = facts.to_record()
+        record.video["sampling"] = "uniform"
+        record.video["frames_sampled"] = len(sampled)
+        if sampled and facts.duration_s is None:
+            warnings.append({"code": "video-frames-short", "message": (
+                f"the container declares no duration (a live or endless stream): {len(sampled)} frames spread "
+                f"over its first {sampled[-1].t:.1f} s were analysed")})
+        elif sampled and frames_that_fit(facts, cfg.frames) < cfg.frames:
+            warnings.append({"code": "video-frames-short", "message": (
+                f"{len(sampled)} of {cfg.frames} frames sampled: {cfg.frames} decoded frames of {facts.width}x"
+                f"{facts.height} would hold more than {FRAME_MEMORY >> 20} MiB at once")})
+        elif sampled and cfg.frames > len(sampled):
+            warnings.append({"code": "video-frames-short", "message": (
+                f"{len(sampled)} of {cfg.frames} frames sampled: the clip holds fewer distinct frames at the "
+                "sample times, its declared duration is longer than its stream, or a decode bound was reached")})
+        record.evidence = [item.to_dict() for item in items]
+        record.warnings = warnings
+        frames = [_Frame(f.t, FrameMedia.of(media, f, container)) for f in sampled]
+        wants = self.detector is not None and cfg.allow_pixels and not problems and bool(frames)
+        missing = "frames not analysed: " + VIDEO_EXTRA_HINT if notes and cfg.allow_pixels else None
+        return _Staged(record, media, items, problems, wants, frames=frames, not_asked=missing)
 
     def _finish(self, st: _Staged) -> dict[str, Any]:
         """detector outcome + evidence → fusion → the record dict."""
@@ -203,7 +333,9 @@ class Analyzer:
         unreadable = "; ".join(f"{exc.code}: {exc.message}" for exc in problems) or None
         not_asked = None
         if detection is None and unreadable is None:
-            if not self.config.allow_pixels:
+            if st.not_asked:
+                not_asked = st.not_asked
+            elif not self.config.allow_pixels:
                 not_asked = "metadata only: --no-pixels"
             elif self.detector is None:
                 not_asked = "provenance only: --backend none"
@@ -240,6 +372,14 @@ class _Staged:
     problems: list[InputError]
     wants_detector: bool
     outcome: DetectorResult | InputError | None = None
+    frames: list[_Frame] | None = None  # a video or animation: scored frame by frame
+    not_asked: str | None = None  # why the detector was not asked, when the config does not say
+
+
+@dataclass
+class _Frame:
+    t: float  # seconds from the start
+    media: Media  # the frame as a still image for the detector
 
 
 def _guarded(run: Callable[[], Sequence[Any]], n: int) -> list[DetectorResult | InputError]:

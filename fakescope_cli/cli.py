@@ -250,6 +250,7 @@ def scan(
     file_timeout: Annotated[float | None, typer.Option("--file-timeout", min=0.1, metavar="SEC", help="Stop analysing a file after SEC seconds (default 300 when workers run).")] = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+    frames: Annotated[int, typer.Option("--frames", min=1, max=256, metavar="N", help="Frames sampled per video or animation, each scored; p_fake is their 75th percentile.")] = 16,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", metavar="DIR", help="Result cache folder (default: the user cache directory).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")] = False,
@@ -294,7 +295,7 @@ def scan(
     config = ScanConfig(
         allow_pixels=not no_pixels, max_pixels=max_pixels, max_bytes=max_bytes,
         backend=backend, backend_options=options, calibration=calib,
-        cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()),
+        cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()), frames=frames,
     )
     from fakescope_cli.gates import parse_fail_on
     from fakescope_cli.merge import parse_shard

@@ -3,8 +3,9 @@
 Rules (DESIGN.md, issue #2):
 - files named explicitly are always analysed (a non-image becomes an error record, never dropped);
 - folders are walked recursively (unless recursive=False), entries sorted by their byte names;
-- in a folder, files that are plainly not images (no image extension and no image signature) are
-  counted and skipped; a file that claims to be an image by name or leading bytes is analysed;
+- in a folder, files that are plainly not images or videos (no image/video extension and no image
+  or video signature) are counted and skipped; a file that claims to be one by name or leading
+  bytes is analysed;
 - directory symlinks are not followed unless follow_symlinks=True (then with loop detection);
 - special files (FIFO, socket, device) are never opened: reported when named explicitly or when
   their name claims an image, otherwise counted as skipped;
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from fakescope_cli.media import has_image_extension, sniff_format
+from fakescope_cli.video import has_video_extension, sniff_video
 
 SNIFF_BYTES = 64
 _GLOB_CHARS = set("*?[")
@@ -74,9 +76,14 @@ def _sort_key(name: str) -> bytes:
     return os.fsencode(name)
 
 
+def has_evidence_extension(path: str) -> bool:
+    """An image or video extension: a file named so is never silently skipped."""
+    return has_image_extension(path) or has_video_extension(path)
+
+
 def looks_like_image_file(path: str) -> bool:
-    """True if the name or the leading bytes claim an image. Only called on regular files."""
-    if has_image_extension(path):
+    """True if the name or the leading bytes claim an image or a video. Only called on regular files."""
+    if has_evidence_extension(path):
         return True
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -90,7 +97,7 @@ def looks_like_image_file(path: str) -> bool:
         return False
     finally:
         os.close(fd)
-    return sniff_format(head) is not None
+    return sniff_format(head) is not None or sniff_video(head) is not None
 
 
 class InputExpander:
@@ -174,7 +181,7 @@ class InputExpander:
                 self.stats.skipped += 1
             return
         # FIFO, socket, character or block device: never opened.
-        if explicit or has_image_extension(path):
+        if explicit or has_evidence_extension(path):
             kind = _special_kind(st.st_mode)
             yield Candidate(path, explicit, ("not-a-regular-file", f"{kind}; not opened"))
         else:
@@ -208,7 +215,7 @@ class InputExpander:
                     # link in a repository is no evidence, and must not turn a CI scan into exit 3.
                     if not self._ext_ok(path):
                         self.stats.skipped_by_ext += 1
-                    elif has_image_extension(path):
+                    elif has_evidence_extension(path):
                         yield from self._expand_path(path, explicit=False)
                     else:
                         self.stats.skipped += 1

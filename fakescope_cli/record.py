@@ -59,13 +59,14 @@ class ScanRecord:
     weights_sha256: str | None = None
     scanned_at: str = field(default_factory=utc_now)
     mtime: str | None = None
+    video: dict[str, Any] | None = None  # videos and animations: container facts, frame timeline
 
     def add_error(self, code: str, message: str) -> None:
         self.errors.append({"code": code, "message": message})
         self.verdict = "error"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record = {
             "schema_version": RECORD_SCHEMA_VERSION,
             "path": self.path,
             "sha256": self.sha256,
@@ -92,6 +93,9 @@ class ScanRecord:
                 "scanned_at": self.scanned_at,
             },
         }
+        if self.video is not None:
+            record["video"] = self.video
+        return record
 
 
 def _c2pa_trust() -> list[dict[str, Any]] | None:

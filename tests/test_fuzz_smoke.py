@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import FIXTURES
 
 FUZZ = Path(__file__).resolve().parent / "fuzz"
-HARNESSES = ("exif", "png_chunks", "xmp", "watermark", "c2pa", "media")
+HARNESSES = ("exif", "png_chunks", "xmp", "watermark", "c2pa", "media", "bmff")
 SECONDS = 5
 
 if importlib.util.find_spec("atheris") is None:

@@ -2,7 +2,9 @@
 
 Columns (stable; new ones are only ever appended):
 path, verdict, p_fake, sha256, bytes, format, width, height, evidence_signals, reasons,
-error_codes, detector_id, scanned_at, warning_codes, p_fake_basis, score.
+error_codes, detector_id, scanned_at, warning_codes, p_fake_basis, score, duration_s, codecs, fps,
+frames_scored, frame_scores.
+- the last five are a video's (empty for a still image): frame_scores is `t:p_fake` pairs joined by `;`.
 - p_fake: a plain decimal in [0, 1]; empty when there is no score (as are other null fields).
 - p_fake_basis: provenance, pixels or hint (record.schema.json). score: p_fake as a person should
   read it: a percentage ("99.0%") where provenance or the detector's band decided, "hint 0.85"
@@ -27,11 +29,13 @@ import csv
 from typing import Any, TextIO
 
 from fakescope_cli.render._common import detector_id, score_basis, score_text
+from fakescope_cli.render._video import CSV_COLUMNS as VIDEO_COLUMNS
+from fakescope_cli.render._video import csv_cells as video_cells
 
 COLUMNS: tuple[str, ...] = (
     "path", "verdict", "p_fake", "sha256", "bytes", "format", "width", "height",
     "evidence_signals", "reasons", "error_codes", "detector_id", "scanned_at",
-    "warning_codes", "p_fake_basis", "score",
+    "warning_codes", "p_fake_basis", "score", *VIDEO_COLUMNS,
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -74,6 +78,7 @@ def row(record: dict[str, Any]) -> list[str]:
         "warning_codes": ";".join(_unique([str(e.get("code")) for e in record.get("warnings") or []])),
         "p_fake_basis": score_basis(record) or "",
         "score": score_text(record, missing=""),
+        **video_cells(record),
     }
     return [guard(str(cells[name])) for name in COLUMNS]
 

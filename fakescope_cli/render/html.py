@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, TextIO
 from fakescope_cli import __version__
 from fakescope_cli.record import VERDICTS
 from fakescope_cli.render._common import display_text, percent, score_basis, score_text, stop_notice
+from fakescope_cli.render._video import strip_html
 
 THUMB_MAX = 256  # longest side of an embedded thumbnail, in pixels
 _PNG_MAX_PIXELS = 64 * 64  # tiny images (1x1 generator samples) stay lossless
@@ -366,7 +367,8 @@ def _problems_html(record: dict[str, Any]) -> str:
     return f'<h4>Problems</h4><ul class="problems">{"".join(items)}</ul>' if items else ""
 
 
-def card_html(index: int, record: dict[str, Any], preview: Preview | None) -> str:
+def card_html(index: int, record: dict[str, Any], preview: Preview | None, frames: str = "") -> str:
+    """One record's card; `frames` is a video's strip of sampled frames (render/_video.py)."""
     verdict = str(record.get("verdict", "no-verdict"))
     p = _probability(record.get("p_fake"))
     path = str(record.get("path", ""))
@@ -401,7 +403,7 @@ def card_html(index: int, record: dict[str, Any], preview: Preview | None) -> st
         f'<h3 class="path mono">{_text(path)}</h3>{bar}'
         f'<div class="card-body">{_figure(record, preview, grid, hint)}<div>'
         f"{reasons_html}{_evidence_html(record.get('evidence') or [], reasons)}{_detector_html(detector)}"
-        f"{_problems_html(record)}</div></div></article>\n"
+        f"{_problems_html(record)}{frames}</div></div></article>\n"
     )
 
 
@@ -473,10 +475,13 @@ class HtmlRenderer:
         thumbs = self._want_thumbnails(header)
         for i, record in enumerate(self.records):
             preview = None
-            if record.get("verdict") != "error":
+            if record.get("video") and record.get("format") not in ("GIF", "PNG", "WEBP"):
+                preview = Preview(None, "a video: its sampled frames are shown with their scores")
+            elif record.get("verdict") != "error":
                 preview = (make_preview(str(record.get("path", "")), record.get("sha256")) if thumbs
                            else Preview(None, "no preview: --no-pixels"))
-            w(card_html(i, record, preview))  # the thumbnail is dropped before the next one is made
+            frames = strip_html(record, thumbnails=thumbs) if record.get("video") else ""
+            w(card_html(i, record, preview, frames))  # the thumbnail is dropped before the next one is made
         if not self.records:
             w('<p class="muted">No images were analysed.</p>\n')
         w("</main>\n")

@@ -34,6 +34,7 @@ from fakescope_cli import __version__
 from fakescope_cli.errors import ERROR_CODES
 from fakescope_cli.record import FLAGGED_VERDICTS, VERDICTS
 from fakescope_cli.render._common import detector_id, dumps, main_reason, percent, stop_notice
+from fakescope_cli.render._video import sarif_properties as sarif_video_properties
 
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://pypi.org/project/fakescope/"
@@ -191,6 +192,7 @@ def _result(record: dict[str, Any]) -> dict[str, Any]:
     det = detector_id(record)
     if det:
         properties["detector_id"] = det
+    properties.update(sarif_video_properties(record))
     result["properties"] = properties
     return result
 

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from fakescope_cli.record import VERDICTS
 from fakescope_cli.render._common import display_text, main_reason, percent, score_basis, score_text
+from fakescope_cli.render._video import summary_line as video_summary
 
 BADGE_STYLES: dict[str, str] = {
     "ai-generated": "bold white on red",
@@ -368,7 +369,8 @@ class TableRenderer:
         number = self.footnotes.get(reason)
         why = f"[{number}]" if number is not None else _clip(reason, room)
         extra = len(record.get("reasons") or []) - 1
-        tags = ([f"+{extra} more"] if extra > 0 else []) + marks
+        video = video_summary(record)
+        tags = ([video] if video else []) + ([f"+{extra} more"] if extra > 0 else []) + marks
         if tags:
             why += f" ({'; '.join(tags)})"
         return why

@@ -23,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-HARNESSES = ("exif", "png_chunks", "xmp", "watermark", "c2pa", "media")
+HARNESSES = ("exif", "png_chunks", "xmp", "watermark", "c2pa", "media", "bmff")
 
 
 def _stats(text: str) -> dict[str, int]:

@@ -433,9 +433,9 @@ def test_compressed_text_bombs_after_idat_are_bounded(inflated: list[int]) -> No
     # The work is bounded, not timed (1.9 s on a loaded machine once failed a 1 s limit): measuring
     # what the chunks would inflate to stops at its budget, and what is kept at the text memory
     # limit, instead of inflating all 30 x 40 MiB.
-    from fakescope_cli import media as media_module
+    from fakescope_cli import png_chunks
 
-    bound = media_module._TEXT_MEASURE_BUDGET + media_module.MAX_TEXT_MEMORY + media_module._INFLATE_STEP
+    bound = png_chunks._TEXT_MEASURE_BUDGET + png_chunks.MAX_TEXT_MEMORY + png_chunks._INFLATE_STEP
     assert inflated[0] <= bound < 30 * (40 << 20)
     # nothing claimed; the chunks left out are said to be there and unread
     assert [(i.signal, i.details.get("unreadable")) for i in items] == [("none", True)]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fakescope_cli.detectors.base import DetectorResult
+from fakescope_cli.detectors.base import Detector, DetectorInfo, DetectorResult
 
 
-class FixedDetector:
+class FixedDetector(Detector):
     id = "test-fixed"
     version = "1"
     weights_sha256 = None
@@ -23,8 +23,8 @@ class FixedDetector:
         self.p_fake = float(spec.get("p_fake", 0.5))
         self.band = {k: float(spec[k]) for k in ("threshold_low", "threshold_high") if k in spec}
 
-    def describe(self) -> dict:
-        return dict(self.band)
+    def describe(self) -> DetectorInfo:
+        return DetectorInfo(self.id, self.version, self.weights_sha256, **self.band)
 
     def analyze(self, media):
         media.rgb()  # the pixels are decoded, as a real detector would

@@ -339,6 +339,14 @@ def models_list() -> None:
 
     for name, status in backend_availability().items():
         typer.echo(f"{name:10s} {status}")
+    from fakescope_cli.presets import catalogue
+
+    typer.echo("\npresets (fakescope models pull NAME; weights: public, or not released):")
+    for preset in catalogue():
+        d = preset.data
+        weights = "public" if d.get("weights_public") else "not released"
+        typer.echo(f"  {preset.name:26s} {d.get('backend') or 'plugin':10s} {preset.repo_id or '-':45s} "
+                   f"{weights:12s} {d.get('licence')}")
 
 
 @models_app.command("inspect")
@@ -359,7 +367,39 @@ def models_inspect(
         raise _fail(str(exc), EXIT_USAGE) from None
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
+    from fakescope_cli.presets import match, reading_warnings
+
+    preset, why = match(path)
+    info["preset"] = {"name": preset.name, "matched_by": why} if preset else {"name": None, "matched_by": why}
+    info["preset_warnings"] = reading_warnings(preset, path)
+    for warning in info["preset_warnings"]:
+        typer.echo(f"fakescope: warning: {warning}", err=True)
     typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(metavar="NAME|REPO_ID", help="A preset name (see `models list`) or a hub repo id owner/name.")],
+    revision: Annotated[str | None, typer.Option("--revision", metavar="REV", help="Branch, tag or commit to pull (default main); the resolved commit is pinned.")] = None,
+    dest: Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="Where the checkpoint goes (default: the user model folder, or $FAKESCOPE_MODELS_DIR).")] = None,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt) when a repo has no safetensors. Unsafe with untrusted files.")] = False,
+) -> None:
+    """Download a checkpoint from a Hugging Face-compatible hub ($HF_ENDPOINT; token from $HF_TOKEN) and
+    write its fakescope.json with the preset, the revision and every weight file's sha256 pinned."""
+    import json
+
+    from fakescope_cli.pull import pull
+
+    try:
+        result = pull(name, revision=revision, dest=dest, trust_pickle=trust_pickle,
+                      log=lambda m: typer.echo(f"fakescope: {m}", err=True))
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    except DetectorUnavailable as exc:
+        raise _fail(str(exc), EXIT_DETECTOR) from None
+    for note in result.notes:
+        typer.echo(f"fakescope: note: {note}", err=True)
+    typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 
 train_app = typer.Typer(help="Train detectors: the embedded builtin detector, or a multimodal model (lmm).",
@@ -483,7 +523,7 @@ def train_lmm_cmd(
         raise _fail("interrupted (resume with --resume)", EXIT_INTERRUPTED) from None
 
 
-data_app = typer.Typer(help="Build training data from labelled images.", no_args_is_help=True)
+data_app = typer.Typer(help="Build training data from labelled images, or import a public dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -527,6 +567,35 @@ def data_build_cmd(
             log=lambda m: typer.echo(f"data build: {m}", err=True),
         )
     except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    typer.echo(json.dumps(stats, ensure_ascii=False))
+
+
+@data_app.command("import")
+def data_import_cmd(
+    source: Annotated[str, typer.Argument(metavar="FILE", help="The dataset's annotation file: JSON/JSONL (fakeclue, mmfr) or parquet (openfake, sid_set).")],
+    layout: Annotated[str, typer.Option("--layout", metavar="NAME", help="fakeclue, mmfr, openfake or sid_set.")],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The instruction JSONL to write.")],
+    answer: Annotated[str, typer.Option("--answer", metavar="word|original", help="word: the detection prompt answered with the label word; original: the dataset's own prompt and answer (fakeclue, mmfr).")] = "word",
+    image_root: Annotated[str | None, typer.Option("--image-root", metavar="DIR", help="Folder the JSON layouts' image paths are relative to (default: the file's folder).")] = None,
+    manifest: Annotated[str | None, typer.Option("--manifest", metavar="DIR|FILE", help="Take the detection prompt from a checkpoint's fakescope.json.")] = None,
+    absolute_paths: Annotated[bool, typer.Option("--absolute-paths", help="Write absolute image paths (default: relative to the output file).")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N", help="Read at most N source records.")] = None,
+) -> None:
+    """Convert FakeClue, MMFR, OpenFake or SID_Set into instruction records (JSONL) for `fakescope train lmm`."""
+    import json
+
+    try:
+        from fakescope_train.importers import import_dataset
+    except ImportError as exc:
+        raise _fail(f"data import needs the train package: pip install 'fakescope[train]' ({exc})", EXIT_USAGE) from None
+    try:
+        stats = import_dataset(layout, source, output, answer=answer, image_root=image_root, manifest=manifest,
+                               absolute_paths=absolute_paths, limit=limit,
+                               log=lambda m: typer.echo(f"data import: {m}", err=True))
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    except DetectorUnavailable as exc:  # a broken --manifest
         raise _fail(str(exc), EXIT_USAGE) from None
     typer.echo(json.dumps(stats, ensure_ascii=False))
 

@@ -25,7 +25,7 @@ from fakescope_cli.record import count_records, run_header, utc_now
 from fakescope_cli.workers import WorkerPool
 
 # Backends that hold a large model: one copy in this process, batching inside the backend.
-IN_PROCESS_BACKENDS = frozenset({"hf", "gguf", "server"})
+IN_PROCESS_BACKENDS = frozenset({"hf", "gguf", "server", "classifier"})
 DEFAULT_FILE_TIMEOUT = 300.0
 
 

@@ -21,6 +21,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "hf": "fakescope_cli.detectors.hf:HFDetector",
     "gguf": "fakescope_cli.detectors.gguf:GGUFDetector",
     "server": "fakescope_cli.detectors.server:ServerDetector",
+    "classifier": "fakescope_cli.detectors.classifier:ClassifierDetector",
 }
 
 ENTRY_POINT_GROUP = "fakescope.detectors"
@@ -88,8 +89,8 @@ def backend_availability() -> dict[str, str]:
     import importlib.util
 
     needs = {"builtin": ["onnxruntime"], "cycle": ["onnxruntime"], "hf": ["torch", "transformers"], "gguf": ["llama_cpp"],
-             "server": []}
-    extras = {"hf": "hf", "gguf": "gguf", "server": "server"}
+             "server": [], "classifier": ["torch", "transformers"]}
+    extras = {"hf": "hf", "gguf": "gguf", "server": "server", "classifier": "hf"}
     out: dict[str, str] = {"none": "available (provenance only)"}
     for name in sorted({*BUILTIN_BACKENDS, *_plugin_targets()}):
         missing = [m for m in needs.get(name, []) if importlib.util.find_spec(m) is None]

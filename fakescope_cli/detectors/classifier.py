@@ -115,6 +115,9 @@ class ClassifierDetector:
             raise DetectorUnavailable(f"{self.model_dir}: this checkpoint needs its own Python code (auto_map in "
                                       "config.json); the classifier backend never runs it")
         raw_labels = config.get("id2label")
+        if raw_labels is None:  # transformers leaves the generic LABEL_0, LABEL_1, ... out of config.json
+            count = config.get("num_labels") or config.get("_num_labels") or 2
+            raw_labels = {str(i): f"LABEL_{i}" for i in range(int(count))} if isinstance(count, int) else None
         if not isinstance(raw_labels, dict) or len(raw_labels) < 2:
             raise DetectorUnavailable(f"{self.model_dir}: config.json has no id2label with two or more classes; "
                                       "not an image classifier")

@@ -1,8 +1,10 @@
 """`fakescope models pull NAME|REPO_ID`: download a checkpoint from a Hugging Face-compatible hub
 and write its `fakescope.json` with the revision and the sha256 of every weight file pinned.
 
-huggingface_hub does the transfer (it honours HF_ENDPOINT and resumes an interrupted file from its
-`.incomplete` part with an HTTP Range request). fakescope adds: which files to fetch (the top level
+huggingface_hub does the transfer: it honours HF_ENDPOINT, and a connection dropped mid-file is
+resumed within the run with an HTTP Range request from the last whole 10 MiB chunk written (its
+version 1.x+ keeps no partial file across runs: a killed command fetches that file again; files
+already complete are not fetched again). fakescope adds: which files to fetch (the top level
 of the repo only; safetensors weights, pickle ones only with --trust-pickle, never a trainer's
 `training_args.bin`), the resolved commit for every file so that they all come from one revision,
 a check of each weight file against the sha256 the hub lists, and the manifest. A token is read

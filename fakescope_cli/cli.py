@@ -367,8 +367,13 @@ def models_inspect(
         raise _fail(str(exc), EXIT_USAGE) from None
     except DetectorUnavailable as exc:
         raise _fail(str(exc), EXIT_DETECTOR) from None
+    from fakescope_cli.detectors.classifier import inspect_labels
     from fakescope_cli.presets import match, reading_warnings
 
+    labels = inspect_labels(path) if Path(path).is_dir() else None
+    if labels is not None:  # an image classifier: scanned with --backend classifier
+        info["backend"] = "classifier"
+        info["classifier_labels"] = labels
     preset, why = match(path)
     info["preset"] = {"name": preset.name, "matched_by": why} if preset else {"name": None, "matched_by": why}
     info["preset_warnings"] = reading_warnings(preset, path)

@@ -77,6 +77,27 @@ def map_labels(id2label: dict[int, str], label_words: dict[str, Sequence[str]] |
     return fake, real
 
 
+def inspect_labels(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """For `models inspect`: how the classifier backend would read a folder's classes (or why it
+    refuses them); None when config.json does not describe an image classifier."""
+    folder = Path(model_dir)
+    try:
+        config = read_hf_config(folder)
+    except DetectorUnavailable:
+        return None
+    archs = config.get("architectures")
+    if not (isinstance(archs, list) and any(str(a).endswith("ForImageClassification") for a in archs)):
+        return None
+    raw = config.get("id2label") or {str(i): f"LABEL_{i}" for i in range(int(config.get("num_labels") or 2))}
+    id2label = {int(k): str(v) for k, v in raw.items()}
+    try:
+        fake, real = map_labels(id2label, _manifest_label_words(load_protocol(folder)))
+    except UsageError as exc:
+        return {"backend": "classifier", "id2label": id2label, "refused": str(exc)}
+    return {"backend": "classifier", "id2label": id2label, "fake": [id2label[i] for i in fake],
+            "real": [id2label[i] for i in real]}
+
+
 def _manifest_label_words(protocol: Any) -> dict[str, Sequence[str]] | None:
     """The manifest's label_words, or None when the protocol carries the defaults (no mapping given)."""
     words = {k: tuple(v) for k, v in protocol.label_words.items()}

@@ -137,6 +137,19 @@ def test_planted_trace_is_read_through_the_classifier_backend(name: str, classif
 
 
 @pytest.mark.slow
+def test_8bit_quantisation_on_the_cpu_keeps_the_ranking(classifiers: dict[str, Path], planted: dict[str, Path]) -> None:
+    pytest.importorskip("bitsandbytes")
+    proc = scan(planted["test"], classifiers["swin"], "--quantize", "8bit")
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert "MatMul8bitLt" not in proc.stderr.decode()
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert records[0]["detector"]["version"].endswith(":8bit") and records[0]["detector"]["quantize"] == "8bit"
+    assert auc(records) >= 0.9
+    refused = scan(planted["test"], classifiers["swin"], "--quantize", "4bit", "--device", "cpu")
+    assert refused.returncode == 4 and "runs on CUDA" in refused.stderr.decode()
+
+
+@pytest.mark.slow
 def test_batches_give_the_scores_of_single_images_and_keep_bad_files_apart(classifiers: dict[str, Path],
                                                                           planted: dict[str, Path],
                                                                           tmp_path: Path) -> None:

@@ -173,11 +173,20 @@ class ClassifierDetector:
         self.dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if device == "cuda" \
             else torch.float32
         qconfig = None
+        if quantize == "4bit" and device != "cuda":
+            # bitsandbytes' CPU 4-bit kernels come from a remote kernel repository (remote code).
+            raise DetectorUnavailable("--quantize 4bit runs on CUDA; on the CPU use --quantize 8bit or none")
         if quantize != "none":
             try:
                 import bitsandbytes  # noqa: F401
             except ImportError:
                 raise DetectorUnavailable(f"--quantize {quantize} needs bitsandbytes: {INSTALL_HINT}") from None
+            if not verbose:  # a notice per 8-bit matmul on every batch
+                import logging
+                import warnings
+
+                logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+                warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
             # The classification head stays in full precision: it is tiny and p_fake comes from it.
             qconfig = transformers.BitsAndBytesConfig(
                 load_in_4bit=quantize == "4bit", load_in_8bit=quantize == "8bit", bnb_4bit_quant_type="nf4",

@@ -388,6 +388,7 @@ def models_pull(
     revision: Annotated[str | None, typer.Option("--revision", metavar="REV", help="Branch, tag or commit to pull (default main); the resolved commit is pinned.")] = None,
     dest: Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="Where the checkpoint goes (default: the user model folder, or $FAKESCOPE_MODELS_DIR).")] = None,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt) when a repo has no safetensors. Unsafe with untrusted files.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ask the hub even when the checkpoint is present (a branch may have moved); unchanged files are not fetched again.")] = False,
 ) -> None:
     """Download a checkpoint from a Hugging Face-compatible hub ($HF_ENDPOINT; token from $HF_TOKEN) and
     write its fakescope.json with the preset, the revision and every weight file's sha256 pinned."""
@@ -396,7 +397,7 @@ def models_pull(
     from fakescope_cli.pull import pull
 
     try:
-        result = pull(name, revision=revision, dest=dest, trust_pickle=trust_pickle,
+        result = pull(name, revision=revision, dest=dest, trust_pickle=trust_pickle, refresh=refresh,
                       log=lambda m: typer.echo(f"fakescope: {m}", err=True))
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None

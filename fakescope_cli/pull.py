@@ -77,10 +77,11 @@ def resolve(name_or_repo: str) -> tuple[str, presets.Preset | None]:
 
 
 def pull(name_or_repo: str, *, revision: str | None = None, dest: str | os.PathLike[str] | None = None,
-         trust_pickle: bool = False, log: Callable[[str], None] = lambda _m: None) -> PullResult:
+         trust_pickle: bool = False, refresh: bool = False,
+         log: Callable[[str], None] = lambda _m: None) -> PullResult:
     repo_id, preset = resolve(name_or_repo)
     folder = Path(dest) if dest is not None else models_dir() / repo_id.replace("/", "--")
-    present = _already_present(folder, repo_id, revision)
+    present = None if refresh else _already_present(folder, repo_id, revision)
     if present is not None:
         log(f"{repo_id} is already in {folder} (revision {present.revision}); nothing downloaded")
         return present

@@ -116,6 +116,10 @@ def test_pull_pins_resumes_reuses_and_refuses_changed_weights(swin_files: dict[s
         again = pull(env, "swin-ai-image-detector", "--revision", "v1")
         assert again.returncode == 0 and json.loads(again.stdout)["already_present"] is True
         assert hub.requests == []
+        # --refresh asks which commit the revision is now; the files of that commit are not fetched again.
+        refreshed = pull(env, "swin-ai-image-detector", "--revision", "v1", "--refresh")
+        assert refreshed.returncode == 0 and json.loads(refreshed.stdout)["already_present"] is False
+        assert [r.path.split("?")[0] for r in hub.requests] == [f"/api/models/{REPO_ID}/revision/v1"]
     offline = pull(env_for("http://127.0.0.1:9", tmp_path), REPO_ID)
     assert offline.returncode == 0, offline.stderr.decode()
     assert json.loads(offline.stdout)["already_present"] is True

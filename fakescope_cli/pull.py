@@ -33,6 +33,11 @@ REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9
 SIDE_FILE_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken")
 # Pickle files trainers leave in a repo that are never weights.
 NOT_WEIGHTS = frozenset({"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt"})
+# A checkpoint with any of these has its own processor; one without takes its preset's `processor_from`.
+PROCESSOR_MARKERS = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "preprocessor_config.json",
+                     "processor_config.json")
+# Files of a base repo that describe the base model itself, not its processor: never borrowed.
+NOT_PROCESSOR = frozenset({"config.json", "generation_config.json", MANIFEST_NAME})
 
 
 @dataclass
@@ -123,12 +128,38 @@ def pull(name_or_repo: str, *, revision: str | None = None, dest: str | os.PathL
                 raise DetectorUnavailable(f"{repo_id}: {name} hashes to {digest}, but the hub lists {expected}")
         hashes[name] = digest
 
+    borrowed = None
+    base_repo = preset.data.get("processor_from") if preset else None
+    if base_repo and not any((folder / n).is_file() for n in PROCESSOR_MARKERS):
+        borrowed = _borrow_processor(api, hf_hub_download, errors, base_repo, folder, token, log)
+        wanted = wanted + borrowed["files"]
+        notes.append(f"the checkpoint has no processor files; took {', '.join(borrowed['files'])} from "
+                     f"{base_repo} at {borrowed['revision'][:12]}")
     identity = weights_identity([folder / n for n in weights])
     manifest_notes = write_manifest(folder, preset, repo_id=repo_id, commit=commit, requested=revision,
-                                    endpoint=str(api.endpoint), hashes=hashes, identity=identity)
+                                    endpoint=str(api.endpoint), hashes=hashes, identity=identity,
+                                    processor_from=borrowed)
     notes.extend(manifest_notes)
     return PullResult(path=folder, repo_id=repo_id, revision=commit, preset=preset.name if preset else None,
                       already_present=False, files=wanted, weights_sha256=identity, notes=notes)
+
+
+def _borrow_processor(api: Any, hf_hub_download: Any, errors: Any, base_repo: str, folder: Path, token: Any,
+                      log: Callable[[str], None]) -> dict[str, Any]:
+    """Tokenizer, image-processor and template files from the base model a checkpoint was tuned
+    from (FakeVLM ships weights without them; its evaluation loads llava-hf's processor). Only
+    files the folder lacks, never a config or weights."""
+    try:
+        info = api.model_info(base_repo, token=token)
+    except Exception as exc:  # noqa: BLE001
+        raise DetectorUnavailable(f"{base_repo} (its processor files): cannot reach it: {_short(exc)}") from None
+    names = [s.rfilename for s in (info.siblings or []) if "/" not in s.rfilename]
+    take = sorted(n for n in names if n.endswith(SIDE_FILE_SUFFIXES) and n not in NOT_PROCESSOR
+                  and not n.endswith(".index.json") and not (folder / n).exists())
+    log(f"taking {len(take)} processor files from {base_repo} at {str(info.sha)[:12]}")
+    for name in take:
+        _download(hf_hub_download, errors, base_repo, name, str(info.sha), folder, token, force=False)
+    return {"repo_id": base_repo, "revision": info.sha, "files": take}
 
 
 def choose_files(names: list[str], *, trust_pickle: bool, repo_id: str) -> tuple[list[str], list[str], list[str]]:
@@ -160,7 +191,8 @@ def choose_files(names: list[str], *, trust_pickle: bool, repo_id: str) -> tuple
 
 
 def write_manifest(folder: Path, preset: presets.Preset | None, *, repo_id: str, commit: str, requested: str | None,
-                   endpoint: str, hashes: dict[str, str], identity: str) -> list[str]:
+                   endpoint: str, hashes: dict[str, str], identity: str,
+                   processor_from: dict[str, Any] | None = None) -> list[str]:
     """Write `fakescope.json`: the preset's manifest, the weights pin and where the files came from.
     Returns notes (e.g. a reading key this fakescope does not know yet, left out)."""
     notes: list[str] = []
@@ -170,6 +202,8 @@ def write_manifest(folder: Path, preset: presets.Preset | None, *, repo_id: str,
     base["source"] = {"repo_id": repo_id, "revision": commit, "requested_revision": requested or "main",
                       "endpoint": endpoint, "preset": preset.name if preset else None, "backend": backend,
                       "files_sha256": hashes}
+    if processor_from is not None:
+        base["source"]["processor_from"] = processor_from
     try:
         protocol_from_manifest(base, source=str(folder / MANIFEST_NAME))
     except ManifestError as exc:

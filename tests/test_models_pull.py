@@ -175,3 +175,32 @@ def test_pull_refusals_and_env_token(swin_files: dict[str, bytes], tmp_path: Pat
         assert hub.requests and all(r.authorization == "Bearer hf_from_env" for r in hub.requests)
         plain = json.loads((tmp_path / "plain" / "fakescope.json").read_text())
         assert plain["source"]["preset"] is None and plain["source"]["backend"] == "classifier"
+
+
+def test_fakevlm_takes_missing_processor_files_from_its_base(tmp_path: Path) -> None:
+    """FakeVLM's weights repo lacks processor files (its evaluation loads llava-hf's): pull takes the
+    missing ones from the preset's base repo, never its config or weights."""
+    own_config = json.dumps({"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}).encode()
+    fakevlm = Repo("lingcco/fakeVLM", {"config.json": own_config, "model.safetensors": b"W" * 64})
+    base = Repo("llava-hf/llava-1.5-7b-hf", {
+        "config.json": b'{"model_type": "llava", "base": true}', "generation_config.json": b"{}",
+        "tokenizer.json": b'{"tok": 1}', "tokenizer_config.json": b'{"chat_template": "x"}',
+        "preprocessor_config.json": b'{"crop_size": 336}', "chat_template.json": b'{"chat_template": "y"}',
+        "model-00001-of-00003.safetensors": b"B" * 64, "model.safetensors.index.json": b"{}"})
+    with LocalHub([fakevlm, base]) as hub:
+        proc = pull(env_for(hub.url, tmp_path), "fakevlm")
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        out = json.loads(proc.stdout)
+    folder = Path(out["path"])
+    assert (folder / "config.json").read_bytes() == own_config  # the checkpoint's own config is kept
+    assert not (folder / "model-00001-of-00003.safetensors").exists()
+    assert not (folder / "generation_config.json").exists()
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "chat_template.json"):
+        assert (folder / name).read_bytes() == base.files[name]
+    manifest = json.loads((folder / "fakescope.json").read_text())
+    assert manifest["source"]["processor_from"] == {
+        "repo_id": "llava-hf/llava-1.5-7b-hf", "revision": base.commit,
+        "files": ["chat_template.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"]}
+    assert manifest["source"]["files_sha256"] == {"model.safetensors": hashlib.sha256(b"W" * 64).hexdigest()}
+    assert manifest["prompts"]["detect"] == "Does the image looks real/fake?"
+    assert any("processor files" in n for n in out["notes"])

@@ -5,6 +5,7 @@ the planted trace and scanned through the real CLI."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,14 @@ def test_generic_label_config_is_refused_with_one_line_then_mapped(tmp_path: Pat
     probs = rec["detector"]["raw"]["class_probabilities"]
     assert rec["p_fake"] == pytest.approx(probs["LABEL_1"], abs=1e-6)
     assert rec["detector"]["protocol"].startswith("fakescope-protocol/1+manifest.")
+    # The manifest's calibration applies to the fake-vs-real log-odds.
+    write_json(model / "fakescope.json", {"label_words": {"fake": ["LABEL_1"], "real": ["LABEL_0"]},
+                                          "calibration": {"method": "platt", "a": 2.0, "b": 0.5}})
+    calibrated = json.loads(scan(image, model).stdout)
+    raw_p = calibrated["detector"]["raw"]["p_fake_raw"]
+    assert raw_p == pytest.approx(probs["LABEL_1"], abs=1e-6)
+    logit = math.log(raw_p) - math.log1p(-raw_p)
+    assert calibrated["p_fake"] == pytest.approx(1 / (1 + math.exp(-(2.0 * logit + 0.5))), abs=1e-6)
 
 
 def test_pickle_remote_code_and_changed_weights_are_refused(tmp_path: Path, planted: dict[str, Path]) -> None:

@@ -261,6 +261,12 @@ class ClassifierDetector:
 
     def _result(self, p: np.ndarray) -> DetectorResult:
         p_fake = float(p[self.fake_ids].sum()) if np.all(np.isfinite(p)) else float("nan")
+        calibration = self.protocol.calibration
+        raw_extra: dict[str, Any] = {}
+        if calibration.method != "none" and 0.0 < p_fake < 1.0:
+            # The manifest's Platt / temperature fit applies to the fake-vs-real log-odds.
+            raw_extra = {"p_fake_raw": p_fake, "calibration": calibration.to_dict()}
+            p_fake = float(calibration.apply(np.array([np.log(p_fake) - np.log1p(-p_fake)]))[0])
         raw: dict[str, Any] = {
             "backend": "classifier",
             "model_type": self.model_type,
@@ -268,6 +274,7 @@ class ClassifierDetector:
             "quantize": self.quantize,
             "class_probabilities": {self.id2label[i]: float(p[i]) for i in sorted(self.id2label)},
             "fake_classes": [self.id2label[i] for i in self.fake_ids],
+            **raw_extra,
         }
         p_fake, _, raw = finite_result(p_fake, None, raw, why=f"the classifier's probabilities are not finite on "
                                                                 f"{self.device} ({self.quantize})")

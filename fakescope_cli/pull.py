@@ -24,13 +24,14 @@ from typing import Any
 
 from fakescope_cli import presets
 from fakescope_cli.errors import DetectorUnavailable, UsageError
-from fakescope_cli.models_inspect import PICKLE_SUFFIXES, cached_sha256, weights_identity
+from fakescope_cli.models_inspect import cached_sha256, weights_identity
 from fakescope_cli.protocol import MANIFEST_NAME, ManifestError, protocol_from_manifest
 
 HUB_HINT = "pip install 'fakescope[hub]' (or 'fakescope[hf]')"
 REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}")
 # Files a checkpoint folder needs beside its weights (configs, tokenizers, templates).
 SIDE_FILE_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".tiktoken")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # the suffixes the loaders refuse without --trust-pickle
 # Pickle files trainers leave in a repo that are never weights.
 NOT_WEIGHTS = frozenset({"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "scaler.pt"})
 # A checkpoint with any of these has its own processor; one without takes its preset's `processor_from`.
@@ -204,17 +205,18 @@ def write_manifest(folder: Path, preset: presets.Preset | None, *, repo_id: str,
                       "files_sha256": hashes}
     if processor_from is not None:
         base["source"]["processor_from"] = processor_from
-    try:
-        protocol_from_manifest(base, source=str(folder / MANIFEST_NAME))
-    except ManifestError as exc:
-        reading = [k for k in presets.READING_KEYS if k in base]
-        if not reading:
-            raise
-        for k in reading:
-            base.pop(k)
-        protocol_from_manifest(base, source=str(folder / MANIFEST_NAME))
-        notes.append(f"this fakescope does not read {', '.join(reading)} yet ({_short(exc, 160)}); left out of "
-                     f"{MANIFEST_NAME}, so the first answer token is read")
+    # Each reading key is kept only if this fakescope's manifest loader takes it: an older loader
+    # would refuse the whole file for one key it does not know.
+    reading = {k: base.pop(k) for k in presets.READING_KEYS if k in base}
+    protocol_from_manifest(base, source=str(folder / MANIFEST_NAME))
+    for key, value in reading.items():
+        try:
+            protocol_from_manifest({**base, key: value}, source=str(folder / MANIFEST_NAME))
+        except ManifestError as exc:
+            notes.append(f"this fakescope does not read {key} yet ({_short(exc, 160)}); left out of "
+                         f"{MANIFEST_NAME}, so the checkpoint is not read the way it was trained")
+            continue
+        base[key] = value
     tmp = folder / (MANIFEST_NAME + ".tmp")
     tmp.write_text(json.dumps(base, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, folder / MANIFEST_NAME)

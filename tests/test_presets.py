@@ -63,11 +63,13 @@ def test_pull_manifest_keeps_the_reading_or_says_it_cannot(tmp_path: Path) -> No
     manifest = json.loads((tmp_path / "fakescope.json").read_text())
     assert manifest["prompts"]["detect"] == "Does the image looks real/fake?"
     assert manifest["source"]["revision"] == "a" * 40 and manifest["weights_sha256"] == "b" * 64
-    # Either this fakescope reads the answer prefix, or the manifest leaves it out and says so.
-    if "answer_prefix" in manifest:
-        assert manifest["answer_prefix"] == "This is a" and notes == []
-    else:
-        assert len(notes) == 1 and "answer_prefix" in notes[0]
+    # Each reading key is written if this fakescope reads it, else left out with a note naming it.
+    for key, value in (("answer_prefix", "This is a"), ("prompt_format", "raw")):
+        if key in manifest:
+            assert manifest[key] == value and not any(key in n for n in notes)
+        else:
+            assert sum(key in n for n in notes) == 1
+    assert len(notes) == 2 - sum(k in manifest for k in ("answer_prefix", "prompt_format"))
 
 
 @pytest.mark.slow
@@ -89,10 +91,11 @@ def test_inspect_matches_presets_and_warns_about_untaught_reading(tmp_path_facto
     info = json.loads(proc.stdout)
     assert info["preset"] == {"name": "fakevlm", "matched_by": "config.json _name_or_path"}
     warnings = info["preset_warnings"]
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert "answer_prefix" in warnings[0] and "This is a fake image" in warnings[0] and "untrained" in warnings[0]
-    assert "Does the image looks real/fake?" in warnings[1]
-    assert proc.stderr.decode().count("warning:") == 2
+    assert '"prompt_format": "raw"' in warnings[1] and "no chat template" in warnings[1]
+    assert "Does the image looks real/fake?" in warnings[2]
+    assert proc.stderr.decode().count("warning:") == 3
     # Once its fakescope.json reads where the answer is, the warnings go (checked on the file; the
     # answer_prefix field itself is parsed by the protocol of issue #19 point 1).
     (fakevlm / "fakescope.json").write_text(json.dumps(presets.find("fakevlm").manifest()))

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 CATALOGUE_SCHEMA = "fakescope-presets/1"
-# Manifest keys that say where the label is read; the protocol of issue #19 point 1 reads them.
-READING_KEYS = ("answer_prefix", "marker")
+# Manifest keys that say how the answer is asked for and where the label is read (issue #19
+# point 1): a prefix forced into the answer, a marker generated up to, a raw prompt without a chat
+# template. A preset's `reading` holds them; `models pull` writes those this fakescope reads.
+READING_KEYS = ("answer_prefix", "marker", "prompt_format")
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,14 @@ def reading_warnings(preset: Preset | None, model_dir: str | Path) -> list[str]:
     title = preset.data.get("title", preset.name)
     for key in READING_KEYS:
         want = reading.get(key)
-        if want and manifest.get(key) != want:
-            out.append(
-                f"{title} answers \"{preset.data.get('answers')}\": read at the first answer token its scores are "
-                f"untrained; its fakescope.json needs \"{key}\": {json.dumps(want)} (fakescope models pull "
-                f"{preset.name} writes it)")
+        if not want or manifest.get(key) == want:
+            continue
+        fix = f"its fakescope.json needs \"{key}\": {json.dumps(want)} (fakescope models pull {preset.name} writes it)"
+        if key == "prompt_format":
+            out.append(f"{title} was trained on the {want} prompt (no chat template); {fix}")
+        else:
+            out.append(f"{title} answers \"{preset.data.get('answers')}\": read at the first answer token its "
+                       f"scores are untrained; {fix}")
     prompt = (preset.data.get("manifest") or {}).get("prompts", {}).get("detect")
     have = (manifest.get("prompts") or {}).get("detect") if isinstance(manifest.get("prompts"), dict) else None
     if prompt and have != prompt:

@@ -23,11 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from fakescope_cli.detectors.base import DetectorResult, finite_result
+from fakescope_cli.detectors.base import Detector, DetectorResult, finite_result
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.models_inspect import hf_weight_files, read_hf_config, weights_identity
 from fakescope_cli.protocol import LABEL_WORDS, MANIFEST_NAME, load_protocol
+
+try:  # the capability-based detector interface (issue #18) describes a detector with a DetectorInfo
+    from fakescope_cli.detectors.base import DetectorInfo
+except ImportError:  # the interface before it: describe() returns the extra identity fields
+    DetectorInfo = None  # type: ignore[assignment,misc]
 
 INSTALL_HINT = "pip install 'fakescope[hf]'  (torch, transformers, safetensors)"
 QUANTIZE_CHOICES = ("none", "4bit", "8bit")
@@ -104,10 +109,14 @@ def _manifest_label_words(protocol: Any) -> dict[str, Sequence[str]] | None:
     return None if words == {k: tuple(v) for k, v in LABEL_WORDS.items()} else words
 
 
-class ClassifierDetector:
+class ClassifierDetector(Detector):
     """Detector over an image-classification checkpoint folder; `analyze_batch` scores a batch per pass."""
 
     id = "classifier"
+    # Capabilities (issue #18's interface): one model copy in the main process, batched passes.
+    runs_in_process = True
+    needs_modules = ("torch", "transformers")
+    extra = "hf"
 
     def __init__(
         self,
@@ -280,8 +289,8 @@ class ClassifierDetector:
                                                                 f"{self.device} ({self.quantize})")
         return DetectorResult(p_fake=min(1.0, max(0.0, p_fake)), raw=raw)
 
-    def describe(self) -> dict[str, Any]:
-        return {
+    def describe(self) -> Any:
+        details = {
             "backend": "classifier",
             "model": str(self.model_dir),
             "model_type": self.model_type,
@@ -293,6 +302,9 @@ class ClassifierDetector:
                        "real": [self.id2label[i] for i in self.real_ids]},
             "protocol": self.protocol.version,
         }
+        if DetectorInfo is None:
+            return details
+        return DetectorInfo(self.id, self.version, self.weights_sha256, details=details)
 
 
 def _short(exc: BaseException, limit: int = 400) -> str:

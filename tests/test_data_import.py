@@ -83,6 +83,17 @@ def test_fakeclue_labels_mapped_0_fake_1_real(tmp_path: Path) -> None:
     assert [r["label"] for r in recs] == ["fake", "real"]
     assert len(read_instruct(original)) == 2
 
+    # FakeClue keeps its JSON in data_json/ and the images elsewhere: --image-root says where.
+    (tmp_path / "data_json").mkdir()
+    moved = tmp_path / "data_json" / "train.json"
+    moved.write_text(json.dumps(rows))
+    elsewhere = tmp_path / "out" / "moved.jsonl"
+    proc = run_cli("data", "import", str(moved), "--layout", "fakeclue", "--image-root", str(root),
+                   "--absolute-paths", "--limit", "1", "-o", str(elsewhere))
+    assert proc.returncode == 0, proc.stderr.decode()
+    (only,) = jsonl(elsewhere)
+    assert only["image"] == str((root / "genimage/fake/a.png").resolve()) and only["label"] == "fake"
+
 
 def test_mmfr_label_is_the_conclusion(tmp_path: Path) -> None:
     from fakescope_train.importers import import_dataset

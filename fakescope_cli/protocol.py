@@ -319,6 +319,7 @@ def verdict_from_explanation(text: str) -> str | None:
 _TOP_KEYS = {
     "schema", "prompts", "label_words", "attributes", "calibration", "chat_template", "max_image_pixels",
     "description", "weights_sha256", "answer_prefix", "prompt_format", "answer_marker", "marker_max_tokens",
+    "source",  # where `fakescope models pull` got the checkpoint: repo, pinned revision, per-file sha256
 }
 PROMPT_FORMATS = ("chat", "raw")
 _PROMPT_KEYS = {"detect", "attribute", "explain", "advise", "system"}
@@ -383,6 +384,8 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
         raise _fail(source, "schema", f"{schema!r} is not supported (expected {MANIFEST_SCHEMA!r})")
     if "description" in obj:
         _text(source, "description", obj["description"])
+    if "source" in obj and not isinstance(obj["source"], dict):
+        raise _fail(source, "source", "must be an object (written by fakescope models pull)")
     kw: dict[str, Any] = {"manifest_path": source, "manifest_sha256": sha256}
 
     prompts = obj.get("prompts", {})

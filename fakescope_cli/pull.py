@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fakescope_cli import presets
-from fakescope_cli.errors import DetectorUnavailable, UsageError
 from fakescope_cli.checkpoints import cached_sha256, weights_identity
+from fakescope_cli.errors import DetectorUnavailable, UsageError
 from fakescope_cli.protocol import MANIFEST_NAME, ManifestError, protocol_from_manifest
 
 HUB_HINT = "pip install 'fakescope[hub]' (or 'fakescope[hf]')"

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from fakescope_cli.checkpoints import hf_weight_files, read_hf_config, weights_identity
 from fakescope_cli.detectors.base import Detector, DetectorResult, finite_result
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
-from fakescope_cli.checkpoints import hf_weight_files, read_hf_config, weights_identity
 from fakescope_cli.protocol import LABEL_WORDS, MANIFEST_NAME, load_protocol
 
 try:  # the capability-based detector interface (issue #18) describes a detector with a DetectorInfo

@@ -104,6 +104,27 @@ def read_hf_config(model_dir: Path) -> dict[str, Any]:
     return cfg
 
 
+ORIGINAL_LLAVA_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size")
+
+
+def refuse_original_llava(model_dir: Path) -> None:
+    """DetectorUnavailable for a checkpoint in the original LLaVA repository's layout (LlavaLlamaForCausalLM,
+    `mm_vision_tower` in config.json; FakeShield ships so): transformers cannot load it as it is, and
+    llava-hf's conversion script turns it into the layout fakescope reads."""
+    path = model_dir / "config.json"
+    if not path.is_file():
+        return
+    cfg = read_hf_config(model_dir)
+    archs = cfg.get("architectures") if isinstance(cfg.get("architectures"), list) else []
+    if any(k in cfg for k in ORIGINAL_LLAVA_KEYS) or "LlavaLlamaForCausalLM" in archs:
+        raise DetectorUnavailable(
+            f"{model_dir}: an original-LLaVA-format checkpoint ({', '.join(archs) or cfg.get('model_type')}, "
+            "mm_vision_tower in config.json); convert it to the llava-hf layout first with transformers' "
+            "src/transformers/models/llava/convert_llava_weights_to_hf.py (--text_model_id, --vision_model_id, "
+            "--output_hub_path, --old_state_dict_id)"
+        )
+
+
 def hf_weight_files(model_dir: Path, *, trust_pickle: bool = False) -> tuple[list[Path], str]:
     """The weight files transformers will read from `model_dir`, and their format.
 

@@ -34,7 +34,7 @@ def test_catalogue_is_complete_and_every_manifest_loads() -> None:
         assert presets.find(name) is not None
     assert presets.find("LINGCCO/fakeVLM").name == "fakevlm"  # by repo id, case-insensitive
     assert presets.find("fakevlm").reading["answer_prefix"] == "This is a"
-    assert presets.find("fakereasoning").reading["marker"] == "<CONCLUSION> This image is"
+    assert presets.find("fakereasoning").reading["answer_marker"] == "<CONCLUSION> This image is"
 
 
 @pytest.mark.parametrize("preset", [p for p in presets.catalogue() if p.backend == "classifier"],

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES, hf_weight_files, read_hf_config
+from fakescope_cli.checkpoints import (
+    KNOWN_ARCHITECTURES,
+    hf_weight_files,
+    read_hf_config,
+    refuse_original_llava,
+)
 from fakescope_cli.detectors.base import StreamCallback
 from fakescope_cli.detectors.multimodal import ImageScores, MultimodalDetector, check_device, short_error
 from fakescope_cli.errors import DetectorUnavailable, UsageError
@@ -136,6 +141,7 @@ class HFDetector(MultimodalDetector):
             raise DetectorUnavailable(f"{self.model_dir}: --backend hf needs a checkpoint folder, not a file")
         if not self.model_dir.exists():
             raise DetectorUnavailable(f"{self.model_dir}: no such model folder")
+        refuse_original_llava(self.model_dir)
         self.weight_files, self.weights_format = hf_weight_files(self.model_dir, trust_pickle=trust_pickle)
         # Parsed before torch is imported: a broken config.json is a one-line error, not a traceback.
         cfg_raw = read_hf_config(self.model_dir)

@@ -23,7 +23,7 @@ CATALOGUE_SCHEMA = "fakescope-presets/1"
 # Manifest keys that say how the answer is asked for and where the label is read (issue #19
 # point 1): a prefix forced into the answer, a marker generated up to, a raw prompt without a chat
 # template. A preset's `reading` holds them; `models pull` writes those this fakescope reads.
-READING_KEYS = ("answer_prefix", "marker", "prompt_format")
+READING_KEYS = ("answer_prefix", "answer_marker", "prompt_format")
 
 
 @dataclass(frozen=True)

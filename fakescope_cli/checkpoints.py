@@ -26,7 +26,12 @@ KNOWN_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "llava": ("llava", "LlavaForConditionalGeneration"),
     "qwen2_vl": ("qwen2_vl", "Qwen2VLForConditionalGeneration"),
     "qwen2_5_vl": ("qwen2_vl", "Qwen2_5_VLForConditionalGeneration"),
+    # Issue #19 point 6: read through the same fast path (M-RoPE and image grid as Qwen2-VL; any-
+    # resolution tiles whose token count the LLaVA-NeXT processor computes). Not trained by train lmm.
+    "qwen3_vl": ("qwen2_vl", "Qwen3VLForConditionalGeneration"),
+    "llava_next": ("llava_next", "LlavaNextForConditionalGeneration"),
 }
+TRAINABLE_MODEL_TYPES = ("llava", "qwen2_vl", "qwen2_5_vl")  # what fakescope train lmm was tested on
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:

@@ -12,11 +12,11 @@ IGNORE = -100  # label of a token that carries no loss (prompt, image, padding)
 
 
 def family_of(model_type: str) -> str:
-    from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES
+    from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES, TRAINABLE_MODEL_TYPES
 
     known = KNOWN_ARCHITECTURES.get(model_type)
-    if known is None:
-        supported = ", ".join(sorted(KNOWN_ARCHITECTURES))
+    if known is None or model_type not in TRAINABLE_MODEL_TYPES:
+        supported = ", ".join(sorted(TRAINABLE_MODEL_TYPES))
         raise UsageError(f"model type {model_type!r}: fakescope train lmm supports {supported}")
     return known[0]
 

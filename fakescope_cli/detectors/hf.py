@@ -1,7 +1,7 @@
 """The `hf` backend: a multimodal checkpoint run in process with transformers.
 
-LLaVA-1.5 (llava-hf layout) and Qwen2-VL / Qwen2.5-VL get the full treatment: the prompts are
-tokenised once, the image placeholder is expanded to the image's token count (what their
+LLaVA-1.5 (llava-hf layout), LLaVA-NeXT, Qwen2-VL / Qwen2.5-VL and Qwen3-VL get the full treatment:
+the prompts are tokenised once, the image placeholder is expanded to the image's token count (what their
 processors do), and with `attributes=True` the detection prompt and the 14 aspect probes share one
 KV-cache prefix per image: the vision tower runs once per image and the prefix (template head +
 image tokens) is prefilled once, then each probe's few remaining tokens run against a copy of that
@@ -261,6 +261,9 @@ class HFDetector(MultimodalDetector):
                 "or give chat_template in fakescope.json"
             )
         self.chat_template = template
+        if self.family == "llava_next" and not hasattr(self.processor, "_get_number_of_features"):
+            raise DetectorUnavailable(f"{self.model_dir}: LLaVA-NeXT needs its processor files (processor_config.json), "
+                                      "which did not load")
         if self.family == "auto" and self.processor is None:
             raise DetectorUnavailable(f"{self.model_dir}: model type {self.model_type!r} needs its processor, which did not load")
         itok = getattr(self.config, "image_token_id", None)
@@ -345,6 +348,13 @@ class HFDetector(MultimodalDetector):
             inputs = {"pixel_values": out["pixel_values"].to(self.device, self.dtype), "image_grid_thw": grid.to(self.device)}
             return inputs, counts
         pv = out["pixel_values"]
+        if self.family == "llava_next":
+            # Any-resolution tiles plus image-newline tokens: the count is the processor's arithmetic.
+            crop = pv.shape[-2:]
+            drop_cls = getattr(self.processor, "vision_feature_select_strategy", "default") == "default"
+            counts = [int(self.processor._get_number_of_features(int(h), int(w), int(crop[0]), int(crop[1]))) - drop_cls
+                      for h, w in out["image_sizes"].tolist()]
+            return {"pixel_values": pv.to(self.device, self.dtype), "image_sizes": out["image_sizes"].to(self.device)}, counts
         patch = int(self.config.vision_config.patch_size)
         n = (pv.shape[-2] // patch) * (pv.shape[-1] // patch)
         if getattr(self.config, "vision_feature_select_strategy", "default") == "full":

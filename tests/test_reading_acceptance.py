@@ -6,8 +6,16 @@ do not share a prompt, so each is what its prompt was taught):
 - FakeVLM's: raw prompt `<image>Does the image looks real/fake?` -> "This is a fake image. ...";
 - reason-first (FakeReasoning's form): "... <CONCLUSION> This image is fake.</CONCLUSION>";
 - OpenFakeVLM's: "<ANSWER>fake</ANSWER>".
-Every answer opens with the same words whatever the label, so the first answer token says nothing:
-read there the score is near chance, read where the preset says it separates the classes.
+Every answer opens with the same words whatever the label, so the model never says a label word at
+the first answer token: read there, the label words hold a probability of about 1e-5, every image
+falls on one side of 0.5 (decisions at chance) and the ranking's direction is arbitrary (measured
+here: AUC 1.0, 0.94 and 0.002 for the three forms: the hidden state knows the class, the untrained
+readout points either way). Read where the preset says, the label words hold nearly all the
+probability and the classes separate.
+
+The tiny vocabulary spells these answers in many tokens, and the loss is the mean over the answer,
+so the label token gets a small share of each step: 1800 steps (about 110 s on one CPU thread, some
+37 s per answer form) where label-only training needs 480.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.tiny_models import cached_build, session_models_dir, write_manifest
@@ -38,8 +48,8 @@ ANSWER_PROMPT = ANSWER.manifest()["prompts"]["detect"]
 
 def _answers(label: str) -> list[tuple[str, str]]:
     return [
-        (FAKEVLM.manifest()["prompts"]["detect"], f"This is a {label} image. The pixels tell."),
-        (REASON_PROMPT, f"I check the texture and the edges. {REASONING.reading['answer_marker']} {label}.</CONCLUSION>"),
+        (FAKEVLM.manifest()["prompts"]["detect"], f"This is a {label} image."),
+        (REASON_PROMPT, f"I look. {REASONING.reading['answer_marker']} {label}.</CONCLUSION>"),
         (ANSWER_PROMPT, f"<ANSWER>{label}</ANSWER>"),
     ]
 
@@ -47,7 +57,7 @@ def _answers(label: str) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def taught(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("reading")
-    train, test = make_planted(root / "train", 48, seed=11), make_planted(root / "test", 24, seed=12)
+    train, test = make_planted(root / "train", 96, seed=11), make_planted(root / "test", 24, seed=12)
     base = root / "base"
     shutil.copytree(cached_build(session_models_dir(tmp_path_factory), "llava"), base)
     write_manifest(base, {"prompt_format": "raw"})  # trained as FakeVLM was evaluated: no chat template
@@ -61,7 +71,7 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = root / "taught"
     t0 = time.perf_counter()
     proc = cli("train", "lmm", "--recipe", "tiny-cpu", "--base", str(base), "--data", str(data), "--output", str(out),
-               "--seed", "0", "--max-steps", "480")
+               "--seed", "0", "--epochs", "50", "--max-steps", "1800")
     assert proc.returncode == 0
     print(f"train lmm: {time.perf_counter() - t0:.1f} s")
     return {"model": out, "test": test, "root": root}
@@ -77,6 +87,21 @@ def _scan(taught: dict[str, Any], name: str, manifest: dict[str, Any]) -> list[d
     assert proc.returncode in (0, 1)
     print(f"scan {name}: {time.perf_counter() - t0:.1f} s")
     return jsonl(proc.stdout)
+
+
+def _balanced_accuracy(records: list[dict[str, Any]]) -> float:
+    """The mean of the per-class accuracies of the decision p_fake >= 0.5."""
+    by_class: dict[str, list[bool]] = {"fake": [], "real": []}
+    for r in records:
+        label = Path(r["path"]).parent.name
+        by_class[label].append((r["p_fake"] >= 0.5) == (label == "fake"))
+    return sum(sum(v) / len(v) for v in by_class.values()) / 2
+
+
+def _label_mass(record: dict[str, Any]) -> float:
+    """The probability the model gives all the label words together where the label is read."""
+    raw = record["detector"]["raw"]
+    return float(np.exp(raw["z_fake"]) + np.exp(raw["z_real"]))
 
 
 def _without_reading(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -95,11 +120,16 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_read_where_taught_separates_first_token_is_near_chance(case: str, taught: dict[str, Any]) -> None:
     manifest = CASES[case]
-    taught_auc = auc_of(_scan(taught, f"{case}-preset", manifest))
-    first_auc = auc_of(_scan(taught, f"{case}-first-token", _without_reading(manifest)))
-    print(f"{case}: AUC read as taught {taught_auc:.3f}, at the first answer token {first_auc:.3f}")
-    assert taught_auc >= 0.9
-    assert abs(first_auc - 0.5) <= 0.2
+    as_taught = _scan(taught, f"{case}-preset", manifest)
+    first = _scan(taught, f"{case}-first-token", _without_reading(manifest))
+    taught_auc, first_auc = auc_of(as_taught), auc_of(first)
+    print(f"{case}: AUC read as taught {taught_auc:.3f} (balanced accuracy {_balanced_accuracy(as_taught):.3f}), "
+          f"at the first answer token {first_auc:.3f} (balanced accuracy {_balanced_accuracy(first):.3f})")
+    assert taught_auc >= 0.9 and _balanced_accuracy(as_taught) >= 0.9
+    assert _balanced_accuracy(first) <= 0.6  # decisions at chance
+    # Where the model was taught to say the label it says it; at the first token it never does.
+    assert min(_label_mass(r) for r in as_taught) > 0.5
+    assert max(_label_mass(r) for r in first) < 0.01
 
 
 @pytest.mark.slow

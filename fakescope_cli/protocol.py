@@ -4,10 +4,12 @@ checkpoint manifest (`fakescope.json`) and the token-based probability arithmeti
 Pure Python + numpy: importable without torch, transformers or llama_cpp, so that the hf and gguf
 backends (and the tests) share one definition of what is asked and how the answer is scored.
 
-Token-based probability estimation (DESIGN.md): after the prompt and the chat template, the logits
-at the first answer position are read once (one prefill, no sampling). `z_fake` is the log-sum-exp
-of the logits of the token ids that start the label word "fake" (variants `fake`, ` fake`, `Fake`,
-` Fake`), `z_real` likewise, and `p_fake = exp(z_fake) / (exp(z_fake) + exp(z_real))`.
+Token-based probability estimation (DESIGN.md): after the prompt and the chat template (and the
+manifest's answer prefix, or the model's own answer up to its marker), the answer is read once (no
+sampling). `z_fake` is the log-sum-exp of the log-probabilities of the "fake" label words (variants
+`fake`, ` fake`, `Fake`, ` Fake`, or the manifest's, several classes and several tokens each: a
+word's log-probability is the sum over its tokens, `label_z`), `z_real` likewise, and
+`p_fake = exp(z_fake) / (exp(z_fake) + exp(z_real))`.
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ def logsumexp(values: np.ndarray, axis: int = -1) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LabelIds:
-    """Token ids that start each label word in one vocabulary, and the variants that were ignored."""
+    """Token ids of the one-token label words in one vocabulary, and the variants that were ignored
+    (the first-token view; the backends score whole words through `LabelTokens`)."""
 
     fake: tuple[int, ...]
     real: tuple[int, ...]

@@ -181,9 +181,15 @@ def test_multi_token_label_words_and_three_classes_are_scored_exactly(llava, squ
     alp = {w: _word_logprob(hf_dir, square, aspect_text, w) for words in THREE_CLASSES.values() for w in words}
     azf = float(torch.logsumexp(torch.tensor([alp["full synthetic"], alp[" tampered"]]), 0))
     assert packed.attributes["texture"] == pytest.approx(1 / (1 + np.exp(alp[" real"] - azf)), abs=1e-5)
-    g = GGUFDetector(model, mmproj, n_threads=1, attributes=True).analyze(media)
+    gg = GGUFDetector(model, mmproj, n_threads=1, attributes=True)
+    g = gg.analyze(media)
     assert g.p_fake == pytest.approx(res.p_fake, abs=5e-3)
     assert g.attributes["texture"] == pytest.approx(packed.attributes["texture"], abs=5e-3)
+    # Segments too long for one llama.cpp batch run one by one from the same prefix: the same scores.
+    gg.llm.n_batch = 4
+    one_by_one = gg.analyze(media)
+    assert one_by_one.p_fake == pytest.approx(g.p_fake, abs=1e-4)
+    assert one_by_one.attributes["texture"] == pytest.approx(g.attributes["texture"], abs=1e-4)
 
 
 def test_manifest_label_words_are_validated():

@@ -175,7 +175,9 @@ def test_multi_token_label_words_and_three_classes_are_scored_exactly(llava, squ
     assert res.p_fake == pytest.approx(1 / (1 + np.exp(lp[" real"] - zf)), abs=1e-5)
     assert res.raw["label_ids"]["fake_sequences"]  # the multi-token words are named in the record
     # The packed path (detection + an aspect, one pass after the shared prefix) gives the same score.
-    packed = HFDetector(hf_dir, device="cpu", attributes=True).analyze(media)
+    packed_det = HFDetector(hf_dir, device="cpu", attributes=True)
+    packed = packed_det.analyze(media)
+    assert packed_det.stats["forward_passes"] == 2  # still one prefill, then every segment in one pass
     assert packed.p_fake == pytest.approx(res.p_fake, abs=1e-5)
     aspect_text = _chat_text(hf_dir, h.protocol.attributes[0][1], PREFIX)(tok)
     alp = {w: _word_logprob(hf_dir, square, aspect_text, w) for words in THREE_CLASSES.values() for w in words}

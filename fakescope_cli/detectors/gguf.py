@@ -4,9 +4,11 @@ llama-cpp-python (llama.cpp's libmtmd for the image).
 The prompt is rendered with the checkpoint's chat template (from the GGUF, a fakescope.json, or
 the matching llama-cpp-python chat handler's own format), the image placeholder is replaced by the
 libmtmd media marker, and libmtmd tokenises text and image exactly as llama-cpp-python's chat
-handlers do. Scoring is the FakeScope token-based estimation: one prefill, the logits of the first
-answer position, no sampling. With attributes, the template head and the image are evaluated once
-per image and every probe runs from that KV-cache prefix (the cache is rolled back after each).
+handlers do. Scoring is the FakeScope token-based estimation: one prefill, the label words'
+log-probabilities where the answer is read, no sampling. The template head and the image are
+evaluated once per image and every probe runs from that KV-cache prefix, as one llama.cpp sequence
+each (and one more per multi-token label word, holding the word's leading tokens); the cache is
+rolled back after each.
 
 llama_cpp is imported when a detector is built, never at module import.
 """

@@ -345,7 +345,7 @@ class ServerDetector(MultimodalDetector):
 
     def _probe(self, image_url: str, prompt: str) -> tuple[TopLogprobScore, str | None, str | None]:
         """One probe: its score, the token the label was read from, and (marker mode) the reasoning."""
-        if self.protocol.answer_prefix is not None or self.protocol.answer_marker is not None:
+        if self._reads_generated:
             return self._probe_generated(image_url, prompt)
         answer = self.http.call("POST", "/chat/completions", self._body(self._messages(image_url, prompt), logprobs=True))
         top = first_token_top_logprobs(answer)
@@ -365,8 +365,9 @@ class ServerDetector(MultimodalDetector):
         prefix, marker = self.protocol.answer_prefix, self.protocol.answer_marker
         needle = prefix if prefix is not None else marker
         assert needle is not None
-        # A token is at least one character: the prefix takes at most len(prefix) tokens, then the label.
-        budget = len(prefix) + 1 if prefix is not None else self.protocol.marker_max_tokens + 1
+        # A token is at least one byte (a partial UTF-8 piece shows as ""): the prefix takes at most
+        # that many tokens, then the label's.
+        budget = len(prefix.encode("utf-8")) + 1 if prefix is not None else self.protocol.marker_max_tokens + 1
         answer = self.http.call("POST", "/chat/completions",
                                 self._body(self._messages(image_url, prompt), logprobs=True, max_tokens=budget))
         tokens = answer_tokens(answer)
@@ -380,6 +381,7 @@ class ServerDetector(MultimodalDetector):
 
     @property
     def _reads_generated(self) -> bool:
+        """answer_prefix or marker mode: the label is read from a greedy answer, not its first token."""
         return self.protocol.answer_prefix is not None or self.protocol.answer_marker is not None
 
     def _score_after_marker(self, image: Any, probes: list[tuple[str, str]]) -> ImageScores:

@@ -26,7 +26,12 @@ KNOWN_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "llava": ("llava", "LlavaForConditionalGeneration"),
     "qwen2_vl": ("qwen2_vl", "Qwen2VLForConditionalGeneration"),
     "qwen2_5_vl": ("qwen2_vl", "Qwen2_5_VLForConditionalGeneration"),
+    # Issue #19 point 6: read through the same fast path (M-RoPE and image grid as Qwen2-VL; any-
+    # resolution tiles whose token count the LLaVA-NeXT processor computes). Not trained by train lmm.
+    "qwen3_vl": ("qwen2_vl", "Qwen3VLForConditionalGeneration"),
+    "llava_next": ("llava_next", "LlavaNextForConditionalGeneration"),
 }
+TRAINABLE_MODEL_TYPES = ("llava", "qwen2_vl", "qwen2_5_vl")  # what fakescope train lmm was tested on
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
@@ -102,6 +107,27 @@ def read_hf_config(model_dir: Path) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise DetectorUnavailable(f"{path}: not a JSON object (a transformers config is one)")
     return cfg
+
+
+ORIGINAL_LLAVA_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size")
+
+
+def refuse_original_llava(model_dir: Path) -> None:
+    """DetectorUnavailable for a checkpoint in the original LLaVA repository's layout (LlavaLlamaForCausalLM,
+    `mm_vision_tower` in config.json; FakeShield ships so): transformers cannot load it as it is, and
+    llava-hf's conversion script turns it into the layout fakescope reads."""
+    path = model_dir / "config.json"
+    if not path.is_file():
+        return
+    cfg = read_hf_config(model_dir)
+    archs = cfg.get("architectures") if isinstance(cfg.get("architectures"), list) else []
+    if any(k in cfg for k in ORIGINAL_LLAVA_KEYS) or "LlavaLlamaForCausalLM" in archs:
+        raise DetectorUnavailable(
+            f"{model_dir}: an original-LLaVA-format checkpoint ({', '.join(archs) or cfg.get('model_type')}, "
+            "mm_vision_tower in config.json); convert it to the llava-hf layout first with transformers' "
+            "src/transformers/models/llava/convert_llava_weights_to_hf.py (--text_model_id, --vision_model_id, "
+            "--output_hub_path, --old_state_dict_id)"
+        )
 
 
 def hf_weight_files(model_dir: Path, *, trust_pickle: bool = False) -> tuple[list[Path], str]:

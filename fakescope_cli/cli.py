@@ -125,9 +125,9 @@ RequestTimeoutOpt = Annotated[float | None, typer.Option("--request-timeout", mi
 RetriesOpt = Annotated[int | None, typer.Option("--retries", min=0, metavar="N", help="Retries with backoff on 429/5xx and lost connections (server backend; default 4).")]
 TopLogprobsOpt = Annotated[int | None, typer.Option("--top-logprobs", min=1, metavar="K", help="Log-probabilities asked for the first answer token (server backend; default 20).")]
 ManifestOpt = Annotated[Path | None, typer.Option("--manifest", metavar="FILE", help="A fakescope.json with the checkpoint's prompts, label words and calibration (server backend).")]
-QuantizeOpt = Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf backend).")]
-DeviceOpt = Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf).")]
-BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Images per detection batch (hf).")]
+QuantizeOpt = Annotated[Quantize | None, typer.Option("--quantize", help="bitsandbytes quantisation (hf, classifier).")]
+DeviceOpt = Annotated[DeviceChoice | None, typer.Option("--device", help="Where the model runs (hf, gguf, classifier).")]
+BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, metavar="N", help="Images per detection batch (hf, classifier).")]
 TrustPickleOpt = Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt). Unsafe with untrusted files.")]
 TrustRemoteCodeOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a checkpoint's own Python code. Unsafe with untrusted files.")]
 MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", min=1, metavar="N", help="Refuse to decode images with more pixels (bomb guard).")]
@@ -222,7 +222,7 @@ def scan(
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow folder symlinks inside folders.")] = False,
     ext: Annotated[list[str] | None, typer.Option("--ext", "-e", metavar="EXT", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
-    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, cycle (zero-shot, slower; `fakescope train cycle` first), hf, gguf, server, or none (provenance only).")] = "builtin",
+    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, cycle (zero-shot, slower; `fakescope train cycle` first), hf, gguf, server, classifier (an image-classification checkpoint), or none (provenance only).")] = "builtin",
     model: ModelOpt = None,
     mmproj: MmprojOpt = None,
     url: UrlOpt = None,
@@ -386,6 +386,14 @@ def models_list() -> None:
 
     for name, status in backend_availability().items():
         typer.echo(f"{name:10s} {status}")
+    from fakescope_cli.presets import catalogue
+
+    typer.echo("\npresets (fakescope models pull NAME; weights: public, or not released):")
+    for preset in catalogue():
+        d = preset.data
+        weights = "public" if d.get("weights_public") else "not released"
+        typer.echo(f"  {preset.name:26s} {d.get('backend') or 'plugin':10s} {preset.repo_id or '-':45s} "
+                   f"{weights:12s} {d.get('licence')}")
 
 
 @models_app.command("inspect")
@@ -403,7 +411,40 @@ def models_inspect(
     if not os.path.exists(path):  # a typo, not a broken checkpoint (which is exit 4)
         raise UsageError(f"{path}: no such folder or file")
     info = inspect_model(path, mmproj=mmproj, trust_pickle=trust_pickle, hash_weights=not no_hash)
+    from fakescope_cli.detectors.classifier import inspect_labels
+    from fakescope_cli.presets import match, reading_warnings
+
+    labels = inspect_labels(path) if Path(path).is_dir() else None
+    if labels is not None:  # an image classifier: scanned with --backend classifier
+        info["backend"] = "classifier"
+        info["classifier_labels"] = labels
+    preset, why = match(path)
+    info["preset"] = {"name": preset.name, "matched_by": why} if preset else {"name": None, "matched_by": why}
+    info["preset_warnings"] = reading_warnings(preset, path)
+    for warning in info["preset_warnings"]:
+        typer.echo(f"fakescope: warning: {warning}", err=True)
     typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(metavar="NAME|REPO_ID", help="A preset name (see `models list`) or a hub repo id owner/name.")],
+    revision: Annotated[str | None, typer.Option("--revision", metavar="REV", help="Branch, tag or commit to pull (default main); the resolved commit is pinned.")] = None,
+    dest: Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="Where the checkpoint goes (default: the user model folder, or $FAKESCOPE_MODELS_DIR).")] = None,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle-based weights (.bin/.pt) when a repo has no safetensors. Unsafe with untrusted files.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ask the hub even when the checkpoint is present (a branch may have moved); unchanged files are not fetched again.")] = False,
+) -> None:
+    """Download a checkpoint from a Hugging Face-compatible hub ($HF_ENDPOINT; token from $HF_TOKEN) and
+    write its fakescope.json with the preset, the revision and every weight file's sha256 pinned."""
+    import json
+
+    from fakescope_cli.pull import pull
+
+    result = pull(name, revision=revision, dest=dest, trust_pickle=trust_pickle, refresh=refresh,
+                  log=lambda m: typer.echo(f"fakescope: {m}", err=True))
+    for note in result.notes:
+        typer.echo(f"fakescope: note: {note}", err=True)
+    typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 
 train_app = typer.Typer(help="Train detectors: the embedded builtin detector, or a multimodal model (lmm).",
@@ -525,7 +566,7 @@ def train_lmm_cmd(
         raise Interrupted("interrupted (resume with --resume)") from None
 
 
-data_app = typer.Typer(help="Build training data from labelled images.", no_args_is_help=True)
+data_app = typer.Typer(help="Build training data from labelled images, or import a public dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -567,6 +608,35 @@ def data_build_cmd(
                     annotated_only=annotated_only, evidence=evidence, notes=notes),
         log=lambda m: typer.echo(f"data build: {m}", err=True),
     )
+    typer.echo(json.dumps(stats, ensure_ascii=False))
+
+
+@data_app.command("import")
+def data_import_cmd(
+    source: Annotated[str, typer.Argument(metavar="FILE", help="The dataset's annotation file: JSON/JSONL (fakeclue, mmfr) or parquet (openfake, sid_set).")],
+    layout: Annotated[str, typer.Option("--layout", metavar="NAME", help="fakeclue, mmfr, openfake or sid_set.")],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The instruction JSONL to write.")],
+    answer: Annotated[str, typer.Option("--answer", metavar="word|original", help="word: the detection prompt answered with the label word; original: the dataset's own prompt and answer (fakeclue, mmfr).")] = "word",
+    image_root: Annotated[str | None, typer.Option("--image-root", metavar="DIR", help="Folder the JSON layouts' image paths are relative to (default: the file's folder).")] = None,
+    manifest: Annotated[str | None, typer.Option("--manifest", metavar="DIR|FILE", help="Take the detection prompt from a checkpoint's fakescope.json.")] = None,
+    absolute_paths: Annotated[bool, typer.Option("--absolute-paths", help="Write absolute image paths (default: relative to the output file).")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, metavar="N", help="Read at most N source records.")] = None,
+) -> None:
+    """Convert FakeClue, MMFR, OpenFake or SID_Set into instruction records (JSONL) for `fakescope train lmm`."""
+    import json
+
+    from fakescope_cli import errors
+
+    try:
+        from fakescope_train.importers import import_dataset
+    except ImportError as exc:
+        raise UsageError(f"data import needs the train package: pip install 'fakescope[train]' ({exc})") from None
+    try:
+        stats = import_dataset(layout, source, output, answer=answer, image_root=image_root, manifest=manifest,
+                               absolute_paths=absolute_paths, limit=limit,
+                               log=lambda m: typer.echo(f"data import: {m}", err=True))
+    except errors.DetectorUnavailable as exc:  # a broken --manifest is the user's input here, not a detector
+        raise UsageError(str(exc)) from None
     typer.echo(json.dumps(stats, ensure_ascii=False))
 
 

@@ -18,6 +18,7 @@ from fakescope_cli.checkpoints import (
     is_gguf,
     read_gguf_header,
     read_hf_config,
+    refuse_original_llava,
     resolve_mmproj,
     weights_identity,
 )
@@ -54,6 +55,7 @@ def inspect_model(path: str | os.PathLike[str], *, mmproj: str | os.PathLike[str
             out["mmproj"] = {"path": None, "chosen": f"{how}: scan needs --mmproj PROJECTOR.gguf"}
         fmt = "gguf"
     else:
+        refuse_original_llava(p)
         files, fmt = hf_weight_files(p, trust_pickle=trust_pickle)
         cfg = read_hf_config(p)
         mtype = cfg.get("model_type")

@@ -4,10 +4,12 @@ checkpoint manifest (`fakescope.json`) and the token-based probability arithmeti
 Pure Python + numpy: importable without torch, transformers or llama_cpp, so that the hf and gguf
 backends (and the tests) share one definition of what is asked and how the answer is scored.
 
-Token-based probability estimation (DESIGN.md): after the prompt and the chat template, the logits
-at the first answer position are read once (one prefill, no sampling). `z_fake` is the log-sum-exp
-of the logits of the token ids that start the label word "fake" (variants `fake`, ` fake`, `Fake`,
-` Fake`), `z_real` likewise, and `p_fake = exp(z_fake) / (exp(z_fake) + exp(z_real))`.
+Token-based probability estimation (DESIGN.md): after the prompt and the chat template (and the
+manifest's answer prefix, or the model's own answer up to its marker), the answer is read once (no
+sampling). `z_fake` is the log-sum-exp of the log-probabilities of the "fake" label words (variants
+`fake`, ` fake`, `Fake`, ` Fake`, or the manifest's, several classes and several tokens each: a
+word's log-probability is the sum over its tokens, `label_z`), `z_real` likewise, and
+`p_fake = exp(z_fake) / (exp(z_fake) + exp(z_real))`.
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ def logsumexp(values: np.ndarray, axis: int = -1) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LabelIds:
-    """Token ids that start each label word in one vocabulary, and the variants that were ignored."""
+    """Token ids of the one-token label words in one vocabulary, and the variants that were ignored
+    (the first-token view; the backends score whole words through `LabelTokens`)."""
 
     fake: tuple[int, ...]
     real: tuple[int, ...]
@@ -246,6 +249,93 @@ def resolve_label_ids(
     if clash:
         raise DetectorUnavailable(f"label words for 'fake' and 'real' share token ids {sorted(clash)}")
     return LabelIds(tuple(found["fake"]), tuple(found["real"]), tuple(ignored))
+
+
+@dataclass(frozen=True)
+class LabelTokens:
+    """Each label word of each side as its token sequence in one vocabulary. A word that is one
+    token is read at the answer position; a longer one is scored exactly, as the sum of the
+    log-probabilities of its tokens, each given the prompt and the tokens before it."""
+
+    fake: tuple[tuple[int, ...], ...]
+    real: tuple[tuple[int, ...], ...]
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def continuations(self) -> tuple[tuple[int, ...], ...]:
+        """The sequences of more than one token (each needs its own continuation positions)."""
+        return tuple(dict.fromkeys(s for s in self.fake + self.real if len(s) > 1))
+
+    @property
+    def columns(self) -> tuple[int, ...]:
+        """Every token id a label word uses: the only log-probabilities a backend needs to keep."""
+        return tuple(sorted({t for s in self.fake + self.real for t in s}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fake": [s[0] for s in self.fake if len(s) == 1],
+            "real": [s[0] for s in self.real if len(s) == 1],
+            "fake_sequences": [list(s) for s in self.fake if len(s) > 1],
+            "real_sequences": [list(s) for s in self.real if len(s) > 1],
+            "ignored_variants": list(self.ignored),
+        }
+
+
+def resolve_label_tokens(
+    label_words: dict[str, Sequence[str]],
+    encode: Callable[[str], Sequence[int]],
+    *,
+    unk_id: int | None = None,
+    vocab_size: int | None = None,
+) -> LabelTokens:
+    """Every label word's token sequence in one vocabulary. A word that encodes to nothing, to the
+    unknown token or outside the vocabulary is ignored (named in `ignored`); duplicates (SentencePiece
+    maps "fake" and " fake" alike) are pooled once; a sequence on both sides is an error."""
+    found: dict[str, list[tuple[int, ...]]] = {"fake": [], "real": []}
+    ignored: list[str] = []
+    for label in ("fake", "real"):
+        for word in label_words.get(label, ()):
+            seq = tuple(int(t) for t in encode(word))
+            if not seq or any(t < 0 or t == unk_id or (vocab_size is not None and t >= vocab_size) for t in seq):
+                ignored.append(word)
+            elif seq not in found[label]:
+                found[label].append(seq)
+        if not found[label]:
+            words = ", ".join(repr(w) for w in label_words.get(label, ()))
+            raise DetectorUnavailable(
+                f"none of the label words for {label!r} ({words}) can be written in this model's vocabulary; "
+                f"give label_words that are in a {MANIFEST_NAME} beside the weights"
+            )
+    clash = set(found["fake"]) & set(found["real"])
+    if clash:
+        raise DetectorUnavailable(f"label words for 'fake' and 'real' share token sequences {sorted(clash)}")
+    return LabelTokens(tuple(found["fake"]), tuple(found["real"]), tuple(ignored))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log-softmax over the last axis (the vocabulary), in float64."""
+    lg = np.asarray(logits, dtype=np.float64)
+    return lg - logsumexp(lg, axis=-1)[..., None]
+
+
+def label_z(first: np.ndarray, continued: dict[tuple[int, ...], np.ndarray], labels: LabelTokens) -> tuple[float, float]:
+    """(z_fake, z_real) of one probe: each side's log-sum-exp of its words' log-probabilities.
+
+    `first` holds the normalised log-probabilities at the answer position, one per id of
+    `labels.columns`; `continued[seq]` the rows (len(seq), columns) at the positions where each token
+    of a multi-token word is predicted (row 0 is the answer position itself)."""
+    col = {t: i for i, t in enumerate(labels.columns)}
+
+    def logp(seq: tuple[int, ...]) -> float:
+        if len(seq) == 1:
+            return float(first[col[seq[0]]])
+        rows = continued[seq]
+        return float(sum(rows[j, col[t]] for j, t in enumerate(seq)))
+
+    with np.errstate(all="ignore"):
+        zf = float(logsumexp(np.array([logp(s) for s in labels.fake])))
+        zr = float(logsumexp(np.array([logp(s) for s in labels.real])))
+    return zf, zr
 
 
 @dataclass(frozen=True)
@@ -319,6 +409,7 @@ def verdict_from_explanation(text: str) -> str | None:
 _TOP_KEYS = {
     "schema", "prompts", "label_words", "attributes", "calibration", "chat_template", "max_image_pixels",
     "description", "weights_sha256", "answer_prefix", "prompt_format", "answer_marker", "marker_max_tokens",
+    "source",  # where `fakescope models pull` got the checkpoint: repo, pinned revision, per-file sha256
 }
 PROMPT_FORMATS = ("chat", "raw")
 _PROMPT_KEYS = {"detect", "attribute", "explain", "advise", "system"}
@@ -383,6 +474,8 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
         raise _fail(source, "schema", f"{schema!r} is not supported (expected {MANIFEST_SCHEMA!r})")
     if "description" in obj:
         _text(source, "description", obj["description"])
+    if "source" in obj and not isinstance(obj["source"], dict):
+        raise _fail(source, "source", "must be an object (written by fakescope models pull)")
     kw: dict[str, Any] = {"manifest_path": source, "manifest_sha256": sha256}
 
     prompts = obj.get("prompts", {})
@@ -422,8 +515,8 @@ def protocol_from_manifest(obj: Any, *, source: str = MANIFEST_NAME, sha256: str
             if not isinstance(words, list) or not words or len(words) > 64:
                 raise _fail(source, f"label_words.{label}", "must be a list of 1 to 64 strings")
             for w in words:
-                if not isinstance(w, str) or not w or len(w) > 64:
-                    raise _fail(source, f"label_words.{label}", f"{w!r} is not a non-empty string (≤ 64 chars)")
+                if not isinstance(w, str) or not w.strip() or len(w) > 64:
+                    raise _fail(source, f"label_words.{label}", f"{w!r} is not a string with a word in it (≤ 64 chars)")
             parsed[label] = tuple(dict.fromkeys(words))
         if set(parsed["fake"]) & set(parsed["real"]):
             raise _fail(source, "label_words", "the same word is listed for both 'fake' and 'real'")

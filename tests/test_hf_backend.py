@@ -85,6 +85,7 @@ def _reference_p(model_dir: Path, image_path: Path, prompt: str) -> tuple[float,
               "mm_token_type_ids": (ids == cfg["image_token_id"]).int()}
     with torch.no_grad():
         logits = model.eval()(input_ids=ids, attention_mask=torch.ones_like(ids), **kw).logits[0, -1].double()
+    logits = torch.log_softmax(logits, 0)  # z is a log-probability: normalised over the vocabulary
     f = logits[[tok.convert_tokens_to_ids(t) for t in FAKE_TOKENS]]
     r = logits[[tok.convert_tokens_to_ids(t) for t in REAL_TOKENS]]
     zf, zr = torch.logsumexp(f, 0), torch.logsumexp(r, 0)
@@ -223,7 +224,7 @@ def test_manifest_changes_prompts_labels_and_calibration(models: dict[str, Path]
     res = det.analyze(medias[0])
     tok = det.tokenizer
     assert res.raw["label_ids"]["fake"] == [tok.convert_tokens_to_ids("Fake"), tok.convert_tokens_to_ids("ĠFake")]
-    assert "Fakest" in res.raw["label_ids"]["ignored_variants"]  # not one token here: ignored
+    assert res.raw["label_ids"]["fake_sequences"] == [tok.encode("Fakest", add_special_tokens=False)]  # scored whole
     assert list(res.attributes) == ["texture", "hands"]
     margin = res.raw["z_fake"] - res.raw["z_real"]
     import math
@@ -236,12 +237,13 @@ def test_manifest_changes_prompts_labels_and_calibration(models: dict[str, Path]
     assert info["manifest"].endswith("fakescope.json")
 
 
-def test_manifest_with_no_usable_label_word(models: dict[str, Path], tmp_path: Path) -> None:
-    ckpt = tmp_path / "bad-labels"
+def test_manifest_label_word_of_several_tokens_is_scored_not_refused(models: dict[str, Path], tmp_path: Path) -> None:
+    ckpt = tmp_path / "long-labels"
     shutil.copytree(models["llava"], ckpt)
     write_manifest(ckpt, {"label_words": {"fake": ["Counterfeitish"], "real": ["Real"]}})
-    with pytest.raises(DetectorUnavailable, match="single token"):
-        HFDetector(ckpt, device="cpu")
+    det = HFDetector(ckpt, device="cpu")
+    assert det.labels.fake == (tuple(det.tokenizer.encode("Counterfeitish", add_special_tokens=False)),)
+    assert len(det.labels.fake[0]) > 1 and det.labels.continuations == det.labels.fake
 
 
 # ------------------------------------------------------------------------- generation

@@ -20,6 +20,7 @@ ACCEPTED = [
     {"attributes": {"hands": "Are the hands right? fake or real?"}, "calibration": {"method": "temperature", "temperature": 2},
      "prompts": {"attribute": "By its {aspect}: fake or real?"}, "chat_template": "{{ messages }}", "answer_prefix": None},
     {"calibration": None, "max_image_pixels": None, "prompt_format": "chat"},
+    {"label_words": {"fake": ["full synthetic", "tampered"], "real": ["real"]}},  # three classes, several tokens
     {"answer_marker": "<CONCLUSION>This image is", "marker_max_tokens": 300, "answer_prefix": None},
 ]
 REFUSED = [
@@ -33,6 +34,7 @@ REFUSED = [
     {"prompts": {"verdict": "x"}},
     {"label_words": {"fake": ["fake"]}},
     {"label_words": {"fake": [], "real": ["real"]}},
+    {"label_words": {"fake": ["  "], "real": ["real"]}},
     {"attributes": ["detect"]},
     {"calibration": {"method": "platt", "a": 1.0}},
     {"calibration": {"method": "temperature", "temperature": 0}},

@@ -327,7 +327,7 @@ def test_training_prompt_tokens_are_the_scan_prompt_tokens(kind: str, tmp_path_f
         prompt = det.prompt_ids(DETECT_PROMPT)
         assert ids[: len(prompt)] == prompt
         assert all(x == IGNORE for x in labels[: len(prompt)])
-        assert labels[len(prompt)] in ids_of  # the first answer token is a label-word token
+        assert labels[len(prompt)] in [seq[0] for seq in ids_of]  # the first answer token starts a label word
         assert labels[len(prompt):] == ids[len(prompt):]  # the answer and the end of turn are trained
         item = enc.encode(conv)
         _, counts = det._vision_inputs([det.prepare_image(Media.open(img))])

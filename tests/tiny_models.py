@@ -211,6 +211,89 @@ def build_qwen2vl(out: Path, *, hidden: int = 32, image_px: int = 112, version: 
     return out
 
 
+def build_qwen3vl(out: Path, *, hidden: int = 32, image_px: int = 128) -> Path:
+    """A random Qwen3-VL checkpoint (16-px patches, deepstack features) in `out`, saved as parts."""
+    import torch
+    from transformers import Qwen2VLImageProcessorPil, Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok = _save_tokenizer(out, "qwen")
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+    head_dim = hidden // 4
+    text = dict(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=head_dim, vocab_size=len(tok), max_position_embeddings=1024,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_interleaved": True,
+                         "mrope_section": [head_dim // 4, head_dim // 8, head_dim // 8]},
+        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+    )
+    vision = dict(depth=2, hidden_size=hidden, intermediate_size=2 * hidden, num_heads=4, patch_size=16,
+                  spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=hidden, num_position_embeddings=64,
+                  deepstack_visual_indexes=[0])
+    cfg = Qwen3VLConfig(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+                        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+                        vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False)
+    torch.manual_seed(SEED)
+    model = Qwen3VLForConditionalGeneration(cfg).eval()
+    _spread_weights(model)
+    model.save_pretrained(out, safe_serialization=True)
+    px = image_px * image_px
+    improc = Qwen2VLImageProcessorPil(
+        min_pixels=px // 4, max_pixels=px, patch_size=16, merge_size=2, temporal_patch_size=2,
+        size={"shortest_edge": px // 4, "longest_edge": px}, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+    )
+    improc.save_pretrained(out)
+    tok.chat_template = QWEN2VL_TEMPLATE
+    tok.save_pretrained(out)
+    (out / "chat_template.jinja").write_text(QWEN2VL_TEMPLATE, encoding="utf-8")
+    return out
+
+
+def build_llava_next(out: Path, *, hidden: int = 64, image_size: int = 32, patch: int = 8) -> Path:
+    """A random LLaVA-NeXT checkpoint (any-resolution tiles of a CLIP tower, image newline) in `out`."""
+    import torch
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessorPil,
+        LlavaNextProcessor,
+    )
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok = _save_tokenizer(out, "llava")
+    text = LlamaConfig(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=1024, rms_norm_eps=1e-5,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
+        image_size=image_size, patch_size=patch, projection_dim=hidden, layer_norm_eps=1e-5,
+    )
+    pinpoints = [[image_size, 2 * image_size], [2 * image_size, image_size], [2 * image_size, 2 * image_size]]
+    cfg = LlavaNextConfig(
+        vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
+        projector_hidden_act="gelu", vision_feature_select_strategy="default", vision_feature_layer=-2,
+        image_grid_pinpoints=pinpoints, tie_word_embeddings=False,
+    )
+    torch.manual_seed(SEED)
+    model = LlavaNextForConditionalGeneration(cfg).eval()
+    _spread_weights(model)
+    model.save_pretrained(out, safe_serialization=True)
+    improc = LlavaNextImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+        image_grid_pinpoints=pinpoints,
+    )
+    proc = LlavaNextProcessor(image_processor=improc, tokenizer=tok, patch_size=patch,
+                              vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                              chat_template=LLAVA_TEMPLATE)
+    proc.save_pretrained(out)
+    return out
+
+
 def _spread_weights(model: Any) -> None:
     """Random init at std 0.02 gives near-uniform logits at this size; widen the output head so that
     p_fake differs clearly from 0.5 and between images (what the arithmetic tests need)."""
@@ -224,7 +307,8 @@ def _spread_weights(model: Any) -> None:
         # Large image embeddings, so that different images give visibly different p_fake.
         inner = model.model
         proj = getattr(inner, "multi_modal_projector", None)
-        last = proj.linear_2 if proj is not None else inner.visual.merger.mlp[-1]
+        merger = None if proj is not None else inner.visual.merger
+        last = proj.linear_2 if proj is not None else (merger.mlp[-1] if hasattr(merger, "mlp") else merger.linear_fc2)
         last.weight.normal_(0.0, 1.0)
 
 
@@ -274,6 +358,10 @@ def cached_build(base: Path, kind: str) -> Path:
         build_qwen2vl(out)
     elif kind == "qwen25vl":
         build_qwen2vl(out, version="2.5")
+    elif kind == "qwen3vl":
+        build_qwen3vl(out)
+    elif kind == "llava_next":
+        build_llava_next(out)
     else:
         raise ValueError(kind)
     marker.write_text("ok", encoding="utf-8")

@@ -12,11 +12,11 @@ IGNORE = -100  # label of a token that carries no loss (prompt, image, padding)
 
 
 def family_of(model_type: str) -> str:
-    from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES
+    from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES, TRAINABLE_MODEL_TYPES
 
     known = KNOWN_ARCHITECTURES.get(model_type)
-    if known is None:
-        supported = ", ".join(sorted(KNOWN_ARCHITECTURES))
+    if known is None or model_type not in TRAINABLE_MODEL_TYPES:
+        supported = ", ".join(sorted(TRAINABLE_MODEL_TYPES))
         raise UsageError(f"model type {model_type!r}: fakescope train lmm supports {supported}")
     return known[0]
 
@@ -45,7 +45,7 @@ class Encoder:
                     or getattr(tok, "chat_template", None))
         if not template and (base / "chat_template.jinja").is_file():
             template = (base / "chat_template.jinja").read_text(encoding="utf-8")
-        if not template:
+        if not template and self.protocol.prompt_format == "chat":
             raise UsageError(f"{base}: no chat template (tokenizer_config.json / chat_template.jinja)")
         self.tokenizer, self.image_processor, self.template = tok, improc, template
         itok = getattr(config, "image_token_id", None)
@@ -78,8 +78,24 @@ class Encoder:
             msgs.append({"role": role, "content": content})
         return msgs
 
+    def raw_text_ids(self, turns: tuple[tuple[str, str], ...]) -> tuple[list[int], list[int]]:
+        """`prompt_format: raw` (the checkpoint's manifest): the image placeholder then the prompt, no
+        template, as the hf backend renders it; the answer follows at once and ends with EOS."""
+        body = [t for t in turns if t[0] != "system"]
+        if len(body) != 2:
+            raise UsageError("prompt_format raw trains one question and one answer per record (no template "
+                             "to separate more turns)")
+        clean = body[0][1].replace("<image>\n", "").replace("\n<image>", "").replace("<image>", "").strip()
+        token = self.tokenizer.convert_ids_to_tokens(self.image_token_id)
+        image = f"<|vision_start|>{token}<|vision_end|>" if self.family == "qwen2_vl" else token
+        head = self._encode(image + clean, first=True)
+        answer = self._encode(body[1][1], first=False) + [int(self.tokenizer.eos_token_id)]
+        return head + answer, [IGNORE] * len(head) + answer
+
     def text_ids(self, turns: tuple[tuple[str, str], ...]) -> tuple[list[int], list[int]]:
         """(ids, labels) with ONE image placeholder; labels are IGNORE outside assistant turns."""
+        if self.protocol.prompt_format == "raw":
+            return self.raw_text_ids(turns)
         msgs = self.messages(turns)
         ids: list[int] = []
         labels: list[int] = []

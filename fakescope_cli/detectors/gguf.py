@@ -4,9 +4,11 @@ llama-cpp-python (llama.cpp's libmtmd for the image).
 The prompt is rendered with the checkpoint's chat template (from the GGUF, a fakescope.json, or
 the matching llama-cpp-python chat handler's own format), the image placeholder is replaced by the
 libmtmd media marker, and libmtmd tokenises text and image exactly as llama-cpp-python's chat
-handlers do. Scoring is the FakeScope token-based estimation: one prefill, the logits of the first
-answer position, no sampling. With attributes, the template head and the image are evaluated once
-per image and every probe runs from that KV-cache prefix (the cache is rolled back after each).
+handlers do. Scoring is the FakeScope token-based estimation: one prefill, the label words'
+log-probabilities where the answer is read, no sampling. The template head and the image are
+evaluated once per image and every probe runs from that KV-cache prefix, as one llama.cpp sequence
+each (and one more per multi-token label word, holding the word's leading tokens); the cache is
+rolled back after each.
 
 llama_cpp is imported when a detector is built, never at module import.
 """
@@ -24,11 +26,12 @@ from fakescope_cli.detectors.base import StreamCallback
 from fakescope_cli.detectors.multimodal import ImageScores, MultimodalDetector, check_device
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.protocol import (
-    LabelIds,
+    LabelTokens,
+    label_z,
     load_protocol,
+    log_softmax,
     longest_common_prefix,
-    resolve_label_ids,
-    score_label_logits,
+    resolve_label_tokens,
 )
 
 GGUF_INSTALL_HINT = "pip install 'fakescope[gguf]'  (llama-cpp-python; CMAKE_ARGS=\"-DGGML_CUDA=on\" for NVIDIA GPUs)"
@@ -168,12 +171,12 @@ class GGUFDetector(MultimodalDetector):
             raise DetectorUnavailable(f"llama.cpp cannot load {self.model_path.name} + {self.mmproj_path.name}: {exc}") from None
         self.ctx = self.handler.mtmd_ctx
         self.marker = mtmd.mtmd_default_marker().decode("utf-8")
-        self.labels: LabelIds = resolve_label_ids(
+        self.labels: LabelTokens = resolve_label_tokens(
             self.protocol.label_words,
             lambda s: self.llm.tokenize(s.encode("utf-8"), add_bos=False, special=False),
             vocab_size=self.llm.n_vocab(),
         )
-        self._label_index = list(self.labels.all)
+        self._label_index = list(self.labels.columns)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._template_source, self._template = self._pick_template()
         self._rendered: dict[tuple[str, str], str] = {}
@@ -381,9 +384,16 @@ class GGUFDetector(MultimodalDetector):
                 mtmd.mtmd_input_chunks_free(ch)
             mtmd.mtmd_bitmap_free(bitmap)
 
-    def _probe_pass(self, suffixes: list[list[int]], prefix_len: int) -> list[Any]:
-        """Run every probe's remaining tokens in one llama_decode, probe k in sequence k, each
-        sequence sharing the prefix cells of sequence 0; return the label logits of each probe."""
+    def _label_logprobs(self, ptr: Any) -> Any:
+        """The label tokens' log-probabilities (log-softmax over the whole vocabulary) of one logits row."""
+        import numpy as np
+
+        return log_softmax(np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),)))[self._label_index]
+
+    def _probe_pass(self, suffixes: list[list[int]], reads: list[int], prefix_len: int) -> list[Any]:
+        """Run every segment's remaining tokens in one llama_decode, segment k in sequence k, each
+        sequence sharing the prefix cells of sequence 0; return, per segment, the label tokens'
+        log-probabilities at its last `reads[k]` positions (rows, columns)."""
         import numpy as np
 
         lc = self._lc
@@ -391,33 +401,41 @@ class GGUFDetector(MultimodalDetector):
         rows: list[Any] = []
         for g0 in range(0, len(suffixes), self.n_seq):
             group = suffixes[g0: g0 + self.n_seq]
+            group_reads = reads[g0: g0 + self.n_seq]
             total = sum(len(s) for s in group)
             if prefix_len + max(len(s) for s in group) > self.llm.n_ctx() or total > self.llm.n_batch:
-                for s in group:  # too long for one batch: one probe at a time from the same prefix
+                for s, n_read in zip(group, group_reads, strict=True):  # too long for one batch: one at a time
                     self.llm.n_tokens = prefix_len
-                    self._eval_text(s)
-                    rows.append(self._last_logits()[self._label_index])
+                    self._eval_text(s[: len(s) - n_read + 1])
+                    seg = [log_softmax(self._last_logits())[self._label_index]]
+                    for tok in s[len(s) - n_read + 1:]:  # a label word's later tokens, one by one
+                        self._eval_text([tok])
+                        seg.append(log_softmax(self._last_logits())[self._label_index])
+                    rows.append(np.array(seg))
                 continue
             for k in range(1, len(group)):
                 lc.llama_memory_seq_cp(mem, 0, k, 0, prefix_len)
             batch = lc.llama_batch_init(total, 0, len(group))
             try:
-                last, i = [], 0
-                for k, s in enumerate(group):
+                kept: list[list[int]] = []
+                i = 0
+                for k, (s, n_read) in enumerate(zip(group, group_reads, strict=True)):
+                    kept.append([])
                     for j, tok in enumerate(s):
                         batch.token[i], batch.pos[i] = tok, prefix_len + j
                         batch.n_seq_id[i], batch.seq_id[i][0] = 1, k
-                        batch.logits[i] = j == len(s) - 1
+                        batch.logits[i] = j >= len(s) - n_read
+                        if batch.logits[i]:
+                            kept[-1].append(i)
                         i += 1
-                    last.append(i - 1)
                 batch.n_tokens = total
                 self.stats["forward_passes"] += 1
                 rc = lc.llama_decode(self.llm._ctx.ctx, batch)
                 if rc != 0:
                     raise InputError(f"llama.cpp decode failed (error {rc})", "detector-error")
-                for idx in last:
-                    ptr = lc.llama_get_logits_ith(self.llm._ctx.ctx, idx)
-                    rows.append(np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),))[self._label_index].copy())
+                for idxs in kept:
+                    rows.append(np.array([self._label_logprobs(lc.llama_get_logits_ith(self.llm._ctx.ctx, idx))
+                                          for idx in idxs]))
             finally:
                 lc.llama_batch_free(batch)
                 for k in range(1, len(group)):
@@ -427,16 +445,21 @@ class GGUFDetector(MultimodalDetector):
         return rows
 
     def _score_image(self, image: Any, probes: list[tuple[str, str]]) -> list[tuple[float, float]]:
-        import numpy as np
-
+        """Each probe's remaining tokens as one segment, and again followed by each multi-token label
+        word's leading tokens (whose positions give that word's later tokens)."""
         suffixes = self._eval_prompt_prefix(image, [p for _, p in probes], probe=True)
         prefix_len = self.llm.n_tokens
-        nf = len(self.labels.fake)
-        rows = self._probe_pass(suffixes, prefix_len)
-        arr = np.array(rows, dtype=np.float64)
-        with np.errstate(all="ignore"):  # -inf / NaN logits: judged with the result, not warned about
-            sc = score_label_logits(arr[:, :nf], arr[:, nf:])
-        return [(float(a), float(b)) for a, b in zip(sc.z_fake, sc.z_real, strict=True)]
+        conts = self.labels.continuations
+        segments = [(k, c, s + list(c[:-1])) for k, s in enumerate(suffixes) for c in ((), *conts)]
+        rows = self._probe_pass([s for _, _, s in segments], [max(1, len(c)) for _, c, _ in segments], prefix_len)
+        first: dict[int, Any] = {}
+        continued: dict[int, dict[tuple[int, ...], Any]] = {k: {} for k in range(len(probes))}
+        for (k, c, _), r in zip(segments, rows, strict=True):
+            if c:
+                continued[k][c] = r
+            else:
+                first[k] = r[-1]
+        return [label_z(first[k], continued[k], self.labels) for k in range(len(probes))]
 
     def score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[ImageScores]:
         """One image after another: llama.cpp here runs one image's probes per decode."""

@@ -1,7 +1,7 @@
 """The `hf` backend: a multimodal checkpoint run in process with transformers.
 
-LLaVA-1.5 (llava-hf layout) and Qwen2-VL / Qwen2.5-VL get the full treatment: the prompts are
-tokenised once, the image placeholder is expanded to the image's token count (what their
+LLaVA-1.5 (llava-hf layout), LLaVA-NeXT, Qwen2-VL / Qwen2.5-VL and Qwen3-VL get the full treatment:
+the prompts are tokenised once, the image placeholder is expanded to the image's token count (what their
 processors do), and with `attributes=True` the detection prompt and the 14 aspect probes share one
 KV-cache prefix per image: the vision tower runs once per image and the prefix (template head +
 image tokens) is prefilled once, then each probe's few remaining tokens run against a copy of that
@@ -20,16 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from fakescope_cli.checkpoints import KNOWN_ARCHITECTURES, hf_weight_files, read_hf_config
+from fakescope_cli.checkpoints import (
+    KNOWN_ARCHITECTURES,
+    hf_weight_files,
+    read_hf_config,
+    refuse_original_llava,
+)
 from fakescope_cli.detectors.base import StreamCallback
 from fakescope_cli.detectors.multimodal import ImageScores, MultimodalDetector, check_device, short_error
 from fakescope_cli.errors import DetectorUnavailable, UsageError
 from fakescope_cli.protocol import (
-    LabelIds,
+    LabelTokens,
+    label_z,
     load_protocol,
     longest_common_prefix,
-    resolve_label_ids,
-    score_label_logits,
+    resolve_label_tokens,
 )
 
 HF_INSTALL_HINT = "pip install 'fakescope[hf]'  (torch, transformers, accelerate, safetensors, bitsandbytes)"
@@ -136,6 +141,7 @@ class HFDetector(MultimodalDetector):
             raise DetectorUnavailable(f"{self.model_dir}: --backend hf needs a checkpoint folder, not a file")
         if not self.model_dir.exists():
             raise DetectorUnavailable(f"{self.model_dir}: no such model folder")
+        refuse_original_llava(self.model_dir)
         self.weight_files, self.weights_format = hf_weight_files(self.model_dir, trust_pickle=trust_pickle)
         # Parsed before torch is imported: a broken config.json is a one-line error, not a traceback.
         cfg_raw = read_hf_config(self.model_dir)
@@ -196,13 +202,13 @@ class HFDetector(MultimodalDetector):
             raise DetectorUnavailable(f"{self.model_dir}: cannot load the model: {short_error(exc)}") from None
         self.config = self.model.config
         self._load_processing(transformers, trust_remote_code)
-        self.labels: LabelIds = resolve_label_ids(
+        self.labels: LabelTokens = resolve_label_tokens(
             self.protocol.label_words,
             lambda s: self.tokenizer.encode(s, add_special_tokens=False),
             unk_id=self.tokenizer.unk_token_id,
             vocab_size=int(self.model.get_output_embeddings().weight.shape[0]),
         )
-        self._label_index = torch.tensor(self.labels.all, dtype=torch.long, device=device)
+        self._label_index = torch.tensor(self.labels.columns, dtype=torch.long, device=device)
         self._template_cache: dict[tuple[str, str], list[int]] = {}
         self._hook_vision()
         name = self.model_dir.resolve().name
@@ -255,6 +261,9 @@ class HFDetector(MultimodalDetector):
                 "or give chat_template in fakescope.json"
             )
         self.chat_template = template
+        if self.family == "llava_next" and not hasattr(self.processor, "_get_number_of_features"):
+            raise DetectorUnavailable(f"{self.model_dir}: LLaVA-NeXT needs its processor files (processor_config.json), "
+                                      "which did not load")
         if self.family == "auto" and self.processor is None:
             raise DetectorUnavailable(f"{self.model_dir}: model type {self.model_type!r} needs its processor, which did not load")
         itok = getattr(self.config, "image_token_id", None)
@@ -339,6 +348,13 @@ class HFDetector(MultimodalDetector):
             inputs = {"pixel_values": out["pixel_values"].to(self.device, self.dtype), "image_grid_thw": grid.to(self.device)}
             return inputs, counts
         pv = out["pixel_values"]
+        if self.family == "llava_next":
+            # Any-resolution tiles plus image-newline tokens: the count is the processor's arithmetic.
+            crop = pv.shape[-2:]
+            drop_cls = getattr(self.processor, "vision_feature_select_strategy", "default") == "default"
+            counts = [int(self.processor._get_number_of_features(int(h), int(w), int(crop[0]), int(crop[1]))) - drop_cls
+                      for h, w in out["image_sizes"].tolist()]
+            return {"pixel_values": pv.to(self.device, self.dtype), "image_sizes": out["image_sizes"].to(self.device)}, counts
         patch = int(self.config.vision_config.patch_size)
         n = (pv.shape[-2] // patch) * (pv.shape[-1] // patch)
         if getattr(self.config, "vision_feature_select_strategy", "default") == "full":
@@ -375,10 +391,34 @@ class HFDetector(MultimodalDetector):
         return ids.to(self.device), mask.to(self.device), pos.to(self.device)
 
     def _forward(self, keep: Any = 1, **kw: Any) -> tuple[Any, Any]:
-        """One forward pass; label-id logits (float32) at the kept positions, and the cache."""
+        """One forward pass; the label tokens' log-probabilities (log-softmax over the whole
+        vocabulary, float32) at the kept positions, and the cache."""
         self.stats["forward_passes"] += 1
         out = self.model(**kw, logits_to_keep=keep, return_dict=True)
-        return out.logits.float().index_select(-1, self._label_index), getattr(out, "past_key_values", None)
+        logp = self._torch.log_softmax(out.logits.float(), dim=-1)
+        return logp.index_select(-1, self._label_index), getattr(out, "past_key_values", None)
+
+    def _segments(self, probe_ids: list[list[int]]) -> list[tuple[int, tuple[int, ...], list[int]]]:
+        """(probe, continuation, tokens) of every sequence to run: each probe as it is (its answer
+        position gives every one-token label word), and each probe followed by all but the last token
+        of each multi-token label word (whose positions give that word's later tokens)."""
+        out = []
+        for k, ids in enumerate(probe_ids):
+            out.append((k, (), ids))
+            out.extend((k, c, ids + list(c[:-1])) for c in self.labels.continuations)
+        return out
+
+    def _z_of(self, rows: list[Any], segments: list[tuple[int, tuple[int, ...], list[int]]],
+              n_probes: int) -> list[tuple[float, float]]:
+        """(z_fake, z_real) per probe from each segment's kept rows (its last max(1, len(c)) positions)."""
+        first: dict[int, Any] = {}
+        continued: dict[int, dict[tuple[int, ...], Any]] = {k: {} for k in range(n_probes)}
+        for (k, c, _), r in zip(segments, rows, strict=True):
+            if c:
+                continued[k][c] = r
+            else:
+                first[k] = r[-1]
+        return [label_z(first[k], continued[k], self.labels) for k in range(n_probes)]
 
     def score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[ImageScores]:
         return [ImageScores(list(z)) for z in self._score_images(images, probes)]
@@ -386,13 +426,14 @@ class HFDetector(MultimodalDetector):
     def _score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[list[tuple[float, float]]]:
         """(z_fake, z_real) for each image x probe.
 
-        One probe: a single left-padded forward pass for the batch. Several probes (detection + the
-        aspects): the prefix they share (template head + image tokens) is prefilled once into a KV
-        cache (one vision pass per image), then ONE more pass runs every probe's remaining tokens,
-        packed side by side in one row per image, each attending to the cached prefix and to itself
-        only (a block-diagonal 4-D mask), with the positions it would have had after the prefix.
-        The remaining tokens are the same for every image, so the logits to read sit at the same
-        columns in every row.
+        One probe and one-token label words: a single left-padded forward pass for the batch.
+        Otherwise the sequences to run are segments (each probe, and each probe followed by a
+        multi-token label word's leading tokens): the prefix they share (template head + image
+        tokens) is prefilled once into a KV cache (one vision pass per image), then ONE more pass runs
+        every segment's remaining tokens, packed side by side in one row per image, each attending to
+        the cached prefix and to itself only (a block-diagonal 4-D mask), with the positions it would
+        have had after the prefix. The remaining tokens are the same for every image, so the
+        log-probabilities to read sit at the same columns in every row.
         """
         torch = self._torch
         if self.family == "auto":
@@ -400,27 +441,28 @@ class HFDetector(MultimodalDetector):
         vision, counts = self._vision_inputs(images)
         grid = vision["image_grid_thw"].cpu() if "image_grid_thw" in vision else None
         templates = [self.prompt_ids(p, probe=True) for _, p in probes]
-        n_img, K = len(images), len(probes)
-        seqs = [[self._expand(t, counts[i]) for t in templates] for i in range(n_img)]
-        nf = len(self.labels.fake)
-        out: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * K for _ in range(n_img)]
+        segments = self._segments(templates)
+        n_img, K = len(images), len(segments)
+        seqs = [[self._expand(t, counts[i]) for _, _, t in segments] for i in range(n_img)]
+        reads = [max(1, len(c)) for _, c, _ in segments]  # positions read at each segment's end
 
-        def put(lab: Any) -> None:  # lab: (n_img, K, n_labels)
-            arr = lab.cpu().numpy().reshape(n_img * K, -1)
-            with np.errstate(all="ignore"):  # -inf / NaN logits: judged with the result, not warned about
-                sc = score_label_logits(arr[:, :nf], arr[:, nf:])
-            for r in range(n_img * K):
-                out[r // K][r % K] = (float(sc.z_fake[r]), float(sc.z_real[r]))
+        def z_of(lab: Any) -> list[list[tuple[float, float]]]:  # lab: (n_img, sum(reads), columns)
+            arr = lab.cpu().numpy().astype(np.float64)
+            out = []
+            for i in range(n_img):
+                bounds = np.cumsum([0, *reads])
+                rows = [arr[i, bounds[j]: bounds[j + 1]] for j in range(K)]
+                out.append(self._z_of(rows, segments, len(probes)))
+            return out
 
         with torch.inference_mode():
             if K == 1:
                 rows = [s[0] for s in seqs]
                 ids, mask, pos = self._pad_left(rows, [self._positions(r, i, grid) for i, r in enumerate(rows)])
                 lab, _ = self._forward(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **vision)
-                put(lab[:, -1:, :])
-                return out
-            # The shared prefix stops at least one token short of the shortest probe: the logits read
-            # for each probe must come from its own last token.
+                return z_of(lab[:, -1:, :])
+            # The shared prefix stops at least one token short of the shortest segment: the
+            # log-probabilities read for each segment must come from its own tokens.
             plen = min(longest_common_prefix(seqs[0]), min(len(s) for s in seqs[0]) - 1)
             suffixes = [s[plen:] for s in seqs[0]]
             pre_len = [len(seqs[i][0]) - len(suffixes[0]) for i in range(n_img)]
@@ -438,29 +480,28 @@ class HFDetector(MultimodalDetector):
             sids = torch.tensor([flat] * n_img, dtype=torch.long, device=self.device)
             spos = torch.stack([torch.cat([full_pos[i][k][..., pre_len[i]:] for k in range(K)], dim=-1)
                                 for i in range(n_img)], dim=-2).to(self.device)
-            # Block-diagonal causal mask over the packed probes, appended to the prefix's padding mask.
+            # Block-diagonal causal mask over the packed segments, appended to the prefix's padding mask.
             block = torch.zeros((S, S), dtype=torch.bool)
-            ends, start = [], 0
-            for s in suffixes:
+            kept, start = [], 0
+            for s, n_read in zip(suffixes, reads, strict=True):
                 n = len(s)
                 block[start: start + n, start: start + n] = torch.ones((n, n), dtype=torch.bool).tril()
                 start += n
-                ends.append(start - 1)
+                kept.extend(range(start - n_read, start))
             allowed = torch.cat([pmask.bool().cpu()[:, None, None, :].expand(n_img, 1, S, P),
                                  block[None, None].expand(n_img, 1, S, S)], dim=-1)
             neg = torch.finfo(self.dtype).min
             mask4 = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill(~allowed, neg).to(self.device)
-            keep = torch.tensor(ends, dtype=torch.long, device=self.device)
+            keep = torch.tensor(kept, dtype=torch.long, device=self.device)
             lab, _ = self._forward(keep=keep, input_ids=sids, attention_mask=mask4, position_ids=spos,
                                    past_key_values=cache, use_cache=True)
-            put(lab)
             del cache
-        return out
+            return z_of(lab)
 
     def _score_images_auto(self, images: list[Any], probes: list[tuple[str, str]]) -> list[list[tuple[float, float]]]:
-        """Other architectures: the checkpoint's own processor, one full pass per (image, prompt)."""
+        """Other architectures: the checkpoint's own processor, one full pass per (image, prompt),
+        and one more per multi-token label word (its leading tokens appended to the prompt)."""
         torch = self._torch
-        nf = len(self.labels.fake)
         pairs = [(i, k) for i in range(len(images)) for k in range(len(probes))]
         results: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * len(probes) for _ in images]
         self.tokenizer.padding_side = "left"
@@ -472,11 +513,17 @@ class HFDetector(MultimodalDetector):
                 batch = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
                          for k, v in batch.items() if hasattr(v, "to")}
                 lab, _ = self._forward(**batch, use_cache=False)
-                arr = lab[:, -1, :].cpu().numpy()
-                with np.errstate(all="ignore"):
-                    sc = score_label_logits(arr[:, :nf], arr[:, nf:])
+                first = lab[:, -1, :].cpu().numpy().astype(np.float64)
+                continued: list[dict[tuple[int, ...], Any]] = [{} for _ in chunk]
+                for c in self.labels.continuations:  # right after the left-padded prompt: no re-padding
+                    extra = torch.tensor([list(c[:-1])] * len(chunk), dtype=torch.long, device=self.device)
+                    longer = dict(batch, input_ids=torch.cat([batch["input_ids"], extra], dim=1),
+                                  attention_mask=torch.cat([batch["attention_mask"], torch.ones_like(extra)], dim=1))
+                    lab_c, _ = self._forward(keep=len(c), **longer, use_cache=False)
+                    for r in range(len(chunk)):
+                        continued[r][c] = lab_c[r].cpu().numpy().astype(np.float64)
                 for r, (i, k) in enumerate(chunk):
-                    results[i][k] = (float(sc.z_fake[r]), float(sc.z_real[r]))
+                    results[i][k] = label_z(first[r], continued[r], self.labels)
         return results
 
     # ------------------------------------------------------------------------------ results

@@ -10,6 +10,13 @@ two-way softmax (and manifest calibration) as the hf and gguf backends. Log-prob
 logits minus one constant per position, so the result equals the logit-based one whenever every
 label token is inside the top-k.
 
+A chat-completions request cannot force text into the answer, so a manifest's `answer_prefix` or
+`answer_marker` is met the other way round: one greedy answer with top_logprobs at every position,
+and the label read at the position right after the prefix (which the model must write first) or
+the marker (the reasoning before it kept as the explanation). A model that does not write them
+fails its file with a detector-error. Label words of several words and `prompt_format: raw` are
+refused (one token per position; no template-free image request).
+
 Standard library only (HTTP in openai_http.py): the backend adds no dependency. The scan
 engine calls `analyze` from several threads at once (`parallel_requests`); each thread keeps its
 own keep-alive connection. The API key is read from an environment variable and only ever sent
@@ -146,6 +153,38 @@ def first_token_top_logprobs(response: dict[str, Any]) -> list[tuple[str, float]
     return out or None
 
 
+def answer_tokens(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """The generated tokens of a chat completion with logprobs: [{token, logprob, top_logprobs}]."""
+    try:
+        content = response["choices"][0]["logprobs"]["content"]
+    except (KeyError, IndexError, TypeError):
+        content = None
+    if not isinstance(content, list) or not all(isinstance(t, dict) and isinstance(t.get("token"), str) for t in content):
+        raise DetectorUnavailable(f"the server returned no per-token logprobs for its answer; {NO_LOGPROBS_HINT}")
+    return content
+
+
+def read_after(tokens: Sequence[dict[str, Any]], needle: str, *, at_start: bool) -> tuple[int, str]:
+    """Where the label is read in a greedy answer: the index of the first token after `needle` (the
+    answer prefix, which must open the answer, or the marker, anywhere), and the text before the
+    needle (a reason-first model's reasoning). InputError when the model did not write it."""
+    text = "".join(t["token"] for t in tokens)
+    at = len(text) - len(text.lstrip()) if at_start else text.find(needle)
+    if at < 0 or not text.startswith(needle, at):
+        what = "does not open with" if at_start else "holds no"
+        raise InputError(f"the model's answer {what} {needle!r} (it began {text[:80]!r})", "detector-error")
+    end, start = at + len(needle), 0
+    for i, t in enumerate(tokens):
+        if start >= end and text[end:start].strip() == "":
+            return i, text[:at]
+        if start < end < start + len(t["token"]):
+            raise InputError(f"the model's token {t['token']!r} runs across the end of {needle!r}; the label "
+                             "cannot be read on its own", "detector-error")
+        start += len(t["token"])
+    raise InputError(f"the model's answer ends at {needle!r}, before any label (raise marker_max_tokens)",
+                     "detector-error")
+
+
 def _message_text(response: dict[str, Any]) -> str:
     try:
         content = response["choices"][0]["message"]["content"]
@@ -230,12 +269,16 @@ class ServerDetector(MultimodalDetector):
             raise DetectorUnavailable(f"--api-key-env {api_key_env}: that environment variable is not set")
         self.setup_protocol(load_manifest_file(manifest) if manifest is not None else PromptProtocol(),
                             attributes=attributes, explain=explain, max_tokens=max_tokens)
-        if (self.protocol.answer_prefix is not None or self.protocol.prompt_format != "chat"
-                or self.protocol.answer_marker is not None):
-            # A chat-completions server renders its own template and starts the answer itself.
+        if self.protocol.prompt_format != "chat":
+            # Chat completions apply the server's template; the raw completions endpoint takes no image.
             raise DetectorUnavailable(
-                f"--manifest {manifest}: answer_prefix, answer_marker and prompt_format raw need a local backend (hf or gguf); "
-                "the server applies its own chat template and starts the answer itself")
+                f"--manifest {manifest}: prompt_format raw needs a local backend (hf or gguf); an OpenAI-compatible "
+                "server applies its own chat template to an image request")
+        several = [w for words in self.protocol.label_words.values() for w in words if len(w.split()) > 1]
+        if several:
+            raise DetectorUnavailable(
+                f"--manifest {manifest}: label words of several words ({', '.join(repr(w) for w in several)}) "
+                "need a local backend (hf or gguf); a server's top_logprobs show one token per position")
         self.top_logprobs = int(top_logprobs)
         self.api_key_env = api_key_env
         self.http = Http(url, api_key, float(request_timeout), max(0, int(retries)), backoff)
@@ -300,7 +343,10 @@ class ServerDetector(MultimodalDetector):
     def _messages(self, image_url: str, prompt: str) -> list[dict[str, Any]]:
         return self.chat_messages(prompt, {"type": "image_url", "image_url": {"url": image_url}}, plain_system=True)
 
-    def _probe(self, image_url: str, prompt: str) -> tuple[TopLogprobScore, str | None]:
+    def _probe(self, image_url: str, prompt: str) -> tuple[TopLogprobScore, str | None, str | None]:
+        """One probe: its score, the token the label was read from, and (marker mode) the reasoning."""
+        if self._reads_generated:
+            return self._probe_generated(image_url, prompt)
         answer = self.http.call("POST", "/chat/completions", self._body(self._messages(image_url, prompt), logprobs=True))
         top = first_token_top_logprobs(answer)
         if top is None:
@@ -310,7 +356,37 @@ class ServerDetector(MultimodalDetector):
             first = answer["choices"][0]["logprobs"]["content"][0].get("token")
         except (KeyError, IndexError, TypeError, AttributeError):
             pass
-        return score_top_logprobs(top, self.protocol.label_words), first if isinstance(first, str) else None
+        return score_top_logprobs(top, self.protocol.label_words), first if isinstance(first, str) else None, None
+
+    def _probe_generated(self, image_url: str, prompt: str) -> tuple[TopLogprobScore, str | None, str | None]:
+        """answer_prefix / marker mode over chat completions (which cannot force text into the answer):
+        a greedy answer with top_logprobs at every position; the label is read at the position right
+        after the prefix (which the model must write first) or the marker (its reasoning kept)."""
+        prefix, marker = self.protocol.answer_prefix, self.protocol.answer_marker
+        needle = prefix if prefix is not None else marker
+        assert needle is not None
+        # A token is at least one byte (a partial UTF-8 piece shows as ""): the prefix takes at most
+        # that many tokens, then the label's.
+        budget = len(prefix.encode("utf-8")) + 1 if prefix is not None else self.protocol.marker_max_tokens + 1
+        answer = self.http.call("POST", "/chat/completions",
+                                self._body(self._messages(image_url, prompt), logprobs=True, max_tokens=budget))
+        tokens = answer_tokens(answer)
+        i, before = read_after(tokens, needle, at_start=prefix is not None)
+        top = [(e["token"], float(e["logprob"])) for e in tokens[i].get("top_logprobs") or []
+               if isinstance(e, dict) and isinstance(e.get("token"), str) and isinstance(e.get("logprob"), (int, float))]
+        if not top:
+            raise DetectorUnavailable(f"the server at {self.url} returned no top_logprobs; {NO_LOGPROBS_HINT}")
+        reasoning = before if marker is not None else None
+        return score_top_logprobs(top, self.protocol.label_words), tokens[i]["token"], reasoning
+
+    @property
+    def _reads_generated(self) -> bool:
+        """answer_prefix or marker mode: the label is read from a greedy answer, not its first token."""
+        return self.protocol.answer_prefix is not None or self.protocol.answer_marker is not None
+
+    def _score_after_marker(self, image: Any, probes: list[tuple[str, str]]) -> ImageScores:
+        """Marker mode reads the label from the same greedy request that writes the reasoning."""
+        return self._score_image(image, probes)
 
     def score_images(self, images: list[Any], probes: list[tuple[str, str]]) -> list[ImageScores]:
         return [self._score_image(url, probes) for url in images]
@@ -318,12 +394,12 @@ class ServerDetector(MultimodalDetector):
     def _score_image(self, image_url: str, probes: list[tuple[str, str]]) -> ImageScores:
         """One request per probe. An aspect whose answer holds no label word is left unscored (absent,
         not guessed); the detection probe's failure is the file's."""
-        detect, first_token = self._probe(image_url, probes[0][1])
-        out = ImageScores([(detect.z_fake, detect.z_real)])
+        detect, first_token, reasoning = self._probe(image_url, probes[0][1])
+        out = ImageScores([(detect.z_fake, detect.z_real)], reasoning=reasoning)
         bounded: dict[str, str] = {}
         for key, prompt in probes[1:]:
             try:
-                s, _ = self._probe(image_url, prompt)
+                s, _, _ = self._probe(image_url, prompt)
             except InputError as exc:
                 if exc.code != "detector-error":
                     raise
@@ -333,7 +409,8 @@ class ServerDetector(MultimodalDetector):
             out.z.append((s.z_fake, s.z_real))
             if s.bounded:
                 bounded[key] = s.bounded
-        out.raw = {"top_logprobs": self.top_logprobs, "label_tokens": detect.matched, "first_token": first_token}
+        out.raw = {"top_logprobs": self.top_logprobs, "label_tokens": detect.matched,
+                   "label_read_from" if self._reads_generated else "first_token": first_token}
         if detect.bounded:
             out.raw["bounded_label"] = detect.bounded
         if bounded:

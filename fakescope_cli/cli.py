@@ -19,6 +19,7 @@ from fakescope_cli import __version__, interrupts
 from fakescope_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_CLOSED,
+    DetectorUnavailable,
     FakescopeError,
     Interrupted,
     UsageError,
@@ -625,8 +626,6 @@ def data_import_cmd(
     """Convert FakeClue, MMFR, OpenFake or SID_Set into instruction records (JSONL) for `fakescope train lmm`."""
     import json
 
-    from fakescope_cli import errors
-
     try:
         from fakescope_train.importers import import_dataset
     except ImportError as exc:
@@ -635,7 +634,7 @@ def data_import_cmd(
         stats = import_dataset(layout, source, output, answer=answer, image_root=image_root, manifest=manifest,
                                absolute_paths=absolute_paths, limit=limit,
                                log=lambda m: typer.echo(f"data import: {m}", err=True))
-    except errors.DetectorUnavailable as exc:  # a broken --manifest is the user's input here, not a detector
+    except DetectorUnavailable as exc:  # a broken --manifest is the user's input here, not a detector
         raise UsageError(str(exc)) from None
     typer.echo(json.dumps(stats, ensure_ascii=False))
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
 FIXTURES = SHARED / "fixtures"
-BASELINE_REF = "87837ec"  # the last commit before the watermark screen
+BASELINE_REF = "87837ec"  # the last commit before the watermark screen (and the float32 U plane)
 TARGET_RATIO = 0.5
 EXTS = (".jpg", ".jpeg", ".png", ".heic", ".heif", ".tif", ".tiff", ".webp")
 

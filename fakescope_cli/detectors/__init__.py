@@ -18,6 +18,7 @@ __all__ = ["BUILTIN_BACKENDS", "Detector", "DetectorResult", "backend_names", "l
 BUILTIN_BACKENDS: dict[str, str] = {
     "builtin": "fakescope_cli.detectors.builtin:BuiltinDetector",
     "cycle": "fakescope_cli.detectors.cycle:LatentCycleDetector",
+    "fitted": "fakescope_cli.detectors.fitted:FittedDetector",
     "hf": "fakescope_cli.detectors.hf:HFDetector",
     "gguf": "fakescope_cli.detectors.gguf:GGUFDetector",
     "server": "fakescope_cli.detectors.server:ServerDetector",
@@ -87,7 +88,7 @@ def backend_availability() -> dict[str, str]:
     """name -> "available" or why not, without loading any model (imports only)."""
     import importlib.util
 
-    needs = {"builtin": ["onnxruntime"], "cycle": ["onnxruntime"], "hf": ["torch", "transformers"], "gguf": ["llama_cpp"],
+    needs = {"builtin": ["onnxruntime"], "cycle": ["onnxruntime"], "fitted": ["onnxruntime"], "hf": ["torch", "transformers"], "gguf": ["llama_cpp"],
              "server": []}
     extras = {"hf": "hf", "gguf": "gguf", "server": "server"}
     out: dict[str, str] = {"none": "available (provenance only)"}
@@ -104,6 +105,8 @@ def backend_availability() -> dict[str, str]:
             path = default_model_path()
             out[name] = (f"available ({path})" if path.is_file()
                          else f"needs its model file at {path}: fakescope train cycle --taesd DIR, or --model FILE")
+        elif name == "fitted":
+            out[name] = "available with --model FILE (from `fakescope train detector`)"
         else:
             out[name] = "available" if name in BUILTIN_BACKENDS else "available (plugin)"
     return out

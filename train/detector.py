@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,9 +310,11 @@ def export_onnx(head: Head, path: Path, meta: dict[str, Any]) -> None:
     net = Fitted().eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    torch.onnx.export(net, torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE), str(tmp), input_names=["image"],
-                      output_names=["logit"], dynamic_axes={"image": {0: "n"}, "logit": {0: "n"}},
-                      opset_version=17, dynamo=False)
+    with warnings.catch_warnings():  # the exporter's notes on constant folding of the SAME padding's slices
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(net, torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE), str(tmp), input_names=["image"],
+                          output_names=["logit"], dynamic_axes={"image": {0: "n"}, "logit": {0: "n"}},
+                          opset_version=17, dynamo=False)
     model = onnx.load(str(tmp))
     onnx.helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     onnx.save(model, str(tmp))

@@ -131,6 +131,8 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--c", type=float, nargs="+", default=[DEFAULT_C])
+    ap.add_argument("--only", nargs="+", default=None, metavar="WORD",
+                    help="run only the feature sets whose name contains one of these words")
     a = ap.parse_args()
     rows = load_manifest(a.data)
     paths = [str(a.data / r["path"]) for r in rows]
@@ -153,6 +155,8 @@ def main() -> None:
         sets["cycle (tile score statistics)"] = ["cycle"]
         sets["builtin + cycle"] = ["builtin", "cycle"]
         sets["EfficientNet-Lite0 resize + builtin + cycle"] = ["resize", "builtin", "cycle"]
+    if a.only:
+        sets = {n: k for n, k in sets.items() if any(w in n for w in a.only)}
     results: dict = {"zero_shot": {"builtin": summarise(items, feats["builtin"][:, 0])}, "heads": {}}
     if "cycle" in feats:
         results["zero_shot"]["cycle"] = summarise(items, feats["cycle"][:, 0])

@@ -170,3 +170,11 @@ def test_fitted_backend_refuses_a_foreign_onnx_file(tmp_path):
     proc = run_cli("scan", "--backend", "fitted", "--model", str(tmp_path / "x.onnx"), "-f", "jsonl", str(image))
     assert proc.returncode == 4, proc.stderr.decode()
     assert "not a detector written by `fakescope train detector`" in proc.stderr.decode()
+
+
+def test_fitted_backend_needs_a_model_file(tmp_path):
+    image = next(DATA.glob("real/ml72_playground/*"))
+    proc = run_cli("scan", "--backend", "fitted", "-f", "jsonl", str(image))
+    assert proc.returncode == 2 and "needs --model FILE" in proc.stderr.decode()
+    proc = run_cli("scan", "--backend", "fitted", "--model", str(tmp_path / "none.onnx"), "-f", "jsonl", str(image))
+    assert proc.returncode == 4 and "fakescope train detector" in proc.stderr.decode()

@@ -98,7 +98,7 @@ class DeviceChoice(str, Enum):
     cuda = "cuda"
 
 
-MODEL_HELP = "Model folder or file (hf, gguf; cycle: its ONNX file); the served model's name (server)."
+MODEL_HELP = "Model folder or file (hf, gguf; cycle, fitted: its ONNX file); the served model's name (server)."
 SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
 API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
                     "the key is never a flag value.")

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import comb
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -288,13 +288,17 @@ def majority_bits(blocks: np.ndarray, n_bits: int) -> np.ndarray:
 # --- screening: a spread-out sample of block rows first ------------------------------------------
 
 SCREEN_Z = 6.0  # over every unmarked pool image's (max 4.1), far under a readable mark's (min 14.5)
-SCREEN_EVERY = 4  # one band of block rows in four is read
+SCREEN_EVERY = 4  # one band of block rows in four is read (one in eight: marks' z fell to 10.2)
 _SCREEN_BAND = 64  # pixel rows per band (8 block rows): long runs keep the numpy work vectorised
 _SCREEN_MIN_BLOCKS = 8192  # below about 0.5 MP the whole image is cheap: read it all
 
 
+def _screen_applies_to_size(height: int, width: int) -> bool:
+    return (height // 8) * (width // 8) >= _SCREEN_MIN_BLOCKS
+
+
 def _screen_applies(rgb: np.ndarray) -> bool:
-    return (rgb.shape[0] // 8) * (rgb.shape[1] // 8) >= _SCREEN_MIN_BLOCKS
+    return _screen_applies_to_size(rgb.shape[0], rgb.shape[1])
 
 
 def screen_rows(height: int) -> np.ndarray:
@@ -305,18 +309,20 @@ def screen_rows(height: int) -> np.ndarray:
     return rows[rows < usable]
 
 
+def _block_index(rows: np.ndarray, cols: int) -> np.ndarray:
+    """Row-major index in the full image of every block in the given pixel rows (whole block rows)."""
+    block_rows = rows[::8] // 8
+    return (block_rows[:, None] * cols + np.arange(cols)[None, :]).ravel()
+
+
 def sampled_block_bits(rgb: np.ndarray, rows: np.ndarray,
                        variants: tuple[str, ...] = VARIANTS) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Block reads of the given pixel rows (whole block rows, multiples of 8) and each block's index
     in the full image's row-major order, which says which payload bit it carries."""
     arr = _as_rgb_array(rgb)
     width = arr.shape[1] // 8 * 8
-    sample = arr[rows, :width, :3]
-    reads = block_bits(np.ascontiguousarray(sample), variants)
-    cols = width // 8
-    block_rows = rows[::8] // 8
-    index = (block_rows[:, None] * cols + np.arange(cols)[None, :]).ravel()
-    return reads, index
+    reads = block_bits(np.ascontiguousarray(arr[rows, :width, :3]), variants)
+    return reads, _block_index(rows, width // 8)
 
 
 def payload_z(reads: np.ndarray, index: np.ndarray, payload_bits: np.ndarray) -> float:
@@ -335,6 +341,20 @@ def payload_z(reads: np.ndarray, index: np.ndarray, payload_bits: np.ndarray) ->
 def screen_z(rgb: np.ndarray) -> float:
     """The largest screening z over every payload and decoding path, on the sampled block rows."""
     reads, index = sampled_block_bits(rgb, screen_rows(rgb.shape[0]))
+    return max(payload_z(reads[v], index, p.bits) for p in PAYLOADS for v in p.variants)
+
+
+def screen_z_image(image: Any) -> float:
+    """screen_z of an RGB Pillow image, converting only the sampled bands to arrays (converting the
+    whole image costs about as much as the screen itself)."""
+    width, height = image.size
+    rows = screen_rows(height)
+    starts = rows[::_SCREEN_BAND]
+    bands = [np.asarray(image.crop((0, int(top), width, int(min(top + _SCREEN_BAND, height // 8 * 8)))))
+             for top in starts]
+    sample = np.ascontiguousarray(np.concatenate(bands)) if bands else np.zeros((0, width, 3), np.uint8)
+    reads = block_bits(sample, VARIANTS)
+    index = _block_index(rows, width // 8)
     return max(payload_z(reads[v], index, p.bits) for p in PAYLOADS for v in p.variants)
 
 
@@ -381,11 +401,12 @@ def read(media: Media) -> list[EvidenceItem]:
     quality = jpeg_quality_estimate(media)
     if quality is not None and quality <= MAX_LOSSY_QUALITY:
         return []
-    rgb = np.asarray(media.rgb())
-    if rgb.ndim != 3 or rgb.dtype != np.uint8:
+    image = media.rgb()
+    if image.mode not in ("RGB", "RGBA"):
         return []
-    if _screen_applies(rgb) and screen_z(rgb) < SCREEN_Z:
+    if _screen_applies_to_size(image.size[1], image.size[0]) and screen_z_image(image) < SCREEN_Z:
         return []
+    rgb = np.asarray(image)
     reads = block_bits(rgb, VARIANTS)
     n_blocks = reads["uint8"].size
     items: list[EvidenceItem] = []

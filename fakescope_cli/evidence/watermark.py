@@ -209,9 +209,16 @@ def _u_plane_uint8(rgb: np.ndarray) -> np.ndarray:
 
 def _haar_ll(plane: np.ndarray) -> np.ndarray:
     """LL band of a one-level 2-D Haar DWT (even-sized input), bit-identical to pywt.dwt2."""
-    x = plane.astype(np.float64)
-    half = _HAAR * x[0::2] + _HAAR * x[1::2]
-    return _HAAR * half[:, 0::2] + _HAAR * half[:, 1::2]
+    # The same float64 products and sums as H * x[0::2] + H * x[1::2], then the same across columns,
+    # computed in place on half-size copies (half the time of converting the whole plane first).
+    half = plane[0::2].astype(np.float64)
+    half *= _HAAR
+    lower = plane[1::2].astype(np.float64)
+    lower *= _HAAR
+    half += lower
+    ll = half[:, 0::2] * _HAAR
+    ll += half[:, 1::2] * _HAAR
+    return ll
 
 
 def _block_bits_uint8(rgb: np.ndarray) -> np.ndarray:

@@ -103,7 +103,7 @@ class DeviceChoice(str, Enum):
     cuda = "cuda"
 
 
-MODEL_HELP = "Model folder or file (hf, gguf; cycle: its ONNX file); the served model's name (server)."
+MODEL_HELP = "Model folder or file (hf, gguf; cycle, fitted: its ONNX file); the served model's name (server)."
 SERVER_URL_HELP = "OpenAI-compatible server that returns logprobs, e.g. http://127.0.0.1:8000 (server backend)."
 API_KEY_ENV_HELP = ("Environment variable holding the server's API key (default FAKESCOPE_API_KEY); "
                     "the key is never a flag value.")
@@ -223,7 +223,7 @@ def scan(
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow folder symlinks inside folders.")] = False,
     ext: Annotated[list[str] | None, typer.Option("--ext", "-e", metavar="EXT", help="Only files with these extensions in folders (repeat or comma-separate).")] = None,
     null: Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin are NUL-separated.")] = False,
-    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, cycle (zero-shot, slower; `fakescope train cycle` first), hf, gguf, server, classifier (an image-classification checkpoint), or none (provenance only).")] = "builtin",
+    backend: Annotated[str, typer.Option("--backend", "-b", metavar="NAME", help="Detector: builtin, cycle (zero-shot, slower; `fakescope train cycle` first), fitted (--model FILE from `fakescope train detector`), hf, gguf, server, classifier (an image-classification checkpoint), or none (provenance only).")] = "builtin",
     model: ModelOpt = None,
     mmproj: MmprojOpt = None,
     url: UrlOpt = None,
@@ -448,7 +448,7 @@ def models_pull(
     typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 
-train_app = typer.Typer(help="Train detectors: the embedded builtin detector, or a multimodal model (lmm).",
+train_app = typer.Typer(help="Train detectors: one fitted to your labelled images (detector), the embedded builtin detector, or a multimodal model (lmm).",
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
@@ -488,6 +488,37 @@ def train_builtin_cmd(
                   width=width, tile=tile, grid=grid, consistency=consistency, lossless_q=lossless_quality,
                   downscale=downscale, views=views, teacher_cache=teacher_cache,
                   log=lambda msg: typer.echo(msg, err=True))
+
+
+@train_app.command("detector")
+def train_detector_cmd(
+    data: Annotated[Path, typer.Option("--data", metavar="DIR|CSV", help="Your labelled images: a folder with real/ and fake/ (a sub-folder below them names a group), or a CSV with path,label[,group|source|generator].")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help="Where fitted.onnx, its card and cv.json are written.")] = Path("build/fitted"),
+    folds: Annotated[int, typer.Option("--folds", min=2, metavar="K", help="Cross-validation folds (whole groups per fold when the data names groups).")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (fold assignment, bootstrap).")] = 0,
+    view: Annotated[str, typer.Option("--view", help="What the backbone sees: resize (whole image, shorter side to 224 px, centre cut) or crop (centre 224 px at native resolution).")] = "resize",
+    min_per_label: Annotated[int, typer.Option("--min-per-label", min=2, metavar="N", help="Refuse with fewer than N images of either label.")] = 10,
+    force: Annotated[bool, typer.Option("--force", help="Write the detector even when the held-out figures cannot tell it from chance.")] = False,
+    threads: Annotated[int, typer.Option("--threads", min=1, metavar="N", help="CPU threads for torch.")] = 2,
+) -> None:
+    """Fit a detector to your own labelled cases: frozen EfficientNet-Lite0 features + a logistic head, one ONNX
+    file for `scan --backend fitted --model FILE` (needs the `train` extra). Prints held-out cross-validation
+    first; exit 2 with the figures when the data cannot support a detector."""
+    try:
+        from fakescope_train.detector import VIEWS, DataTooWeak, train_detector
+    except ImportError as exc:
+        raise UsageError(f"training needs the train extra: pip install 'fakescope[train]' ({exc})") from None
+    if view not in VIEWS:
+        raise UsageError(f"unknown --view {view!r}: {' or '.join(VIEWS)}")
+    command = (f"fakescope train detector --data {data} --out {out} --folds {folds} --seed {seed} --view {view} "
+               f"--min-per-label {min_per_label}{' --force' if force else ''}")
+    try:
+        train_detector(data, out, folds=folds, seed=seed, view=view, min_per_label=min_per_label, force=force,
+                       threads=threads, log=lambda msg: typer.echo(msg, err=True), command=command)
+    except DataTooWeak as exc:  # the figures say why: a refusal, exit 2
+        raise UsageError(str(exc)) from None
+    except ImportError as exc:  # torch, onnx, scikit-learn or the weights package imported by the run itself
+        raise UsageError(f"training needs the train extra: pip install 'fakescope[train]' ({exc})") from None
 
 
 @train_app.command("cycle")

@@ -1,5 +1,5 @@
 """Tiny, randomly initialised image classifiers (ViT, Swin, SigLIP) in the label layouts public
-detectors use, trained here for a few steps on the planted trace of tests/test_train_lmm.py
+detectors use, trained here for a few steps on the planted trace of tests/planted.py
 (fakes carry a faint period-4 grid). Nothing is downloaded; weights are saved as safetensors.
 """
 
@@ -9,10 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-IMG = 32
-GRID_AMPLITUDE = 16.0
+from tests.planted import IMG, make_planted, planted_image  # noqa: F401 (re-exported to the tests)
 
 # name -> (model_type, id2label, the class each planted half is taught)
 LAYOUTS: dict[str, tuple[str, dict[int, str]]] = {
@@ -20,33 +17,6 @@ LAYOUTS: dict[str, tuple[str, dict[int, str]]] = {
     "swin": ("swin", {0: "artificial", 1: "human"}),
     "siglip3": ("siglip", {0: "AI", 1: "Deepfake", 2: "Real"}),
 }
-
-
-def planted_image(rng: np.random.Generator, fake: bool) -> np.ndarray:
-    """Smooth random content; fakes add a faint zero-mean grid of period 4 (the trace)."""
-    y, x = np.mgrid[0:IMG, 0:IMG].astype(np.float32)
-    arr = rng.uniform(40, 200, 3)[None, None, :] + (
-        rng.uniform(-3, 3) * (x - IMG / 2) + rng.uniform(-3, 3) * (y - IMG / 2))[..., None]
-    for _ in range(3):
-        cx, cy, r = rng.uniform(0, IMG), rng.uniform(0, IMG), rng.uniform(4, 12)
-        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
-        arr = arr + rng.uniform(-40, 40, 3)[None, None, :] * blob[..., None]
-    arr = arr + rng.normal(0, 6, arr.shape)
-    if fake:
-        grid = ((x % 4 == 0) | (y % 4 == 0)).astype(np.float32)
-        arr = arr + GRID_AMPLITUDE * (grid - grid.mean())[..., None]
-    return np.clip(arr, 0, 255).round().astype(np.uint8)
-
-
-def make_planted(root: Path, n_per_class: int, seed: int) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for label in ("real", "fake"):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_class):
-            Image.fromarray(planted_image(rng, label == "fake")).save(root / label / f"{label}{i:03d}.png")
-    return root
 
 
 def build_classifier(out: Path, model_type: str, id2label: dict[int, str], seed: int = 0) -> Any:

@@ -131,6 +131,20 @@ class Detector:
         return None
 
 
+class BatchedDetector(Detector):
+    """A detector whose unit of work is a batch (one forward pass over many images): it implements
+    `analyze_batch`, and one image is a batch of one."""
+
+    def analyze(self, media: Media) -> DetectorResult:
+        out = self.analyze_batch([media])[0]
+        if isinstance(out, InputError):
+            raise out
+        return out
+
+    def analyze_batch(self, medias: Sequence[Media]) -> list[DetectorResult | InputError]:
+        raise NotImplementedError
+
+
 def finite_result(p_fake: float, attributes: dict[str, float] | None, raw: dict[str, Any],
                   *, why: str) -> tuple[float, dict[str, float] | None, dict[str, Any]]:
     """A backend's scores made safe for a record: no NaN or infinity ever leaves a detector.

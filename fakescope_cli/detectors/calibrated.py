@@ -17,6 +17,16 @@ from fakescope_cli.protocol import sigmoid
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
+def model_file_sha256(path: Path) -> str | None:
+    """The identity of a one-file ONNX model; None when it cannot be read (the load then says why)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def default_threads(threads: int | None) -> int:
     """In a scan's worker process the workers already use every core: one thread each avoids
     oversubscription. On its own (one process) a session may use a few."""

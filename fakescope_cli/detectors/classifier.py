@@ -24,15 +24,10 @@ from typing import Any
 import numpy as np
 
 from fakescope_cli.checkpoints import hf_weight_files, read_hf_config, weights_identity
-from fakescope_cli.detectors.base import Detector, DetectorResult, finite_result
+from fakescope_cli.detectors.base import BatchedDetector, DetectorInfo, DetectorResult, finite_result
 from fakescope_cli.errors import DetectorUnavailable, InputError, UsageError
 from fakescope_cli.media import Media
 from fakescope_cli.protocol import LABEL_WORDS, MANIFEST_NAME, load_protocol
-
-try:  # the capability-based detector interface (issue #18) describes a detector with a DetectorInfo
-    from fakescope_cli.detectors.base import DetectorInfo
-except ImportError:  # the interface before it: describe() returns the extra identity fields
-    DetectorInfo = None  # type: ignore[assignment,misc]
 
 INSTALL_HINT = "pip install 'fakescope[hf]'  (torch, transformers, safetensors)"
 QUANTIZE_CHOICES = ("none", "4bit", "8bit")
@@ -109,7 +104,7 @@ def _manifest_label_words(protocol: Any) -> dict[str, Sequence[str]] | None:
     return None if words == {k: tuple(v) for k, v in LABEL_WORDS.items()} else words
 
 
-class ClassifierDetector(Detector):
+class ClassifierDetector(BatchedDetector):
     """Detector over an image-classification checkpoint folder; `analyze_batch` scores a batch per pass."""
 
     id = "classifier"
@@ -224,12 +219,6 @@ class ClassifierDetector(Detector):
 
     # ------------------------------------------------------------------------------ scoring
 
-    def analyze(self, media: Media) -> DetectorResult:
-        out = self.analyze_batch([media])[0]
-        if isinstance(out, InputError):
-            raise out
-        return out
-
     def analyze_batch(self, medias: Sequence[Media]) -> list[DetectorResult | InputError]:
         """Score many images, `batch_size` per forward pass; an undecodable file gives its
         InputError in its slot and the others are still scored."""
@@ -289,7 +278,7 @@ class ClassifierDetector(Detector):
                                                                 f"{self.device} ({self.quantize})")
         return DetectorResult(p_fake=min(1.0, max(0.0, p_fake)), raw=raw)
 
-    def describe(self) -> Any:
+    def describe(self) -> DetectorInfo:
         details = {
             "backend": "classifier",
             "model": str(self.model_dir),
@@ -302,8 +291,6 @@ class ClassifierDetector(Detector):
                        "real": [self.id2label[i] for i in self.real_ids]},
             "protocol": self.protocol.version,
         }
-        if DetectorInfo is None:
-            return details
         return DetectorInfo(self.id, self.version, self.weights_sha256, details=details)
 
 

@@ -16,7 +16,6 @@ detector refuses a file whose weights differ from those the calibration was fitt
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import replace
 from functools import cached_property
@@ -29,6 +28,7 @@ from fakescope_cli.detectors.calibrated import (
     CalibratedTileDetector,
     OnnxSession,
     default_threads,
+    model_file_sha256,
 )
 from fakescope_cli.detectors.tiling import scaled_tiles
 from fakescope_cli.errors import DetectorUnavailable
@@ -78,10 +78,7 @@ class LatentCycleDetector(CalibratedTileDetector):
 
     @cached_property
     def weights_sha256(self) -> str | None:
-        try:
-            return hashlib.sha256(self.model.read_bytes()).hexdigest()
-        except OSError:
-            return None
+        return model_file_sha256(self.model)
 
     def describe(self) -> DetectorInfo:
         info = super().describe()

@@ -9,14 +9,13 @@ with onnxruntime on CPU (no torch). The model only knows the cases it was fitted
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fakescope_cli.detectors.base import Detector, DetectorInfo, DetectorResult
-from fakescope_cli.detectors.calibrated import OnnxSession, default_threads, sigmoid
+from fakescope_cli.detectors.calibrated import OnnxSession, default_threads, model_file_sha256, sigmoid
 from fakescope_cli.errors import DetectorUnavailable, UsageError
 
 if TYPE_CHECKING:
@@ -84,10 +83,7 @@ class FittedDetector(Detector):
 
     @cached_property
     def weights_sha256(self) -> str | None:
-        try:
-            return hashlib.sha256(self.model.read_bytes()).hexdigest()
-        except OSError:
-            return None
+        return model_file_sha256(self.model)
 
     @cached_property
     def session(self) -> Any:

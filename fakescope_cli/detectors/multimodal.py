@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from fakescope_cli.checkpoints import weights_identity
-from fakescope_cli.detectors.base import Detector, DetectorInfo, DetectorResult, StreamCallback, finite_result
+from fakescope_cli.detectors.base import (
+    BatchedDetector,
+    DetectorInfo,
+    DetectorResult,
+    StreamCallback,
+    finite_result,
+)
 from fakescope_cli.errors import InputError, UsageError
 from fakescope_cli.protocol import PromptProtocol, score_probes, verdict_from_explanation
 
@@ -84,7 +90,7 @@ class ImageScores:
     reasoning: str | None = None
 
 
-class MultimodalDetector(Detector):
+class MultimodalDetector(BatchedDetector):
     """A checkpoint asked the FakeScope protocol's questions. Subclasses call `setup_protocol` in
     their constructor and implement `score_images`, `generate`, `identity` and `result_fields`."""
 
@@ -176,12 +182,6 @@ class MultimodalDetector(Detector):
         return contextlib.nullcontext() if self.concurrent_calls else self._lock
 
     # ------------------------------------------------------------------------------ public API
-
-    def analyze(self, media: Media) -> DetectorResult:
-        out = self.analyze_batch([media])[0]
-        if isinstance(out, InputError):
-            raise out
-        return out
 
     def analyze_batch(self, medias: Sequence[Media]) -> list[DetectorResult | InputError]:
         """Score many images, `batch_size` per model call. A file that cannot be decoded or scored

@@ -92,3 +92,13 @@ def test_one_file_metadata_scan_loads_only_what_it_uses(fixtures_dir):
     assert record["path"].endswith("Canon_40D.jpg") and record["errors"] == []  # it did scan the file
     loaded = json.loads(proc.stdout.rsplit("LOADED=", 1)[1])
     assert loaded == [], f"a one-file --no-pixels scan imported {loaded}"
+
+
+def test_run_header_platform_is_the_stdlibs():
+    """The run header names the platform as platform.platform(terse=True) does, without the child
+    process that asks `uname -p` for a processor name (record.platform_name)."""
+    import platform
+
+    from fakescope_cli.record import platform_name
+
+    assert platform_name() == platform.platform(terse=True)

@@ -1,5 +1,7 @@
 """`python -m fakescope_cli` and the `fakescope` command: signals first, then everything else."""
 
+import gc
+
 from fakescope_cli import interrupts
 
 
@@ -9,7 +11,13 @@ def main() -> None:
     interrupts.install()
     from fakescope_cli.cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    finally:
+        # The command is done (its output written, files closed, workers joined). At exit Python's
+        # last garbage collections would walk every object of every module loaded, ~15 ms of a
+        # one-file scan, for memory the process gives back anyway: they are left alone.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +61,7 @@ class Analyzer:
         self.thresholds: Thresholds = thresholds_from(self.detector_info, config.calibration)
         self.cache = None
         if config.cache_dir is not None:
+            import sqlite3
             from pathlib import Path
 
             from fakescope_cli.cache import ResultCache, result_key

@@ -1,16 +1,18 @@
 """The command line: parse, then delegate. No analysis logic lives here.
 
 Start-up stays light: heavy modules (torch, transformers, llama_cpp, onnxruntime) are imported only
-by the command that needs them, never at import time of this module.
+by the command that needs them, never at import time of this module. No `from __future__ import
+annotations` here: typer would then evaluate every option's annotation string twice per command it
+builds (inspect.signature and get_type_hints), ~20 ms of every invocation; evaluated once at import,
+they cost ~2 ms.
 """
-
-from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -214,6 +216,14 @@ def _use_c2pa_trust(trust_anchors: Path | None, c2pa_settings: Path | None) -> N
         os.environ[env] = os.path.abspath(path)
 
 
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    from fakescope_cli.merge import parse_shard  # the merge machinery: only for a sharded scan
+
+    return parse_shard(text)
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
     paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, folders, globs, or - to read paths from stdin.")],
@@ -299,12 +309,11 @@ def scan(
         cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()), frames=frames,
     )
     from fakescope_cli.gates import parse_fail_on
-    from fakescope_cli.merge import parse_shard
     from fakescope_cli.render import parse_only
 
     run = RunOptions(
         fail_on=parse_fail_on(fail_on), only=parse_only(only),
-        shard=parse_shard(shard) if shard is not None else None,
+        shard=_parse_shard(shard),
         paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
         recursive=recursive, follow_symlinks=follow_symlinks, exts=normalise_exts(ext),
         fail_above=fail_above, quiet=quiet, color=_use_color() and fmt == OutputFormat.table and output is None,
@@ -804,5 +813,64 @@ def _default_cache_dir() -> Path:
     return default_cache_dir()
 
 
+class _BuiltOnDemand(MutableMapping[str, Any]):
+    """A group's sub-commands by name, each built by typer when first looked up.
+
+    Typer builds every command's click options before running one (~8 ms of a one-file scan, for
+    nine commands it does not run). Click finds commands through the group's `commands` mapping
+    (get_command, list_commands, "did you mean"), so `--help`, completion and the man page still see
+    them all, in typer's order: commands, then sub-groups."""
+
+    def __init__(self, commands: list[Any], groups: list[Any]) -> None:
+        from functools import partial
+
+        from typer.main import get_command_from_info, get_command_name, get_group_from_info
+
+        style = {"pretty_exceptions_short": app.pretty_exceptions_short, "rich_markup_mode": app.rich_markup_mode}
+        self._builders: dict[str, Callable[[], Any]] = {}
+        for info in commands:
+            name = info.name or get_command_name(info.callback.__name__)
+            self._builders[name] = partial(get_command_from_info, info, **style)
+        for info in groups:
+            self._builders[info.name] = partial(get_group_from_info, info, suggest_commands=app.suggest_commands,
+                                                **style)
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()  # KeyError: no such command
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._builders.setdefault(name, lambda: command)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._builders[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
+def _command_group() -> TyperGroup:
+    """`app` as typer builds it, except that each sub-command is built when it is looked up."""
+    commands, groups = app.registered_commands, app.registered_groups
+    if not all(isinstance(info.name, str) for info in groups):
+        return typer.main.get_command(app)  # a nameless group merges its commands: typer's way
+    app.registered_commands, app.registered_groups = [], []
+    try:
+        group = typer.main.get_command(app)
+    finally:
+        app.registered_commands, app.registered_groups = commands, groups
+    assert isinstance(group, TyperGroup)
+    group.commands = _BuiltOnDemand(commands, groups)
+    return group
+
+
 def main() -> None:
-    app()
+    # What app() does, less its exception hook, which only pretty-prints (off here: pretty_exceptions_enable).
+    _command_group()()

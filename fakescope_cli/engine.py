@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fakescope_cli.analyze import Analyzer, ScanConfig
 from fakescope_cli.detectors import Detector, backend_names, load_detector
 from fakescope_cli.errors import UsageError
 from fakescope_cli.inputs import Candidate
-from fakescope_cli.workers import WorkerPool
+
+if TYPE_CHECKING:  # imported when workers start: multiprocessing is ~7 ms of a one-file scan
+    from fakescope_cli.workers import WorkerPool
 
 DEFAULT_FILE_TIMEOUT = 300.0
 
@@ -71,6 +73,8 @@ def analysis_engine(
         else:
             yield analyzer.detector_info, lambda cands: (analyzer.analyze(c) for c in cands)
         return
+
+    from fakescope_cli.workers import WorkerPool
 
     pools: list[WorkerPool] = []
 

@@ -108,27 +108,32 @@ def display_path(path: str | os.PathLike[str]) -> str:
 
 
 _pillow_ready = False
+_heif_ready = False
+HEIF_FORMATS = frozenset({"HEIF", "AVIF"})  # opened through pillow-heif
 
 
-def _prepare_pillow() -> None:
-    global _pillow_ready
-    if _pillow_ready:
-        return
-    from PIL import Image, ImageFile, PngImagePlugin
+def _prepare_pillow(heif: bool = True) -> None:
+    """Pillow's limits, set once; the HEIF/AVIF openers once a file needs them (`heif`): importing
+    pillow-heif is ~6 ms of a one-file scan that has no such file."""
+    global _pillow_ready, _heif_ready
+    if not _pillow_ready:
+        from PIL import Image, ImageFile, PngImagePlugin
 
-    PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK
-    PngImagePlugin.MAX_TEXT_MEMORY = MAX_TEXT_MEMORY
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
-    try:
-        import pillow_heif
+        PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK
+        PngImagePlugin.MAX_TEXT_MEMORY = MAX_TEXT_MEMORY
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
+        _pillow_ready = True
+    if heif and not _heif_ready:
+        try:
+            import pillow_heif
 
-        pillow_heif.register_heif_opener()
-        if hasattr(pillow_heif, "register_avif_opener"):
-            pillow_heif.register_avif_opener()
-    except ImportError:  # HEIC support is optional at run time
-        pass
-    _pillow_ready = True
+            pillow_heif.register_heif_opener()
+            if hasattr(pillow_heif, "register_avif_opener"):
+                pillow_heif.register_avif_opener()
+        except ImportError:  # HEIC support is optional at run time
+            pass
+        _heif_ready = True
 
 
 def _stat_error(path: str | os.PathLike[str], exc: OSError) -> InputError:
@@ -274,7 +279,7 @@ class Media:
         return None
 
     def _open_header(self) -> Any:
-        _prepare_pillow()
+        _prepare_pillow(heif=self.format in HEIF_FORMATS)
         if self.format is None:
             raise InputError("not a recognised image format", "unsupported-format")
         try:

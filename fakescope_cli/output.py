@@ -7,7 +7,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -133,6 +132,8 @@ def output_stream(output: str | None, fmt: str, flag: str = "-o") -> Iterator[Te
             with open(output, "w", encoding="utf-8", newline="") as fh:
                 yield fh
         return
+    import tempfile  # only when writing a file: ~1.5 ms of a one-file scan to stdout
+
     with _writing(where):
         fd, tmp = tempfile.mkstemp(prefix=".fakescope-", suffix=".tmp", dir=os.path.dirname(real))
     if existing is not None:

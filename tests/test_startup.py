@@ -40,3 +40,65 @@ def test_the_clis_copies_of_the_limits_are_medias():
     from fakescope_cli import cli, media
 
     assert (cli.DEFAULT_MAX_PIXELS, cli.DEFAULT_MAX_BYTES) == (media.DEFAULT_MAX_PIXELS, media.DEFAULT_MAX_BYTES)
+
+
+def _helps(group) -> dict[tuple[str, ...], str]:
+    """Every command's help text, by command path, walking the group as click does."""
+    import typer
+
+    out: dict[tuple[str, ...], str] = {}
+
+    def walk(command, ctx, path):
+        out[path] = command.get_help(ctx)
+        for name in getattr(command, "list_commands", lambda _ctx: [])(ctx):
+            sub = command.get_command(ctx, name)
+            walk(sub, typer.Context(sub, info_name=name, parent=ctx), (*path, name))
+
+    walk(group, typer.Context(group, info_name="fakescope"), ())
+    return out
+
+
+def test_commands_built_on_demand_are_typers_own():
+    """`fakescope` builds only the sub-command it runs (cli._command_group); what click shows of the
+    others (their list, order, help texts, "did you mean") must be what typer's full build shows."""
+    import typer
+    from typer._click.exceptions import UsageError  # typer 0.28 vendors click
+
+    from fakescope_cli import cli
+
+    lazy = cli._command_group()
+    assert lazy.get_command(typer.Context(lazy), "scan").name == "scan"
+    assert list(lazy.commands._built) == ["scan"]  # the others are not built for a scan
+    eager = typer.main.get_command(cli.app)
+    assert list(lazy.commands) == list(eager.commands)
+    assert _helps(lazy) == _helps(eager)
+    with pytest.raises(UsageError, match="Did you mean 'scan'"):
+        lazy.resolve_command(typer.Context(lazy), ["sacn"])
+
+
+# Modules a one-file metadata scan of a plain JPEG has no use for (bench/bench_metadata.py measures it
+# against exiftool): workers, the cache, the HEIF opener, the shard merger, C2PA (no manifest here).
+NOT_FOR_ONE_JPEG = ("multiprocessing", "sqlite3", "pillow_heif", "fakescope_cli.merge", "fakescope_cli.workers",
+                    "c2pa", "numpy", "onnxruntime")
+
+
+@pytest.mark.slow
+def test_one_file_metadata_scan_loads_only_what_it_uses(fixtures_dir):
+    jpeg = fixtures_dir / "exif-samples/jpg/Canon_40D.jpg"
+    argv = ["scan", "--no-pixels", "--no-cache", "-q", "-f", "jsonl", str(jpeg)]
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(NOT_FOR_ONE_JPEG)],
+                          capture_output=True, text=True, check=True)
+    record = json.loads(proc.stdout.split("\nLOADED=", 1)[0].splitlines()[0])
+    assert record["path"].endswith("Canon_40D.jpg") and record["errors"] == []  # it did scan the file
+    loaded = json.loads(proc.stdout.rsplit("LOADED=", 1)[1])
+    assert loaded == [], f"a one-file --no-pixels scan imported {loaded}"
+
+
+def test_run_header_platform_is_the_stdlibs():
+    """The run header names the platform as platform.platform(terse=True) does, without the child
+    process that asks `uname -p` for a processor name (record.platform_name)."""
+    import platform
+
+    from fakescope_cli.record import platform_name
+
+    assert platform_name() == platform.platform(terse=True)

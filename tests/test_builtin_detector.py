@@ -210,7 +210,7 @@ def test_train_builtin_command_defaults_are_the_shipped_recipe(config: dict) -> 
     option defaults must stay in step with the recipe recorded in builtin.json."""
     import inspect
 
-    from fakescope_cli.cli import train_builtin_cmd
+    from fakescope_cli.cli_train import train_builtin_cmd
 
     defaults = {name: p.default for name, p in inspect.signature(train_builtin_cmd).parameters.items()}
     recipe = config["recipe"]

@@ -107,11 +107,11 @@ def test_builtin_backends_register_like_plugins_and_declare_what_they_can_do():
     from fakescope_cli.detectors import backend_names, detector_class
 
     own = {ep.name for ep in entry_points(group="fakescope.detectors") if ep.dist and ep.dist.metadata["Name"] == "fakescope"}
-    assert own == {"builtin", "cycle", "hf", "gguf", "server"} and own < set(backend_names())
+    assert own == {"builtin", "cycle", "fitted", "classifier", "hf", "gguf", "server"} and own < set(backend_names())
     capabilities = {name: (detector_class(name).runs_in_process, detector_class(name).answers_questions)
                     for name in sorted(own)}
-    assert capabilities == {"builtin": (False, False), "cycle": (False, False), "gguf": (True, True),
-                            "hf": (True, True), "server": (True, True)}
+    assert capabilities == {"builtin": (False, False), "classifier": (True, False), "cycle": (False, False),
+                            "fitted": (False, False), "gguf": (True, True), "hf": (True, True), "server": (True, True)}
     assert detector_class("server").parallel_requests > 0 and detector_class("builtin").parallel_requests == 0
 
 

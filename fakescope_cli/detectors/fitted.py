@@ -115,7 +115,7 @@ class FittedDetector(Detector):
         x = model_views(media.rgb(), str(meta.get("view", "resize")), int(meta.get("input_size", INPUT_SIZE)))
         logit = float(self.session.run(None, {self.session.get_inputs()[0].name: x})[0].reshape(-1)[0])
         cal = meta.get("calibration", {})
-        p = sigmoid(float(cal.get("a", 1.0)) * logit + float(cal.get("b", 0.0)))
+        p = float(sigmoid(float(cal.get("a", 1.0)) * logit + float(cal.get("b", 0.0))))
         low, high = self.thresholds
         band = "fake" if p >= high else "real" if p <= low else "uncertain"
         return DetectorResult(p_fake=p, raw={"logit": logit, "band": band, "low": low, "high": high,

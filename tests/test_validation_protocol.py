@@ -118,3 +118,27 @@ def test_paired_gain_compares_the_same_sources_only() -> None:
     assert g["mean_gain"] == pytest.approx(0.1 / 3)
     lo, hi = g["ci95"]
     assert lo == pytest.approx(-0.1) and hi == pytest.approx(0.2)
+
+
+def test_compare_only_added_reranks_the_added_sources_among_themselves(tmp_path) -> None:
+    from train.compare import ADDED_NOTE, added_sources, restrict
+
+    fields = ["path", "label", "source", "notes"]
+    rows = [("old", "fake", "seen before"), ("old", "real", "seen before"), ("mixed", "real", "seen before"),
+            ("mixed", "fake", ADDED_NOTE), ("new_fake", "fake", f"crop; {ADDED_NOTE}"),
+            ("new_real", "real", ADDED_NOTE)]
+    with (tmp_path / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        for i, (source, label, notes) in enumerate(rows):
+            w.writerow({"path": f"{i}.png", "label": label, "source": source, "notes": notes})
+    # a source with any older row is not an added one
+    assert added_sources(tmp_path) == {"new_fake", "new_real"}
+    run = {"oof_sources": ["old", "old", "new_fake", "new_fake", "new_real", "new_real", "new_real"],
+           "oof_labels": [1, 0, 1, 1, 0, 0, 0],
+           "oof_logits": [9.0, -9.0, 0.5, -0.2, 0.0, 1.0, -1.0]}
+    res = restrict(run, {"new_fake", "new_real"})
+    assert set(res["sources"]) == {"new_fake", "new_real"}
+    # the fakes (0.5, -0.2) against the added reals only (0.0, 1.0, -1.0): pairs won 2 + 1 of 6
+    assert res["sources"]["new_fake"]["auc_fakes_vs_all_reals"] == pytest.approx(3 / 6)
+    assert res["pooled_auc"] == pytest.approx(3 / 6)

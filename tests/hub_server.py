@@ -123,13 +123,23 @@ class LocalHub:
                     return self._file(m.group(1), m.group(2), m.group(3), body)
                 self._error(404, "NotFound")
 
-            def _info(self, repo_id: str, rev: str, blobs: bool) -> None:
+            def _repo_at(self, repo_id: str, rev: str) -> tuple[Any, str] | None:
+                """The repo and the commit `rev` names, or None after answering 404 as the hub does."""
                 repo = hub.repos.get(repo_id)
                 if repo is None:
-                    return self._error(404, "RepoNotFound")
+                    self._error(404, "RepoNotFound")
+                    return None
                 commit = hub.resolve(repo, rev)
                 if commit is None:
-                    return self._error(404, "RevisionNotFound")
+                    self._error(404, "RevisionNotFound")
+                    return None
+                return repo, commit
+
+            def _info(self, repo_id: str, rev: str, blobs: bool) -> None:
+                found = self._repo_at(repo_id, rev)
+                if found is None:
+                    return
+                repo, commit = found
                 siblings = []
                 for name, data in sorted(repo.files.items()):
                     entry: dict[str, Any] = {"rfilename": name}
@@ -149,12 +159,10 @@ class LocalHub:
                 self.wfile.write(payload)
 
             def _file(self, repo_id: str, rev: str, name: str, body: bool) -> None:
-                repo = hub.repos.get(repo_id)
-                if repo is None:
-                    return self._error(404, "RepoNotFound")
-                commit = hub.resolve(repo, rev)
-                if commit is None:
-                    return self._error(404, "RevisionNotFound")
+                found = self._repo_at(repo_id, rev)
+                if found is None:
+                    return
+                repo, commit = found
                 data = repo.files.get(name)
                 if data is None:
                     return self._error(404, "EntryNotFound")

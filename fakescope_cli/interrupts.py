@@ -44,6 +44,11 @@ def install() -> None:
     _installed = _active = True
 
 
+def is_command() -> bool:
+    """install() ran: this process is the fakescope command, not a library user or a test in process."""
+    return _installed
+
+
 def stop_holding() -> None:
     """From now on a signal stops the command at once; one held since start-up does so now.
     Every command but `scan` calls this as it starts (scan holds until its output has begun)."""

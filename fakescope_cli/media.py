@@ -11,10 +11,10 @@ import hashlib
 import io
 import os
 import stat
+import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from fakescope_cli.errors import InputError
@@ -108,23 +108,29 @@ def display_path(path: str | os.PathLike[str]) -> str:
 
 
 _pillow_ready = False
+_png_ready = False
 _heif_ready = False
 HEIF_FORMATS = frozenset({"HEIF", "AVIF"})  # opened through pillow-heif
 
 
-def _prepare_pillow(heif: bool = True) -> None:
-    """Pillow's limits, set once; the HEIF/AVIF openers once a file needs them (`heif`): importing
-    pillow-heif is ~6 ms of a one-file scan that has no such file."""
-    global _pillow_ready, _heif_ready
+def _prepare_pillow(fmt: str | None) -> None:
+    """Pillow's limits, set once, for the format about to be opened: the PNG text limits once a PNG
+    comes (or anything has loaded Pillow's PNG plugin), the HEIF/AVIF openers once such a file does:
+    importing pillow-heif is ~6 ms, and the PNG plugin ~3 ms, of a one-file scan that has no such file."""
+    global _pillow_ready, _png_ready, _heif_ready
     if not _pillow_ready:
-        from PIL import Image, ImageFile, PngImagePlugin
+        from PIL import Image, ImageFile
 
-        PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK
-        PngImagePlugin.MAX_TEXT_MEMORY = MAX_TEXT_MEMORY
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit before decoding
         _pillow_ready = True
-    if heif and not _heif_ready:
+    if not _png_ready and (fmt == "PNG" or "PIL.PngImagePlugin" in sys.modules):
+        from PIL import PngImagePlugin
+
+        PngImagePlugin.MAX_TEXT_CHUNK = MAX_TEXT_CHUNK
+        PngImagePlugin.MAX_TEXT_MEMORY = MAX_TEXT_MEMORY
+        _png_ready = True
+    if fmt in HEIF_FORMATS and not _heif_ready:
         try:
             import pillow_heif
 
@@ -134,6 +140,39 @@ def _prepare_pillow(heif: bool = True) -> None:
         except ImportError:  # HEIC support is optional at run time
             pass
         _heif_ready = True
+
+
+# Pillow's plugin for each format sniff_format names (the same names as Pillow's format ids).
+_PILLOW_PLUGINS = {"JPEG": "JpegImagePlugin", "PNG": "PngImagePlugin", "GIF": "GifImagePlugin",
+                   "WEBP": "WebPImagePlugin", "TIFF": "TiffImagePlugin", "BMP": "BmpImagePlugin"}
+
+
+def _open_as_sniffed(data: bytes, fmt: str | None) -> Any:
+    """Image.open tried with the plugin of the sniffed format only; None when that plugin does not
+    take the bytes, and Image.open then tries every format as usual (the same outcome, later).
+
+    Why: on a file object Image.open imports five plugins (BMP, GIF, JPEG, PPM, PNG; ~7 ms of a
+    one-file scan) before it looks at the bytes, whose format is known here already."""
+    import importlib
+    import struct
+
+    from PIL import Image
+
+    plugin = _PILLOW_PLUGINS.get(fmt or "")
+    if plugin is None:
+        return None
+    importlib.import_module(f"PIL.{plugin}")
+    opener = Image.OPEN.get(fmt or "")
+    if opener is None:
+        return None
+    factory, accept = opener
+    taken = accept(data[:16]) if accept else True
+    if isinstance(taken, str) or not taken:  # a str: Pillow's reason to refuse, which Image.open warns
+        return None
+    try:
+        return factory(io.BytesIO(data), "")
+    except (SyntaxError, IndexError, TypeError, struct.error):  # Image.open's "not this format" errors
+        return None
 
 
 def _stat_error(path: str | os.PathLike[str], exc: OSError) -> InputError:
@@ -243,7 +282,7 @@ class Media:
 
     @property
     def name(self) -> str:
-        return Path(self.path).name
+        return os.path.basename(self.path)  # a file's path: no trailing separator to strip
 
     @cached_property
     def sha256(self) -> str:
@@ -255,7 +294,8 @@ class Media:
 
     @cached_property
     def header(self) -> Any:
-        """The Pillow image opened lazily (header parsed, pixels not decoded).
+        """The Pillow image opened lazily (header parsed, pixels not decoded); for a plain JPEG in a
+        metadata-only scan, a jpeg_header.JpegHeader with the same size and metadata segments.
 
         Raises InputError for unsupported or unparseable data.
         """
@@ -279,7 +319,17 @@ class Media:
         return None
 
     def _open_header(self) -> Any:
-        _prepare_pillow(heif=self.format in HEIF_FORMATS)
+        if self.format == "JPEG" and not self.allow_pixels:
+            # Metadata only: a plain JPEG's size and segments are read without Pillow (jpeg_header.py).
+            from fakescope_cli.jpeg_header import read_jpeg_header
+
+            header = read_jpeg_header(self.data, self._open_with_pillow)
+            if header is not None:
+                return header
+        return self._open_with_pillow()
+
+    def _open_with_pillow(self) -> Any:
+        _prepare_pillow(self.format)
         if self.format is None:
             raise InputError("not a recognised image format", "unsupported-format")
         try:
@@ -310,7 +360,7 @@ class Media:
             with warnings.catch_warnings():
                 # Broken EXIF makes Pillow warn on stderr; the EXIF reader reports it instead.
                 warnings.simplefilter("ignore")
-                return Image.open(io.BytesIO(data))
+                return _open_as_sniffed(data, self.format) or Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise InputError(
                 f"{self.format} signature found but the data cannot be parsed", "corrupt-image"
@@ -381,7 +431,8 @@ class Media:
 
     @property
     def info(self) -> dict[str, Any]:
-        """Pillow's metadata dict (PNG text chunks, 'exif', 'xmp', 'icc_profile' …); {} if unparseable."""
+        """Pillow's metadata dict (PNG text chunks, 'exif', 'xmp', 'icc_profile' …); {} if unparseable.
+        A plain JPEG in a metadata-only scan has only the keys fakescope reads (jpeg_header.py)."""
         try:
             return dict(self.header.info)
         except InputError:

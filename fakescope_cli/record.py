@@ -106,17 +106,28 @@ def _c2pa_trust() -> list[dict[str, Any]] | None:
 
 
 def platform_name() -> str:
-    """platform.platform(terse=True), less the `uname -p` child process it starts on Linux (6-20 ms of
-    a one-file scan) for a processor name that comes out blank there: GNU coreutils and busybox print
-    'unknown', the distributions that patch it print the machine name, and both are dropped."""
-    import platform
+    """platform.platform(terse=True), without importing `platform` on Linux (~1.5 ms of a one-file
+    scan) nor the `uname -p` child process it starts there for a processor name that comes out blank:
+    the same parts (system, release, machine, "with", the C library) in the same cleaned-up form."""
+    import os
+    import sys
 
-    uname = platform.uname()  # its processor field is looked up only when read
-    join = getattr(platform, "_platform", None)  # the stdlib's own formatting of the parts
-    if uname.system != "Linux" or join is None:
+    uname = os.uname()
+    try:
+        libc = (os.confstr("CS_GNU_LIBC_VERSION") or "").replace(" ", "")  # "glibc 2.36" -> "glibc2.36"
+    except (ValueError, OSError):
+        libc = ""
+    if sys.platform != "linux" or not libc:
+        import platform
+
         return platform.platform(terse=True)
-    libc, libc_version = platform.libc_ver()
-    return join(uname.system, uname.release, uname.machine, "", "with", libc + libc_version)
+    text = "-".join(part.strip() for part in (uname.sysname, uname.release, uname.machine, "with", libc) if part)
+    text = text.replace(" ", "_").replace("unknown", "")
+    for char in '/\\:;"()':
+        text = text.replace(char, "-")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text.rstrip("-")
 
 
 def run_header(arguments: list[str], detector: dict[str, Any] | None, started_at: str) -> dict[str, Any]:

@@ -231,7 +231,7 @@ def test_text_chunk_limits_stay_bounded():
 
     from fakescope_cli import media
 
-    media._prepare_pillow()
+    media._prepare_pillow("PNG")
     assert PngImagePlugin.MAX_TEXT_CHUNK == media.MAX_TEXT_CHUNK
     assert PngImagePlugin.MAX_TEXT_MEMORY == media.MAX_TEXT_MEMORY
     assert 8 << 20 <= media.MAX_TEXT_CHUNK <= media.MAX_TEXT_MEMORY <= 128 << 20

@@ -39,6 +39,7 @@ import io
 import json
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +107,28 @@ if hasattr(os, "register_at_fork"):
 
 
 def _library() -> Any:
-    return importlib.import_module("c2pa")  # the library, not this module
+    """The c2pa-python package (not this module), imported once.
+
+    Its package `__init__` looks its own version up through importlib.metadata, whose import
+    (email, zipfile, csv …) is ~20 ms of a one-file `fakescope scan`, for a version fakescope never
+    reads. In the fakescope command itself, on the main thread and when nothing has imported
+    importlib.metadata yet, that lookup is made to fail the way the package allows for
+    (`except ImportError: __version__ = "unknown"`); library users and threaded scans import it as is.
+    """
+    if "c2pa" in sys.modules or not _skip_version_lookup():
+        return importlib.import_module("c2pa")
+    sys.modules["importlib.metadata"] = None  # type: ignore[assignment]  # `from importlib.metadata import …` raises ImportError
+    try:
+        return importlib.import_module("c2pa")
+    finally:
+        del sys.modules["importlib.metadata"]
+
+
+def _skip_version_lookup() -> bool:
+    from fakescope_cli import interrupts
+
+    return (interrupts.is_command() and "importlib.metadata" not in sys.modules
+            and threading.current_thread() is threading.main_thread())
 
 
 def _settings(trust: dict[str, Any]) -> dict[str, Any]:

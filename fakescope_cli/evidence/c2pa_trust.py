@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 TRUST_ANCHORS_ENV = "FAKESCOPE_C2PA_TRUST"
@@ -32,10 +31,10 @@ class TrustConfigError(ValueError):
 
 def _read(path: str, what: str) -> bytes:
     try:
-        file = Path(path)
-        if file.stat().st_size > MAX_FILE:
-            raise TrustConfigError(f"{what} {path} is over {MAX_FILE >> 20} MiB")
-        return file.read_bytes()
+        with open(path, "rb") as file:
+            if os.fstat(file.fileno()).st_size > MAX_FILE:
+                raise TrustConfigError(f"{what} {path} is over {MAX_FILE >> 20} MiB")
+            return file.read()
     except OSError as exc:
         raise TrustConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 

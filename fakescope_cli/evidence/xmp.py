@@ -79,9 +79,9 @@ def _packets(media: Media) -> tuple[list[bytes], str]:
             break
     if packets:
         return packets, "container"
-    # Pillow already exposes XMP for these when present; a raw scan there could pick up a packet
-    # that belongs to an embedded thumbnail or a C2PA ingredient instead.
-    if info and media.format in ("JPEG", "PNG", "WEBP"):
+    # A parsed header of these already exposes XMP when present; a raw scan there could pick up a
+    # packet that belongs to an embedded thumbnail or a C2PA ingredient instead.
+    if media.format in ("JPEG", "PNG", "WEBP") and media.header_error is None:
         return [], ""
     return _raw_packets(media.data), "raw-scan"
 

@@ -30,7 +30,8 @@ def load() -> None:
     from fakescope_cli.errors import InputError as error
     from fakescope_cli.media import _prepare_pillow
 
-    _prepare_pillow()  # registers the HEIF/AVIF openers, as the first real file would
+    for fmt in ("PNG", "HEIF"):
+        _prepare_pillow(fmt)  # the PNG text limits and the HEIF/AVIF openers, as the first such file would
     InputError = error
 
 

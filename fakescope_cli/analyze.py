@@ -17,7 +17,7 @@ from fakescope_cli.fusion import Thresholds, fuse, thresholds_from
 from fakescope_cli.inputs import Candidate
 from fakescope_cli.media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, Media, display_path, png_crc_mismatches
 from fakescope_cli.record import ScanRecord, file_time
-from fakescope_cli.video import ANIMATED_FORMATS, DEFAULT_FRAMES
+from fakescope_cli.video_formats import ANIMATED_FORMATS, DEFAULT_FRAMES
 
 # Options that change how a result is fetched, never what it is: not part of cache keys.
 TRANSPORT_OPTIONS = frozenset({"request_timeout", "retries", "api_key_env", "verbose", "batch_size"})
@@ -205,7 +205,7 @@ class Analyzer:
         record.format = media.format
         record.mtime = file_time(media.mtime_ns)
         if media.format is None:
-            from fakescope_cli.video import sniff_video
+            from fakescope_cli.video_formats import sniff_video
 
             container = sniff_video(media.data[:64])
             if container is not None:

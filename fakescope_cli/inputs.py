@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from fakescope_cli.media import has_image_extension, sniff_format
-from fakescope_cli.video import has_video_extension, sniff_video
+from fakescope_cli.video_formats import has_video_extension, sniff_video
 
 SNIFF_BYTES = 64
 _GLOB_CHARS = set("*?[")

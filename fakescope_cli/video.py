@@ -23,13 +23,17 @@ from typing import Any
 from fakescope_cli.errors import InputError
 from fakescope_cli.media import Media
 
-VIDEO_EXTENSIONS = frozenset("mp4 m4v mov qt 3gp 3g2 webm mkv avi".split())
-VIDEO_FORMATS = ("MP4", "MOV", "WEBM", "MKV", "AVI")
-ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP"})  # animated GIF, APNG, animated WebP
+# Sniffing and the constants the image path needs live in video_formats (no PyAV, no Media subclass):
+# a scan of images never imports this module.
+from fakescope_cli.video_formats import (  # noqa: F401  (video's public names)
+    ANIMATED_FORMATS,
+    DEFAULT_FRAMES,
+    VIDEO_EXTENSIONS,
+    VIDEO_FORMATS,
+    has_video_extension,
+    sniff_video,
+)
 
-# Chosen by measurement (bench/results/video.txt): the smallest N whose p_fake stayed within 0.02 of
-# the 32-frame value on the benchmark clips; 8 moved it by up to 0.06 for about half the time per clip.
-DEFAULT_FRAMES = 16
 MAX_FRAMES = 256  # --frames at most (cli.py keeps a copy: --help imports nothing of this)
 MAX_DURATION_S = 24 * 3600.0  # a declared duration beyond a day is refused, not walked
 MAX_DECODED_FRAMES = 2_000  # frames decoded per file, samples together (long GOPs cost frames per seek)
@@ -39,34 +43,6 @@ RECORD_TAG_CHARS = 1000  # characters of one container tag kept in the record
 FRAME_MEMORY = 512 << 20  # bytes of decoded RGB frames held at once (16 frames of 4K fit; of 8K, 5)
 VIDEO_EXTRA_HINT = "frame analysis needs PyAV: pip install 'fakescope[video]'"
 AGGREGATE_RULE = "p75"  # the 75th percentile of the frame scores (linear interpolation)
-
-
-_AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "})
-
-
-def sniff_video(head: bytes) -> str | None:
-    """Name the video container from its leading bytes (at least 32), or None.
-
-    ISO BMFF with the QuickTime brand 'qt  ' (or an old QuickTime file without 'ftyp') is MOV, other
-    brands MP4 (HEIF/AVIF images are named by media.sniff_format first); EBML with DocType 'webm'
-    is WEBM, other EBML MKV; RIFF 'AVI ' is AVI."""
-    if head[4:8] == b"ftyp":
-        if head[8:12] in _AUDIO_BRANDS:
-            return None  # iTunes audio (.m4a, .m4b): no pictures to look at
-        return "MOV" if head[8:12] == b"qt  " else "MP4"
-    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
-        return "MOV"
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return "WEBM" if b"webm" in head[:64] else "MKV"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "AVI"
-    return None
-
-
-def has_video_extension(path: str) -> bool:
-    import os
-
-    return os.path.splitext(path)[1].lower().lstrip(".") in VIDEO_EXTENSIONS
 
 
 def pyav_available() -> bool:

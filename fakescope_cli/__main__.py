@@ -6,7 +6,7 @@ import sys
 
 from fakescope_cli import interrupts
 
-# Set (to anything) to parse `scan` with typer too: tests compare the two paths with it.
+# Set (non-empty) to parse `scan` with typer too: tests compare the two paths with it.
 NO_FAST_PATH_ENV = "FAKESCOPE_NO_FAST_PATH"
 
 

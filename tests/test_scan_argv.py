@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fakescope_cli import cli, scan_argv
+from fakescope_cli.errors import DetectorUnavailable, UsageError
 from tests.conftest import FIXTURES, cli_env, invoke_cli, run_cli
 
 CANON = FIXTURES / "exif-samples" / "jpg" / "Canon_40D.jpg"
@@ -207,6 +208,26 @@ def test_the_spec_generator_refuses_an_option_it_cannot_follow(monkeypatch):
         scan_argv.spec_from_typer()
 
 
+@pytest.mark.parametrize("error", [UsageError("bad \x1b[31mname"), DetectorUnavailable("no model"), KeyboardInterrupt()],
+                         ids=lambda error: type(error).__name__)
+def test_both_paths_end_a_failed_scan_alike(error, monkeypatch, capsys):
+    """The fast path ends through command_exit as typer's commands do: same line, same exit code."""
+    from fakescope_cli import __main__, scan_command
+
+    def fail(**_params):
+        raise error
+
+    monkeypatch.setattr(scan_command, "scan_command", fail)
+    code = __main__._run_scan(scan_argv.parse(["a.jpg"], environ={}))
+    fast_stderr = capsys.readouterr().err.encode()
+    monkeypatch.setattr(cli, "scan_command", fail)
+    typer_run = invoke_cli("scan", "a.jpg")
+    assert (code, fast_stderr) == (typer_run.returncode, typer_run.stderr)
+    expected = {UsageError: (2, b"fakescope: bad \\x1b[31mname\n"), DetectorUnavailable: (4, b"fakescope: no model\n"),
+                KeyboardInterrupt: (130, b"fakescope: interrupted\n")}[type(error)]
+    assert (code, fast_stderr) == expected
+
+
 def _records_without_times(stdout: bytes) -> list[dict]:
     """JSONL lines, less the clock readings (two runs never share them)."""
     records = [json.loads(line) for line in stdout.decode().splitlines()]
@@ -228,16 +249,18 @@ def test_the_fast_path_writes_what_typer_writes(image):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, code", [
-    (["scan", "--no-pixels", "no-such-file.jpg"], 2),  # the fast path's own usage error
-    (["scan", "--no-pixels"], 2),  # no PATH: the fast path declines, typer says it
-    (["scan", "--no-pixels", "-q", "-f", "jsonl", "--fail-on", "ai-generated", str(GPT), str(CANON)], 1),
-    (["scan", "--no-pixels", "-q", "-f", "jsonl", "--fail-on", "ai-generated", str(CANON)], 0),
+@pytest.mark.parametrize("args, code, stderr_starts", [
+    (["scan", "--no-pixels", "no-such-file.jpg"], 2, b"fakescope: no-such-file.jpg: no such file or folder\n"),
+    (["scan", "--no-pixels"], 2, b"Usage: "),  # no PATH: the fast path declines, typer says it
+    (["scan", "--no-pixels", "-q", "-f", "jsonl", "--fail-on", "ai-generated", str(GPT), str(CANON)], 1,
+     b"fakescope: gate --fail-on ai-generated tripped by 1 file"),
+    (["scan", "--no-pixels", "-q", "-f", "jsonl", "--fail-on", "ai-generated", str(CANON)], 0, b""),
 ])
-def test_the_fast_path_ends_as_typer_does(args, code):
+def test_the_fast_path_ends_as_typer_does(args, code, stderr_starts):
     fast, typer_run = run_cli(*args), run_cli(*args, env=NO_FAST_PATH)
     assert fast.returncode == typer_run.returncode == code
     assert fast.stderr == typer_run.stderr
+    assert fast.stderr.startswith(stderr_starts)
     assert _records_without_times(fast.stdout) == _records_without_times(typer_run.stdout)
 
 

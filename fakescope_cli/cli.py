@@ -7,7 +7,6 @@ builds (inspect.signature and get_type_hints), ~20 ms of every invocation; evalu
 they cost ~2 ms.
 """
 
-import os
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from enum import Enum
@@ -21,12 +20,12 @@ from fakescope_cli import __version__, interrupts
 from fakescope_cli.cli_data import data_app
 from fakescope_cli.cli_models import models_app
 from fakescope_cli.cli_train import train_app
-from fakescope_cli.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_OUTPUT_CLOSED,
-    FakescopeError,
-    UsageError,
-)
+from fakescope_cli.command_exit import COMMAND_ENDINGS, ending_exit_code
+from fakescope_cli.errors import UsageError
+from fakescope_cli.scan_command import backend_options as _backend_options
+from fakescope_cli.scan_command import scan_command
+from fakescope_cli.scan_command import server_options as _server_options
+from fakescope_cli.scan_command import use_color as _use_color
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, no gate tripped; 1 a --fail-on or --fail-above gate tripped; 2 usage error (also an output "
@@ -40,37 +39,14 @@ EXIT_CODES_HELP = (
 class _Commands(TyperGroup):
     """Every command, with the one place where an error that ends a command becomes an exit code.
 
-    A FakescopeError carries its own (`exit_code`: usage 2, detector 4, ...) and is printed as one
-    line; Ctrl-C and SIGTERM give 130. Click turns any EPIPE into a silent exit 1, which reads as a
-    tripped gate: here a closed stdout ends the command quietly with 141; a broken pipe anywhere else
-    is a bug and says so. Outcomes of a command that ran to its end are errors.outcome_exit_code's.
+    The mapping itself is command_exit.ending_exit_code's (scan's fast path in __main__ uses it too).
     """
 
     def invoke(self, ctx: typer.Context) -> object:  # typer 0.28 vendors click: no `import click`
         try:
             return super().invoke(ctx)
-        except FakescopeError as exc:
-            raise _fail(exc.message, exc.exit_code) from None
-        except KeyboardInterrupt:  # any command but a scan past its start (which finishes its output first)
-            raise _fail("interrupted", EXIT_INTERRUPTED) from None
-        except BrokenPipeError as exc:
-            if not stdout_reader_gone():
-                raise RuntimeError(f"broken pipe inside fakescope: {exc}") from exc
-            # Python flushes stdout at exit and would print a second BrokenPipeError about it.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
-
-
-def stdout_reader_gone() -> bool:
-    """Is stdout a pipe whose reader closed it? (poll reports POLLERR for it; Linux and macOS)"""
-    import select
-
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _fd, events in poller.poll(0))
-    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is not a real file
-        return False
+        except COMMAND_ENDINGS as exc:
+            raise typer.Exit(ending_exit_code(exc)) from None
 
 
 app = typer.Typer(
@@ -167,70 +143,6 @@ app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    from fakescope_cli.text import terminal_text
-
-    # Messages quote servers, models and file names: none of them may steer the terminal.
-    typer.echo(f"fakescope: {terminal_text(message)}", err=True)
-    return typer.Exit(code)
-
-
-def _use_color() -> bool:
-    return "NO_COLOR" not in os.environ and sys.stdout.isatty()
-
-
-def _backend_options(**opts: object) -> dict[str, object]:
-    return {k: v for k, v in opts.items() if v is not None}
-
-
-def _server_options(url: str | None, api_key_env: str | None, request_timeout: float | None, retries: int | None,
-                    top_logprobs: int | None, manifest: Path | None) -> dict[str, object]:
-    """Options of the server backend (None: not given, the backend's default)."""
-    return {"url": url, "api_key_env": api_key_env, "request_timeout": request_timeout, "retries": retries,
-            "top_logprobs": top_logprobs, "manifest": None if manifest is None else str(manifest)}
-
-
-def _refuse_missing_paths(paths: list[str]) -> None:
-    """A path typed on the command line that does not exist is a typo: exit 2 before any work.
-    (A file that vanishes during the scan, or a name read from stdin, stays a per-file record.)"""
-    import glob
-
-    for p in paths:
-        if p == "-" or os.path.lexists(p):
-            continue
-        if any(c in p for c in "*?["):  # a pattern, expanded by the scan as the shell would have
-            if not glob.glob(p, recursive=True):
-                raise UsageError(f"{p}: no file matches this pattern")
-            continue
-        raise UsageError(f"{p}: no such file or folder")
-
-
-def _use_c2pa_trust(trust_anchors: Path | None, c2pa_settings: Path | None) -> None:
-    """Check the trust files now (a usage error, exit 2) and hand them to the C2PA reader through
-    the environment, which worker processes inherit."""
-    if trust_anchors is None and c2pa_settings is None:
-        return  # no import at all: a one-file scan pays for every module it loads
-    from fakescope_cli.evidence import c2pa_trust
-
-    for path, kind, env in ((trust_anchors, "trust-anchors", c2pa_trust.TRUST_ANCHORS_ENV),
-                            (c2pa_settings, "c2pa-settings", c2pa_trust.SETTINGS_ENV)):
-        if path is None:
-            continue
-        try:
-            c2pa_trust.check_file(str(path), kind)
-        except c2pa_trust.TrustConfigError as exc:
-            raise UsageError(f"cannot use --{kind}: {exc}") from None
-        os.environ[env] = os.path.abspath(path)
-
-
-def _parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    from fakescope_cli.merge import parse_shard  # the merge machinery: only for a sharded scan
-
-    return parse_shard(text)
-
-
 @app.command(epilog=EXIT_CODES_HELP)
 def scan(
     paths: Annotated[list[str], typer.Argument(metavar="PATH", help="Files, folders, globs, or - to read paths from stdin.")],
@@ -276,61 +188,9 @@ def scan(
     c2pa_settings: Annotated[Path | None, typer.Option("--c2pa-settings", metavar="FILE", help="c2pa-rs settings JSON (trust lists …); network fetches stay off (env FAKESCOPE_C2PA_SETTINGS).")] = None,
 ) -> None:
     """Scan images and report, per image, the probability it is AI-generated and why."""
-    _use_c2pa_trust(trust_anchors, c2pa_settings)
-    from fakescope_cli.analyze import ScanConfig
-    from fakescope_cli.inputs import normalise_exts, read_stdin_paths
-    from fakescope_cli.scan import RunOptions, run_scan
-
-    _refuse_missing_paths(paths)
-    expanded: list[str] = []
-    for p in paths:
-        if p == "-":
-            listed = read_stdin_paths(null_separated=null)
-            if not null and any("\0" in name for name in listed):
-                raise UsageError("the paths on stdin are NUL-separated: add -0 (--null), as for `find -print0`")
-            expanded.extend(listed)
-        else:
-            expanded.append(p)
-    calib = None
-    if calibration is not None:
-        from fakescope_cli.threshold_file import load_threshold_file
-
-        try:
-            calib = load_threshold_file(calibration)
-            if output is not None:
-                from fakescope_cli.output import refuse_overwriting_inputs
-
-                refuse_overwriting_inputs(output, [str(calibration)])  # the threshold file is an input too
-        except (OSError, ValueError, UsageError) as exc:
-            raise UsageError(f"cannot use --calibration: {exc}") from None
-    options = _backend_options(
-        model=model, mmproj=mmproj, quantize=quantize.value if quantize else None,
-        device=device.value if device else None, batch_size=batch_size, attributes=attributes,
-        explain=explain, max_tokens=max_tokens, trust_pickle=trust_pickle or None,
-        trust_remote_code=trust_remote_code or None, verbose=verbose or None,
-        **_server_options(url, api_key_env, request_timeout, retries, top_logprobs, manifest),
-    )
-    config = ScanConfig(
-        allow_pixels=not no_pixels, max_pixels=max_pixels, max_bytes=max_bytes,
-        backend=backend, backend_options=options, calibration=calib,
-        cache_dir=None if no_cache else str(cache_dir or _default_cache_dir()), frames=frames,
-    )
-    from fakescope_cli.gates import parse_fail_on
-    from fakescope_cli.render import parse_only
-
-    run = RunOptions(
-        fail_on=parse_fail_on(fail_on), only=parse_only(only),
-        shard=_parse_shard(shard),
-        paths=expanded, config=config, fmt=fmt.value, output=output, jobs=jobs, file_timeout=file_timeout,
-        recursive=recursive, follow_symlinks=follow_symlinks, exts=normalise_exts(ext),
-        fail_above=fail_above, quiet=quiet, color=_use_color() and fmt == OutputFormat.table and output is None,
-        arguments=sys.argv[1:],
-    )
-    result = run_scan(run)
-    if result.interrupted and not quiet:
-        typer.echo("fakescope: interrupted; results so far were written.", err=True)
-    raise typer.Exit(result.exit_code)
-
+    # The body is typer-free: __main__ runs it without typer for a plain `fakescope scan` (scan_argv.py).
+    params = {name: value.value if isinstance(value, Enum) else value for name, value in locals().items()}
+    raise typer.Exit(scan_command(**params))
 
 @app.command(epilog=EXIT_CODES_HELP)
 def ask(
@@ -493,12 +353,6 @@ def eval_cmd(
             typer.echo(f"fakescope: warning: {warning}", err=True)
     # Measured on fewer images than asked: say so in the exit code too.
     raise typer.Exit(outcome_exit_code(unanalysed=report.get("n_unscored", 0)))
-
-
-def _default_cache_dir() -> Path:
-    from fakescope_cli.cache import default_cache_dir
-
-    return default_cache_dir()
 
 
 class _BuiltOnDemand(MutableMapping[str, Any]):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Process exit codes (DESIGN.md). Each error class below carries its own as `exit_code`; the command
-# line maps an escaped exception to its code in one place (cli._Commands.invoke).
+# line maps an escaped exception to its code in one place (command_exit.ending_exit_code).
 EXIT_OK = 0
 EXIT_GATE = 1
 EXIT_USAGE = 2

@@ -122,3 +122,28 @@ def test_validate_record_without_jsonschema_says_what_to_install(monkeypatch: py
         assert schema_mod.load_record_schema()["title"]  # loading needs no jsonschema
     finally:
         schema_mod._validator.cache_clear()
+
+
+@pytest.mark.parametrize("mtime_ns", [0, 1, 999_999_999, 1_000_000_000, 1_699_999_999_999_999_999,
+                                      1_700_000_000_000_000_499, 1_733_480_000_123_456_789, 1_733_480_000_999_999_500,
+                                      -1, -1_500_000_000, -999_999_999, 253_402_300_799_000_000_000])
+def test_file_time_reads_as_datetime_reads_it(mtime_ns):
+    """record.file_time formats with `time` (no datetime import on the scan's path): the same text."""
+    import datetime
+
+    from fakescope_cli.record import file_time
+
+    expected = datetime.datetime.fromtimestamp(mtime_ns / 1e9, datetime.timezone.utc).isoformat(timespec="seconds")
+    assert file_time(mtime_ns) == expected.replace("+00:00", "Z")
+
+
+def test_utc_now_is_an_iso_instant_in_milliseconds():
+    import datetime
+
+    from fakescope_cli.record import utc_now
+
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    text = utc_now()
+    after = datetime.datetime.now(datetime.timezone.utc)
+    assert len(text) == len("2026-12-06T12:00:00.000Z") and text.endswith("Z")
+    assert before <= datetime.datetime.fromisoformat(text.replace("Z", "+00:00")) <= after

@@ -187,7 +187,7 @@ def test_a_path_option_typer_would_refuse_goes_to_typer(tmp_path, monkeypatch):
 
 def test_the_spec_is_typers():
     """scan_argv_spec.py is what typer's command for cli.scan says today."""
-    assert scan_argv.SPEC_MODULE.read_text() == scan_argv.render_spec(scan_argv.spec_from_typer()), (
+    assert Path(scan_argv.SPEC_MODULE).read_text(encoding="utf-8") == scan_argv.render_spec(scan_argv.spec_from_typer()), (
         "scan's options changed: regenerate the fast parser's table with `python -m fakescope_cli.scan_argv`")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,11 +77,41 @@ def test_commands_built_on_demand_are_typers_own():
         lazy.resolve_command(typer.Context(lazy), ["sacn"])
 
 
+# The `fakescope` command as its console script runs it (__main__.main: signal handling first, a
+# plain scan without typer); prints the record(s), then which of the named modules it imported.
+COMMAND_PROBE = """
+import json, sys
+sys.path[:0] = json.loads(sys.argv[3])  # run with -S: no import hook of an editable install (it loads pathlib)
+already = set(sys.modules)
+watched = json.loads(sys.argv[2])
+sys.argv = ["fakescope", *json.loads(sys.argv[1])]
+from fakescope_cli.__main__ import main
+try:
+    main()
+except SystemExit:
+    pass
+print("\\nLOADED=" + json.dumps(sorted(m for m in set(sys.modules) - already
+                                        if m in watched or m.split('.')[0] in watched)))
+"""
+
+
+def _one_file_scan(path, watched) -> tuple[dict, list[str]]:
+    argv = ["scan", "--no-pixels", "--no-cache", "-q", "-f", "jsonl", str(path)]
+    import site
+
+    paths = [str(Path(__file__).resolve().parent.parent), *site.getsitepackages()]
+    proc = subprocess.run([sys.executable, "-S", "-c", COMMAND_PROBE, json.dumps(argv), json.dumps(watched),
+                           json.dumps(paths)], capture_output=True, text=True, check=True)
+    record = json.loads(proc.stdout.split("\nLOADED=", 1)[0].splitlines()[0])
+    return record, json.loads(proc.stdout.rsplit("LOADED=", 1)[1])
+
+
 # Modules a one-file metadata scan of a plain JPEG has no use for (bench/bench_metadata.py measures it
-# against exiftool): workers, the cache, the HEIF opener, the shard merger, C2PA (no manifest here).
-# Nor Pillow: a plain JPEG's size and metadata segments are read without it (jpeg_header.py).
-NOT_FOR_ONE_JPEG = ("multiprocessing", "sqlite3", "pillow_heif", "fakescope_cli.merge", "fakescope_cli.workers",
-                    "c2pa", "numpy", "onnxruntime", "PIL")
+# against exiftool): typer (scan_argv parses a plain command line), workers, the cache, the HEIF
+# opener, the shard merger, C2PA (no manifest here); Pillow (jpeg_header.py reads a plain JPEG); the
+# standard library's pathlib, datetime and platform (~5 ms together).
+NOT_FOR_ONE_JPEG = ("typer", "multiprocessing", "sqlite3", "pillow_heif", "fakescope_cli.merge",
+                    "fakescope_cli.workers", "c2pa", "numpy", "onnxruntime", "pathlib", "datetime", "platform", "PIL")
 
 
 # A PNG needs Pillow, but only its PNG plugin (media._open_as_sniffed), not the four Image.open loads first.
@@ -94,13 +125,9 @@ NOT_FOR_ONE_PNG = (*NOT_FOR_ONE_JPEG[:-1], "PIL.JpegImagePlugin", "PIL.GifImageP
     ("peers/sd-parsers/tests/resources/parsers/InvokeAI/invokeai_dream1.png", NOT_FOR_ONE_PNG),
 ], ids=["jpeg", "png"])
 def test_one_file_metadata_scan_loads_only_what_it_uses(fixtures_dir, name, unused):
-    argv = ["scan", "--no-pixels", "--no-cache", "-q", "-f", "jsonl", str(fixtures_dir / name)]
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(unused)],
-                          capture_output=True, text=True, check=True)
-    record = json.loads(proc.stdout.split("\nLOADED=", 1)[0].splitlines()[0])
+    record, loaded = _one_file_scan(fixtures_dir / name, unused)
     assert record["path"].endswith(name.rsplit("/", 1)[1]) and record["errors"] == []  # it did scan the file
     assert record["width"] and record["height"]
-    loaded = json.loads(proc.stdout.rsplit("LOADED=", 1)[1])
     assert loaded == [], f"a one-file --no-pixels scan imported {loaded}"
 
 
@@ -114,30 +141,14 @@ def test_run_header_platform_is_the_stdlibs():
     assert platform_name() == platform.platform(terse=True)
 
 
-# The `fakescope` command as its console script runs it (__main__.main: signal handling first).
-COMMAND_PROBE = """
-import json, sys
-sys.argv = ["fakescope", *json.loads(sys.argv[1])]
-from fakescope_cli.__main__ import main
-try:
-    main()
-except SystemExit:
-    pass
-print("\\nLOADED=" + json.dumps(sorted(m for m in sys.modules if m in ("importlib.metadata", "c2pa"))))
-"""
-
-
 @pytest.mark.slow
 def test_one_file_scan_reads_c2pa_without_importing_importlib_metadata(fixtures_dir):
     """c2pa-python's package looks its version up through importlib.metadata (~20 ms of a one-file
     scan); the command imports it without that lookup (evidence/c2pa._library) and still reads the
     manifest and its validation."""
     signed = fixtures_dir / "provenance/c2pa/ocsp.jpg"
-    argv = ["scan", "--no-pixels", "--no-cache", "-q", "-f", "jsonl", str(signed)]
-    proc = subprocess.run([sys.executable, "-c", COMMAND_PROBE, json.dumps(argv)],
-                          capture_output=True, text=True, check=True)
-    record = json.loads(proc.stdout.split("\nLOADED=", 1)[0].splitlines()[0])
+    record, loaded = _one_file_scan(signed, ["importlib.metadata", "c2pa"])
     c2pa_items = [e for e in record["evidence"] if e["source"] == "c2pa"]
     assert c2pa_items and not any(e["details"].get("unreadable") for e in c2pa_items), c2pa_items
     assert record["verdict"] == "ai-generated"
-    assert json.loads(proc.stdout.rsplit("LOADED=", 1)[1]) == ["c2pa"]
+    assert "importlib.metadata" not in loaded and "c2pa" in loaded

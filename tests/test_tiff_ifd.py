@@ -204,19 +204,28 @@ def test_offsets_and_counts_past_the_end(order: str) -> None:
     make = b"Canon\0"
     entries = [
         (0x010F, 2, len(make), 100),  # fine: "Canon" at offset 100
-        (0x0110, 2, 0xFFFFFFFF, 100),  # count far past the end
-        (0x0131, 2, 40, 0x7FFFFFF0),  # offset far past the end
+        (0x0110, 2, 0xFFFFFFFF, 100),  # a count far past the end: cut to the data, marked
+        (0x0131, 2, 40, 0x7FFFFFF0),  # an offset far past the end: dropped
+        (0x8827, 3, 0x10000, 100),  # a damaged count makes a number's place a guess: no number
         (0x8769, 4, 1, 0xFFFFFF00),  # Exif IFD past the end
         (0x1234, 99, 1, 0),  # unknown field type: skipped
     ]
     blob = tiff(order, 8, (8, ifd(order, entries)), (100, make))
     ifds = read_ifds(blob)
-    assert ifds.text(ifds.ifd0[0x010F]) == "Canon"
-    assert set(ifds.ifd0) == {0x010F, 0x8769}
+    assert set(ifds.ifd0) == {0x010F, 0x0110, 0x8827, 0x8769}
+    assert ifds.text(ifds.ifd0[0x010F]) == "Canon" and not ifds.ifd0[0x010F].cut
+    model = ifds.ifd0[0x0110]
+    assert model.cut and model.size == len(make) and ifds.text(model) == "Canon"  # up to its NUL
+    assert ifds.ifd0[0x8827].cut and ifds.number(ifds.ifd0[0x8827]) is None
     assert ifds.exif == {}
-    assert "IFD0 IFD entry 0x0110 is too large (4294967295 bytes)" in ifds.warnings
-    assert "IFD0 IFD entry 0x0131 points past the end of the EXIF data" in ifds.warnings
-    assert "the Exif IFD offset points past the end of the EXIF data" in ifds.warnings
+    assert ifds.warnings == [
+        "IFD0 IFD entry 0x0110 claims 4294967295 bytes; only 6 are read",
+        "IFD0 IFD entry 0x0131 points past the end of the EXIF data",
+        "IFD0 IFD entry 0x8827 claims 131072 bytes; only 6 are read",
+        "the Exif IFD offset points past the end of the EXIF data",
+    ]
+    fields, _order = tiff_fields(blob)
+    assert fields == {"Make": make}  # the generators reader takes no cut-short value
 
 
 def test_an_ifd_claiming_more_entries_than_fit_is_cut_to_what_fits() -> None:

@@ -44,15 +44,17 @@ COMFY_EXIF_TAGS = {0x010D: "DocumentName", 0x010C: "Tag 0x010C", 0x010B: "Tag 0x
 
 
 class Entry:
-    """One IFD entry whose value lies wholly inside the data: `size` bytes at `start`."""
+    """One IFD entry: its value is `size` bytes at `start`, all inside the data."""
 
-    __slots__ = ("kind", "count", "start", "size")
+    __slots__ = ("kind", "count", "start", "size", "cut")
 
-    def __init__(self, kind: int, count: int, start: int, size: int) -> None:
+    def __init__(self, kind: int, count: int, start: int, size: int, cut: bool = False) -> None:
         self.kind, self.count, self.start, self.size = kind, count, start, size
+        self.cut = cut  # its declared size ran past the data (or MAX_EXIF_VALUE): only what fit
 
     def __repr__(self) -> str:
-        return f"Entry(kind={self.kind}, count={self.count}, start={self.start}, size={self.size})"
+        cut = ", cut=True" if self.cut else ""
+        return f"Entry(kind={self.kind}, count={self.count}, start={self.start}, size={self.size}{cut})"
 
 
 class Ifds:
@@ -91,8 +93,9 @@ class Ifds:
             return raw.decode("utf-8", "replace")
 
     def number(self, entry: Entry | None) -> float | None:
-        """The first value of a numeric entry; None for text, an empty value or a zero denominator."""
-        if entry is None or entry.count < 1:
+        """The first value of a numeric entry; None for text, an empty or cut value (its count was
+        damaged, so where its value lies is a guess) or a zero denominator."""
+        if entry is None or entry.count < 1 or entry.cut:
             return None
         code = _TYPES[entry.kind][1]
         if code is None:
@@ -133,7 +136,7 @@ def _pointer(ifds: Ifds, entries: dict[int, Entry], tag: int, name: str) -> int 
     entry = entries.get(tag)
     if entry is None:
         return None
-    if entry.kind not in _POINTER_TYPES or entry.count < 1:
+    if entry.kind not in _POINTER_TYPES or entry.count < 1 or entry.cut:
         ifds.warn(f"the {name} IFD pointer holds no usable offset")
         return None
     return int(ifds.number(entry) or 0)
@@ -160,14 +163,18 @@ def _read_ifd(ifds: Ifds, offset: int, name: str, visited: set[int]) -> dict[int
         tag, kind, count = struct.unpack_from(order + "HHI", data, at)
         if kind not in _TYPES:
             continue  # unknown type: the entry cannot be sized, so it is skipped (TIFF 6.0 §2)
-        size = _TYPES[kind][0] * count
+        unit = _TYPES[kind][0]
+        size = unit * count
         start = at + 8 if size <= 4 else _u32(ifds, at + 8)
-        if size > MAX_EXIF_VALUE:
-            ifds.warn(f"{name} IFD entry 0x{tag:04X} is too large ({size} bytes)")
-        elif start + size > len(data):
+        if start >= len(data) and size:
             ifds.warn(f"{name} IFD entry 0x{tag:04X} points past the end of the EXIF data")
-        else:
-            entries[tag] = Entry(kind, count, start, size)
+            continue
+        # A value running past the end (a damaged count, a cut segment) keeps the whole values
+        # that are there, as exiftool and exifread keep a damaged string; `cut` marks it.
+        room = min(len(data) - start, MAX_EXIF_VALUE) // unit * unit
+        if size > room:
+            ifds.warn(f"{name} IFD entry 0x{tag:04X} claims {size} bytes; only {room} are read")
+        entries[tag] = Entry(kind, min(size, room) // unit, start, min(size, room), cut=size > room)
     return entries
 
 
@@ -183,7 +190,7 @@ def tiff_fields(blob: bytes) -> tuple[dict[str, bytes], str]:
         (ifds.exif, _EXIF_TAGS),
     ):
         for tag, name in wanted.items():
-            if tag in entries:
+            if tag in entries and not entries[tag].cut:  # a cut-short text or JSON is no metadata
                 out[name] = ifds.raw(entries[tag])
     return out, ifds.order
 

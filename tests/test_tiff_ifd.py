@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import random
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,31 @@ def test_mutated_camera_exif_in_a_jpeg_gives_an_item_or_nothing() -> None:
         data = plain[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + plain[2:]
         items = exif.read(Media(path="<memory>", data=data, size=len(data), mtime_ns=0))
         assert all(i.signal in ("camera", "editor", "ai", "none") and not i.strong for i in items)
+
+
+def test_a_truncated_camera_jpeg_keeps_what_is_there_and_says_what_is_not() -> None:
+    """Cut inside its Exif IFD: Pillow cannot parse the header, so the reader looks for the EXIF
+    block in the file; IFD0 is whole, the Exif IFD's values lie past the cut."""
+    data = (SAMPLES / "jpg/Canon_40D.jpg").read_bytes()[:400]
+    media = Media(path="<memory>", data=data, size=len(data), mtime_ns=0)
+    assert media.header_error is not None
+    (item,) = exif.read(media)
+    assert item.signal == "camera" and item.details["model"] == "Canon EOS 40D"
+    assert "exposure_time" not in item.details
+    assert "the Exif IFD claims 30 entries; only 12 fit in the EXIF data" in item.details["warnings"]
+
+
+def test_png_exif_chunk_after_the_image_data() -> None:
+    """Pillow reads an eXIf chunk only before IDAT; the reader finds a later one itself."""
+    e = Image.Exif()
+    e[0x010F], e[0x0110] = "Canon", "Canon EOS R5"
+    raw = e.tobytes()[6:]
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    png = buf.getvalue()
+    chunk = struct.pack(">I", len(raw)) + b"eXIf" + raw + struct.pack(">I", zlib.crc32(b"eXIf" + raw))
+    data = png[:-12] + chunk + png[-12:]  # before IEND
+    media = Media(path="<memory>", data=data, size=len(data), mtime_ns=0)
+    assert not media.info.get("exif")
+    (item,) = exif.read(media)
+    assert item.signal == "camera" and item.details["model"] == "Canon EOS R5"

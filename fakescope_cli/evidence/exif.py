@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from fakescope_cli.evidence.base import EvidenceItem
-from fakescope_cli.evidence.generators.tiff_ifd import Ifds, read_ifds
+from fakescope_cli.evidence.generators.tiff_ifd import Entry, Ifds, read_ifds
 from fakescope_cli.media import Media
 
 NEEDS_PIXELS = False
@@ -96,12 +96,10 @@ def _tiff_in_file(data: bytes, fmt: str | None) -> bytes | None:
     return None
 
 
-def _clean(value: Any) -> str | None:
+def _clean(value: str | None) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(value)).strip()
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
     return text[:MAX_TEXT] if text else None
 
 
@@ -156,7 +154,7 @@ def read(media: Media) -> list[EvidenceItem]:
     if not ifds and not from_segment:
         return []  # no EXIF found in a file Pillow could not parse: nothing to say
 
-    def text(entries: dict[int, Any], tag: int) -> str | None:
+    def text(entries: dict[int, Entry], tag: int) -> str | None:
         return _clean(ifds.text(entries.get(tag)))
 
     make = text(ifds.ifd0, MAKE)

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from fakescope_cli.evidence import collect, exif, generators
+from fakescope_cli.evidence.generators.tiff_ifd import read_ifds, tiff_fields
 from fakescope_cli.fusion import Thresholds, fuse
 from fakescope_cli.media import Media
 
@@ -165,14 +166,17 @@ def test_comfyui_save_image_with_metadata_is_not_automatic1111(tmp_path: Path) -
     assert item.details["cfg"] == 7.0 and item.details["seed"] == 99
 
 
-def test_exif_reader_falls_back_when_exifread_finds_no_tags() -> None:
-    """The fallback IFD0 walker reads Make/Model/Software from bytes exifread returned nothing for."""
+def test_exif_reader_and_generators_reader_share_one_walker() -> None:
+    """IFD0 Make/Model as Pillow writes them: the exif reader names the camera, and tiff_fields
+    (the generators reader's view) gets the same tags' raw bytes from the same walk."""
     exif_obj = Image.Exif()
     exif_obj[0x010F] = "Canon"
     exif_obj[0x0110] = "Canon EOS R5"
-    tags = exif._fallback_tags(exif_obj.tobytes())
-    assert exif._tag_text(tags, "Image Make") == "Canon"
-    assert exif._tag_text(tags, "Image Model") == "Canon EOS R5"
+    blob = exif_obj.tobytes()
+    ifds = read_ifds(blob)
+    assert ifds.text(ifds.ifd0[0x010F]) == "Canon" and ifds.text(ifds.ifd0[0x0110]) == "Canon EOS R5"
+    fields, _order = tiff_fields(blob)
+    assert fields["Make"] == b"Canon\0" and fields["Model"] == b"Canon EOS R5\0"
 
 
 @pytest.mark.parametrize("header", [b"Exif\0\xff", b"Exif\0", b"exif\0\0"])

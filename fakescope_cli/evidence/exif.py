@@ -1,38 +1,37 @@
-"""EXIF camera data (make, model, lens, exposure, GPS present, software) via exifread.
+"""EXIF camera data (make, model, lens, exposure, GPS present, software) via our IFD walker.
 
 A weak signal by design: EXIF is trivial to forge, copy from another photo, or strip, so a
 `camera` item never decides a verdict. What this reader adds is context for the report and for
 fusion: which camera the file claims, whether an editor touched it, whether the Software tag
 names a generator.
 
-Cost and safety: exifread is fed the EXIF block Pillow already cut out of the file (JPEG APP1,
-WebP/PNG EXIF chunk, HEIF item) rather than the whole file; only when Pillow found none does it
-scan `media.data` itself (TIFF, or containers Pillow could not parse). MakerNotes and thumbnails
-are skipped (`details=False`, `extract_thumbnail=False`). Every read goes through a budgeted
-file object that stops pathological IFD chains after a fixed number of reads or a time limit.
-exifread logs to the "exifread" logger; we capture those records instead of letting them reach
-stderr, and report them as warnings on the item.
+Cost and safety: the walker (generators/tiff_ifd.py, shared with the generators reader) is fed
+the EXIF block Pillow already cut out of the file (JPEG APP1, WebP/PNG EXIF chunk, HEIF item);
+only when Pillow found none is the block looked for in `media.data` (TIFF, or containers Pillow
+could not parse). It reads IFD0, the Exif IFD and the GPS IFD only, checks every offset and count
+against the data, caps the entries of an IFD and reads each IFD once, so hostile EXIF costs at
+most a few thousand entry reads. What it had to skip comes back as warnings on the item.
 """
 
 from __future__ import annotations
 
-import io
-import logging
 import re
-import threading
-import time
 from typing import Any
 
 from fakescope_cli.evidence.base import EvidenceItem
+from fakescope_cli.evidence.generators.tiff_ifd import Entry, Ifds, read_ifds
 from fakescope_cli.media import Media
 
 NEEDS_PIXELS = False
 SOURCE = "exif"
 
-MAX_READS = 20_000  # exifread reads; the sample cameras need under 800
-MAX_SECONDS = 0.25
 MAX_TEXT = 128  # characters kept of any EXIF string
-MAX_WARNINGS = 5
+
+# Tags read (EXIF 2.32 §4.6.4–§4.6.6): IFD0, the Exif IFD, the GPS IFD.
+MAKE, MODEL, SOFTWARE = 0x010F, 0x0110, 0x0131
+EXPOSURE_TIME, F_NUMBER, ISO, DATETIME_ORIGINAL, FOCAL_LENGTH = 0x829A, 0x829D, 0x8827, 0x9003, 0x920A
+LENS_MAKE, LENS_MODEL = 0xA433, 0xA434
+GPS_LATITUDE, GPS_LONGITUDE = 0x0002, 0x0004
 
 # Software strings that mean an image editor touched the file (case-insensitive, anchored on words).
 _EDITORS = re.compile(
@@ -52,64 +51,9 @@ _GENERATORS = re.compile(
 )
 
 
-class _Capture(logging.Handler):
-    """Collects exifread's log records for the current thread instead of printing them."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        records = getattr(self.local, "records", None)
-        if records is not None and len(records) < MAX_WARNINGS:
-            try:
-                records.append(record.getMessage()[:200])
-            except Exception:  # a malformed log call must not break the reader
-                records.append(str(record.msg)[:200])
-
-
-_capture: _Capture | None = None
-_setup_lock = threading.Lock()
-
-
-def _exifread() -> Any:
-    """Import exifread lazily and route its logger into our capture handler (once)."""
-    global _capture
-    import exifread
-
-    if _capture is None:
-        with _setup_lock:
-            if _capture is None:
-                logger = logging.getLogger("exifread")
-                handler = _Capture()
-                logger.addHandler(handler)
-                logger.propagate = False  # never reaches the root logger / stderr
-                logger.setLevel(logging.WARNING)  # debug records are not even built
-                _capture = handler
-    return exifread
-
-
-class _OverBudget(Exception):
-    pass
-
-
-class _BudgetedIO(io.BytesIO):
-    """BytesIO that refuses to serve more than a fixed number of reads or past a deadline."""
-
-    def __init__(self, data: bytes, max_reads: int, deadline: float) -> None:
-        super().__init__(data)
-        self.reads_left = max_reads
-        self.deadline = deadline
-
-    def read(self, size: int | None = -1) -> bytes:
-        self.reads_left -= 1
-        if self.reads_left <= 0 or (self.reads_left % 256 == 0 and time.monotonic() > self.deadline):
-            raise _OverBudget("EXIF parsing budget exhausted")
-        return super().read(size)
-
-
 def _exif_blob(media: Media) -> tuple[bytes | None, bool]:
-    """Bytes for exifread and whether they are an EXIF block Pillow found (vs the whole file)."""
+    """The TIFF block to walk and whether it is an EXIF block Pillow (or our APP1 walk) found
+    rather than one looked for in the whole file."""
     blob = media.info.get("exif")
     if isinstance(blob, bytes) and blob:
         if blob.startswith(b"Exif\0\0"):
@@ -124,49 +68,51 @@ def _exif_blob(media: Media) -> tuple[bytes | None, bool]:
         if raw is not None:
             return raw, True
     if media.format in ("JPEG", "WEBP") and media.header_error is None:
-        return None, False  # Pillow parsed the header and found no EXIF: exifread would find none either
+        return None, False  # Pillow parsed the header and found no EXIF: there is none to read
     if media.format == "PNG" and media.header_error is None and b"eXIf" not in media.data:
         return None, False  # no EXIF chunk anywhere (Pillow reads one only before the image data)
     if media.format in ("TIFF", "JPEG", "HEIF", "AVIF", "WEBP", "PNG"):
-        return media.data, False
+        return _tiff_in_file(media.data, media.format), False
     return None, False
 
 
-def _clean(value: Any) -> str | None:
+def _tiff_in_file(data: bytes, fmt: str | None) -> bytes | None:
+    """Where the TIFF block starts in a file Pillow could not cut the EXIF out of: the file itself
+    (TIFF), a PNG eXIf chunk, or the TIFF header after "Exif\0\0" (JPEG APP1, HEIF Exif item, WebP
+    EXIF chunk) or at a WebP EXIF chunk's start. The walker bounds-checks whatever follows."""
+    if fmt == "TIFF" or data[:2] in (b"II", b"MM"):
+        return data
+    if fmt == "PNG":
+        at = data.find(b"eXIf", 8)
+        if at >= 12:
+            return data[at + 4 : at + 4 + int.from_bytes(data[at - 4 : at], "big")]
+        return None
+    at = data.find(b"Exif\0\0")
+    if at >= 0 and data[at + 6 : at + 8] in (b"II", b"MM"):
+        return data[at + 6 :]
+    at = data.find(b"EXIF") if fmt == "WEBP" else -1
+    if at >= 0 and data[at + 8 : at + 10] in (b"II", b"MM"):
+        return data[at + 8 :]
+    return None
+
+
+def _clean(value: str | None) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(value)).strip()
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", value).strip()
     return text[:MAX_TEXT] if text else None
 
 
-def _tag_text(tags: dict[str, Any], name: str) -> str | None:
-    tag = tags.get(name)
-    if tag is None:
-        return None
-    values = getattr(tag, "values", None)
-    if isinstance(values, (str, bytes)):
-        return _clean(values)
-    return _clean(getattr(tag, "printable", None))
-
-
-def _tag_number(tags: dict[str, Any], name: str) -> float | None:
-    tag = tags.get(name)
-    values = getattr(tag, "values", None)
-    if not isinstance(values, list) or not values:
-        return None
-    try:
-        number = float(values[0])
-    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-        return None
-    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+def _number(ifds: Ifds, tag: int) -> float | None:
+    """The first value of an Exif IFD tag as a finite, non-negative number, rounded for JSON."""
+    number = ifds.number(ifds.exif.get(tag))
+    if number is None or number != number or number in (float("inf"), float("-inf")) or number < 0:
         return None
     return round(number, 6)
 
 
-def _exposure_time(tags: dict[str, Any]) -> str | None:
-    seconds = _tag_number(tags, "EXIF ExposureTime")
+def _exposure_time(ifds: Ifds) -> str | None:
+    seconds = _number(ifds, EXPOSURE_TIME)
     if seconds is None or seconds <= 0:
         return None
     if seconds < 1:
@@ -174,11 +120,11 @@ def _exposure_time(tags: dict[str, Any]) -> str | None:
     return f"{seconds:g}"
 
 
-def _gps_present(tags: dict[str, Any]) -> bool:
+def _gps_present(ifds: Ifds) -> bool:
     """True only when coordinates are there: many files carry a GPS IFD with just a version."""
-    for name in ("GPS GPSLatitude", "GPS GPSLongitude"):
-        values = getattr(tags.get(name), "values", None)
-        if not isinstance(values, list) or len(values) < 1:
+    for tag in (GPS_LATITUDE, GPS_LONGITUDE):
+        entry = ifds.gps.get(tag)
+        if entry is None or entry.count < 1 or ifds.number(entry) is None:
             return False
     return True
 
@@ -190,24 +136,6 @@ def _is_generator_text(value: str | None) -> bool:
     # ComfyUI's savers store their graphs in Make/Model/ImageDescription as "prompt:{…}" /
     # "workflow:{…}" (SaveImageExtended: "Prompt:" / "Workflow:"); a generator's name there is no camera.
     return bool(value) and (_GRAPH_TEXT.match(value or "") is not None or _GENERATORS.search(value or "") is not None)
-
-
-class _Text:
-    """A tag read by the fallback walker, shaped like exifread's (its `values`)."""
-
-    def __init__(self, value: str) -> None:
-        self.values = value
-
-
-def _fallback_tags(blob: bytes) -> dict[str, Any]:
-    """IFD0 text tags read by our own bounded walker, for EXIF that exifread returns nothing for
-    (it gives up on some encodings that exiftool reads with a warning)."""
-    from fakescope_cli.evidence.generators.tiff_ifd import tiff_fields
-
-    fields, _order = tiff_fields(blob)
-    names = {"Make": "Image Make", "Model": "Image Model", "Software": "Image Software"}
-    return {tag: _Text(fields[name].split(b"\0", 1)[0].decode("utf-8", "replace"))
-            for name, tag in names.items() if fields.get(name)}
 
 
 def _camera_name(make: str | None, model: str | None) -> str:
@@ -222,35 +150,20 @@ def read(media: Media) -> list[EvidenceItem]:
     blob, from_segment = _exif_blob(media)
     if blob is None:
         return []
-    exifread = _exifread()
-    assert _capture is not None
-    _capture.local.records = []
-    error: str | None = None
-    tags: dict[str, Any] = {}
-    try:
-        fh = _BudgetedIO(blob, MAX_READS, time.monotonic() + MAX_SECONDS)
-        tags = exifread.process_file(fh, details=False, extract_thumbnail=False) or {}
-    except _OverBudget:
-        error = "parsing budget exhausted (looping or oversized IFDs)"
-    except Exception as exc:  # exifread has crashed on hostile files before
-        error = f"{type(exc).__name__}"
-    finally:
-        warnings = list(_capture.local.records)
-        _capture.local.records = None
+    ifds = read_ifds(blob)
+    if not ifds and not from_segment:
+        return []  # no EXIF found in a file Pillow could not parse: nothing to say
 
-    if not isinstance(tags, dict):
-        tags = {}
-    fallback = False
-    if not tags and from_segment:
-        tags = _fallback_tags(blob)
-        fallback = bool(tags)
-    make = _tag_text(tags, "Image Make")
-    model = _tag_text(tags, "Image Model")
+    def text(entries: dict[int, Entry], tag: int) -> str | None:
+        return _clean(ifds.text(entries.get(tag)))
+
+    make = text(ifds.ifd0, MAKE)
+    model = text(ifds.ifd0, MODEL)
     if _is_generator_text(make) or _is_generator_text(model):
         make = model = None  # not a camera; the generators reader reports these
-    software = _tag_text(tags, "Image Software")
-    lens = _tag_text(tags, "EXIF LensModel")
-    lens_make = _tag_text(tags, "EXIF LensMake")
+    software = text(ifds.ifd0, SOFTWARE)
+    lens = text(ifds.exif, LENS_MODEL)
+    lens_make = text(ifds.exif, LENS_MAKE)
     if lens and lens_make and not lens.lower().startswith(lens_make.lower()):
         lens = f"{lens_make} {lens}"[:MAX_TEXT]
 
@@ -258,23 +171,19 @@ def read(media: Media) -> list[EvidenceItem]:
         "make": make,
         "model": model,
         "lens": lens,
-        "exposure_time": _exposure_time(tags),
-        "f_number": _tag_number(tags, "EXIF FNumber"),
-        "iso": _tag_number(tags, "EXIF ISOSpeedRatings"),
-        "focal_length_mm": _tag_number(tags, "EXIF FocalLength"),
-        "datetime_original": _tag_text(tags, "EXIF DateTimeOriginal"),
-        "gps": _gps_present(tags),
+        "exposure_time": _exposure_time(ifds),
+        "f_number": _number(ifds, F_NUMBER),
+        "iso": _number(ifds, ISO),
+        "focal_length_mm": _number(ifds, FOCAL_LENGTH),
+        "datetime_original": text(ifds.exif, DATETIME_ORIGINAL),
+        "gps": _gps_present(ifds),
         "software": software,
     }
     details = {k: v for k, v in details.items() if v is not None}
     if isinstance(details.get("iso"), float) and details["iso"].is_integer():
         details["iso"] = int(details["iso"])
-    if warnings and tags:
-        details["warnings"] = warnings
-    if fallback:
-        details["read_by"] = "fallback IFD0 walker (exifread found no tags)"
-    if error:
-        details["error"] = error
+    if ifds.warnings and ifds:
+        details["warnings"] = list(ifds.warnings)
 
     items: list[EvidenceItem] = []
     software_is_ai = bool(software and _GENERATORS.search(software))
@@ -314,13 +223,13 @@ def read(media: Media) -> list[EvidenceItem]:
                 strong=False,
             )
         )
-    if not items and (error or (from_segment and not tags)):
+    if not items and not ifds:
         items.append(
             EvidenceItem(
                 SOURCE,
                 "none",
                 "EXIF data is present but malformed; nothing usable could be read",
-                {"malformed": True, "error": error or "no readable tags", "warnings": warnings},
+                {"malformed": True, "error": "no readable tags", "warnings": list(ifds.warnings)},
             )
         )
     return items

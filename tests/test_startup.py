@@ -108,14 +108,17 @@ def _one_file_scan(path, watched) -> tuple[dict, list[str]]:
 
 # Modules a one-file metadata scan of a plain JPEG has no use for (bench/bench_metadata.py measures it
 # against exiftool): typer (scan_argv parses a plain command line), workers, the cache, the HEIF
-# opener, the shard merger, C2PA (no manifest here); Pillow (jpeg_header.py reads a plain JPEG); the
-# standard library's pathlib, datetime and platform (~5 ms together).
-NOT_FOR_ONE_JPEG = ("typer", "multiprocessing", "sqlite3", "pillow_heif", "fakescope_cli.merge",
-                    "fakescope_cli.workers", "c2pa", "numpy", "onnxruntime", "pathlib", "datetime", "platform", "PIL")
+# opener, the shard merger, C2PA (no manifest here), exifread (tiff_ifd.py reads EXIF); the standard
+# library's pathlib, datetime and platform (~5 ms together); Pillow (jpeg_header.py reads a plain
+# JPEG) and the logging it imports.
+NOT_FOR_ANY_ONE_FILE = ("typer", "multiprocessing", "sqlite3", "pillow_heif", "fakescope_cli.merge",
+                        "fakescope_cli.workers", "c2pa", "numpy", "onnxruntime", "exifread", "pathlib", "datetime",
+                        "platform")
+NOT_FOR_ONE_JPEG = (*NOT_FOR_ANY_ONE_FILE, "PIL", "logging")
 
 
 # A PNG needs Pillow, but only its PNG plugin (media._open_as_sniffed), not the four Image.open loads first.
-NOT_FOR_ONE_PNG = (*NOT_FOR_ONE_JPEG[:-1], "PIL.JpegImagePlugin", "PIL.GifImagePlugin", "PIL.BmpImagePlugin",
+NOT_FOR_ONE_PNG = (*NOT_FOR_ANY_ONE_FILE, "PIL.JpegImagePlugin", "PIL.GifImagePlugin", "PIL.BmpImagePlugin",
                    "PIL.PpmImagePlugin")
 
 

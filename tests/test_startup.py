@@ -11,27 +11,41 @@ import pytest
 
 HEAVY = ("torch", "transformers", "llama_cpp", "onnxruntime", "c2pa", "cv2", "bitsandbytes", "fakescope_train")
 
-PROBE = """
+# The `fakescope` command as its console script runs it (__main__.main: signal handling first, a
+# plain scan without typer), with -S: no import hook of an editable install (it loads pathlib).
+# Prints the command's output, then which of the watched modules it imported.
+COMMAND_PROBE = """
 import json, sys
-heavy = json.loads(sys.argv[2])
+sys.path[:0] = json.loads(sys.argv[3])
+already = set(sys.modules)
+watched = json.loads(sys.argv[2])
 sys.argv = ["fakescope", *json.loads(sys.argv[1])]
-from fakescope_cli.cli import main
+from fakescope_cli.__main__ import main
 try:
     main()
 except SystemExit:
     pass
-print("\\nLOADED=" + json.dumps(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy)))
+print("\\nLOADED=" + json.dumps(sorted(m for m in set(sys.modules) - already
+                                        if m in watched or m.split('.')[0] in watched)))
 """
+
+
+def _run_command(argv: list[str], watched) -> tuple[str, list[str]]:
+    """(what the command printed, the watched modules it imported)."""
+    import site
+
+    paths = [str(Path(__file__).resolve().parent.parent), *site.getsitepackages()]
+    proc = subprocess.run([sys.executable, "-S", "-c", COMMAND_PROBE, json.dumps(argv), json.dumps(watched),
+                           json.dumps(paths)], capture_output=True, text=True, check=True)
+    printed, loaded = proc.stdout.rsplit("\nLOADED=", 1)
+    return printed, json.loads(loaded)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--help"], ["scan", "--help"], ["--version"]])
 def test_help_imports_nothing_heavy(argv):
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    loaded = json.loads(out.rsplit("LOADED=", 1)[1])
+    printed, loaded = _run_command(argv, HEAVY)
+    assert "fakescope" in printed.lower()
     assert loaded == [], f"{argv} imported {loaded}"
 
 
@@ -77,33 +91,9 @@ def test_commands_built_on_demand_are_typers_own():
         lazy.resolve_command(typer.Context(lazy), ["sacn"])
 
 
-# The `fakescope` command as its console script runs it (__main__.main: signal handling first, a
-# plain scan without typer); prints the record(s), then which of the named modules it imported.
-COMMAND_PROBE = """
-import json, sys
-sys.path[:0] = json.loads(sys.argv[3])  # run with -S: no import hook of an editable install (it loads pathlib)
-already = set(sys.modules)
-watched = json.loads(sys.argv[2])
-sys.argv = ["fakescope", *json.loads(sys.argv[1])]
-from fakescope_cli.__main__ import main
-try:
-    main()
-except SystemExit:
-    pass
-print("\\nLOADED=" + json.dumps(sorted(m for m in set(sys.modules) - already
-                                        if m in watched or m.split('.')[0] in watched)))
-"""
-
-
 def _one_file_scan(path, watched) -> tuple[dict, list[str]]:
-    argv = ["scan", "--no-pixels", "--no-cache", "-q", "-f", "jsonl", str(path)]
-    import site
-
-    paths = [str(Path(__file__).resolve().parent.parent), *site.getsitepackages()]
-    proc = subprocess.run([sys.executable, "-S", "-c", COMMAND_PROBE, json.dumps(argv), json.dumps(watched),
-                           json.dumps(paths)], capture_output=True, text=True, check=True)
-    record = json.loads(proc.stdout.split("\nLOADED=", 1)[0].splitlines()[0])
-    return record, json.loads(proc.stdout.rsplit("LOADED=", 1)[1])
+    printed, loaded = _run_command(["scan", "--no-pixels", "--no-cache", "-q", "-f", "jsonl", str(path)], watched)
+    return json.loads(printed.splitlines()[0]), loaded
 
 
 # Modules a one-file metadata scan of a plain JPEG has no use for (bench/bench_metadata.py measures it

@@ -73,12 +73,16 @@ def test_exif_xmp_and_comment_segments_as_pillow_gives_them():
 
 
 @pytest.mark.parametrize("damage", ["truncated", "junk between segments", "bad segment length", "no frame header",
-                                    "two frame headers", "12-bit frame", "zero height", "unexpected marker"])
+                                    "two frame headers", "12-bit frame", "zero height", "unexpected marker",
+                                    "short quantization table", "short JFIF", "short Adobe", "multi-picture index",
+                                    "truncated scan header"])
 def test_anything_unusual_is_left_to_pillow(damage):
     plain = _jpeg()
     sof = plain.index(b"\xff\xc0")
+    sos = plain.index(b"\xff\xda")
     cases = {
         "truncated": plain[: sof + 6],
+        "truncated scan header": plain[: sos + 6],
         "junk between segments": plain[:2] + b"\x00\x00" + plain[2:],
         "bad segment length": plain[:2] + b"\xff\xe1\x00\x01" + plain[2:],
         "no frame header": plain[:sof] + plain[sof + 2 + struct.unpack(">H", plain[sof + 2 : sof + 4])[0]:],
@@ -86,8 +90,24 @@ def test_anything_unusual_is_left_to_pillow(damage):
         "12-bit frame": plain[: sof + 4] + b"\x0c" + plain[sof + 5 :],
         "zero height": plain[: sof + 5] + b"\x00\x00" + plain[sof + 7 :],
         "unexpected marker": plain[:2] + _segment(0xF0, b"JPG0") + plain[2:],
+        "short quantization table": plain[:2] + _segment(0xDB, b"\x00" + bytes(63)) + plain[2:],
+        "short JFIF": plain[:2] + _segment(0xE0, b"JFIF\0") + plain[2:],
+        "short Adobe": plain[:2] + _segment(0xEE, b"Adobe") + plain[2:],
+        "multi-picture index": plain[:2] + _segment(0xE2, b"MPF\0II*\0\x08\0\0\0") + plain[2:],
     }
     assert read_jpeg_header(cases[damage], _no_pillow) is None
+
+
+@pytest.mark.parametrize("segment", [b"\x00" + bytes(63), b"JFIF\0", b"Adobe"], ids=["dqt", "jfif", "adobe"])
+def test_what_the_walk_declines_pillow_refuses_too(segment):
+    """The segments declined above are ones Pillow's header parse refuses: not a lost optimisation but
+    the same error record as before."""
+    from PIL import UnidentifiedImageError
+
+    marker = {b"\x00": 0xDB, b"J": 0xE0, b"A": 0xEE}[segment[:1]]
+    plain = _jpeg()
+    with pytest.raises((UnidentifiedImageError, SyntaxError, OSError)):
+        Image.open(io.BytesIO(plain[:2] + _segment(marker, segment) + plain[2:]))
 
 
 def test_other_attributes_come_from_pillow_opened_once():

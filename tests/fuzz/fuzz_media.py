@@ -44,6 +44,8 @@ def one_input(data: bytes) -> None:
     info = m.info
     if not isinstance(info, dict):
         raise fl.Finding(f"info is {type(info).__name__}")
+    if not allow and m.format == "JPEG":
+        _walk_reads_as_pillow(data[1:])
     try:
         img = m.pixels()
     except InputError:
@@ -58,6 +60,35 @@ def one_input(data: bytes) -> None:
         raise fl.Finding(f"rgb() gave {rgb.mode} {rgb.size} for {img.mode} {img.size}, header {m.width}x{m.height}")
 
 
+def _walk_reads_as_pillow(jpeg: bytes) -> None:
+    """A JPEG that jpeg_header's walk reads (metadata-only scans) Pillow reads too, with the same size
+    and segments; the one divergence jpeg_header.py owns to (Pillow's EXIF DPI reading) excepted."""
+    import io
+    import traceback
+    import warnings
+
+    from PIL import JpegImagePlugin
+
+    from fakescope_cli.jpeg_header import read_jpeg_header
+
+    header = read_jpeg_header(jpeg, lambda: None)
+    if header is None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = JpegImagePlugin.jpeg_factory(io.BytesIO(jpeg))
+    except Exception as exc:  # noqa: BLE001 - any refusal is compared with the walk's acceptance
+        if any(frame.name == "_read_dpi_from_exif" for frame in traceback.extract_tb(exc.__traceback__)):
+            return
+        raise fl.Finding(f"the walk read a JPEG Pillow refuses: {type(exc).__name__}: {exc}") from None
+    if img.size != header.size:
+        raise fl.Finding(f"walk size {header.size}, Pillow {img.size}")
+    for key in ("exif", "xmp", "comment", "progressive", "progression"):
+        if img.info.get(key) != header.info.get(key):
+            raise fl.Finding(f"walk and Pillow disagree on {key}")
+
+
 def seeds() -> Iterator[tuple[str, bytes]]:
     import io
 
@@ -66,6 +97,8 @@ def seeds() -> Iterator[tuple[str, bytes]]:
     for path in fl.fixture_files("exif-samples/**/*", "provenance/**/*", max_size=MAX_LEN - 1):
         if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".tiff", ".heif", ".heic"):
             yield f"raw-{path.stem}", b"\1" + path.read_bytes()
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            yield f"meta-{path.stem}", b"\0" + path.read_bytes()  # metadata only: jpeg_header's walk
     # The other formats Media names, converted at run time from a fixture photo.
     photo = Image.open(fl.FIXTURES / "exif-samples/jpg/Canon_40D.jpg").convert("RGB").resize((24, 16))
     variants = (("GIF", {}), ("WEBP", {"lossless": True}), ("WEBP", {"quality": 50}), ("BMP", {}),
